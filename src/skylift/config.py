@@ -1,0 +1,77 @@
+"""Where skylift keeps its state, and its configuration file.
+
+All state lives under $SKYLIFT_HOME (default /var/lib/skylift as root, ~/.local/state/skylift
+otherwise). The configuration is $SKYLIFT_HOME/config.toml; every key is optional.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skylift.errors import ConfigError
+
+
+def skylift_home() -> Path:
+    """The state folder, created (mode 0700) on first use."""
+    env = os.environ.get("SKYLIFT_HOME")
+    if env:
+        home = Path(env)
+    elif os.geteuid() == 0:
+        home = Path("/var/lib/skylift")
+    else:
+        home = Path.home() / ".local" / "state" / "skylift"
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return home
+
+
+@dataclass
+class Config:
+    """The settings read from config.toml."""
+
+    db_url: str | None = None
+    backup_dir: str | None = None
+    trusted_keys: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def home(self) -> Path:
+        return skylift_home()
+
+    def backups(self) -> Path:
+        """The backup folder (created, 0700)."""
+        path = Path(self.backup_dir) if self.backup_dir else self.home / "backups"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def default_db_url(self) -> str:
+        """The database URL: the config's, else an embedded SQLite file under the state folder."""
+        return self.db_url or f"sqlite:///{self.home / 'skylift.db'}"
+
+
+def config_path() -> Path:
+    return skylift_home() / "config.toml"
+
+
+def load_config() -> Config:
+    """Read config.toml if it exists; a malformed file is a ConfigError naming the line."""
+    path = config_path()
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"cannot read {path}",
+            why=str(exc),
+            next="fix the file (it is TOML) or remove it to use the defaults",
+        ) from None
+    known = {"db_url", "backup_dir", "trusted_keys"}
+    return Config(
+        db_url=data.get("db_url"),
+        backup_dir=data.get("backup_dir"),
+        trusted_keys=list(data.get("trusted_keys", [])),
+        extra={k: v for k, v in data.items() if k not in known},
+    )

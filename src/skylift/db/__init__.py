@@ -1,0 +1,1 @@
+"""Database tooling: models of the newest release, the lineage as migrations, backup/restore."""

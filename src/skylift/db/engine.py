@@ -1,0 +1,164 @@
+"""Connecting to the cloud's database (SQLite, MariaDB or PostgreSQL) from a URL.
+
+The URL never carries the password on a command line: it is read by skylift.secrets and set on
+the URL object here, and every URL shown to a person is rendered with the password hidden.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from skylift.errors import DatabaseError, UsageError
+from skylift.secrets import redact
+
+DIALECT_DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mariadb": "mysql+pymysql",
+                   "postgresql": "postgresql+psycopg"}
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database location: its URL (with the password, never printed) and derived facts."""
+
+    url: URL
+
+    @classmethod
+    def from_string(cls, text: str, password: str | None = None) -> "Database":
+        """Parse a URL such as mysql://root@127.0.0.1/zstack; the password comes separately."""
+        try:
+            url = make_url(text)
+        except ArgumentError:
+            raise UsageError(
+                f"'{text}' is not a database URL",
+                why="expected an SQLAlchemy URL",
+                next="use e.g. sqlite:///path.db, mysql://root@127.0.0.1/zstack "
+                "or postgresql://postgres@127.0.0.1/zstack",
+            ) from None
+        backend = url.get_backend_name()
+        if backend not in DIALECT_DRIVERS:
+            raise UsageError(
+                f"database kind '{backend}' is not supported",
+                why="skylift runs on SQLite, MariaDB and PostgreSQL",
+                next="use a sqlite://, mysql:// or postgresql:// URL",
+            )
+        url = url.set(drivername=DIALECT_DRIVERS[backend])
+        if password is not None:
+            url = url.set(password=password)
+        return cls(url)
+
+    @property
+    def dialect(self) -> str:
+        """sqlite, mysql (MariaDB) or postgresql."""
+        return self.url.get_backend_name()
+
+    @property
+    def host(self) -> str:
+        """The server's host name, or 'local' for a SQLite file."""
+        return self.url.host or "local"
+
+    @property
+    def name(self) -> str:
+        return self.url.database or ""
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        return Path(self.url.database) if self.dialect == "sqlite" and self.url.database else None
+
+    def display(self) -> str:
+        """The URL as it may be shown: password hidden."""
+        return self.url.render_as_string(hide_password=True)
+
+    def with_name(self, name: str) -> "Database":
+        """The same server, another database (a file beside it for SQLite)."""
+        if self.dialect == "sqlite":
+            base = self.sqlite_path or Path("scratch.db")
+            return Database(self.url.set(database=str(base.with_name(name + ".db"))))
+        return Database(self.url.set(database=name))
+
+    def engine(self, **kwargs) -> Engine:
+        """A new engine for this database (the caller disposes it)."""
+        if self.dialect == "sqlite":
+            eng = sa.create_engine(self.url, **kwargs)
+
+            @sa.event.listens_for(eng, "connect")
+            def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=10000")
+                cur.close()
+
+            return eng
+        if self.dialect == "mysql":
+            kwargs.setdefault("pool_pre_ping", True)
+            return sa.create_engine(self.url, **kwargs)
+        return sa.create_engine(self.url, **kwargs)
+
+    def check_reachable(self) -> None:
+        """Connect once; a failure becomes a DatabaseError that says what to check."""
+        eng = self.engine()
+        try:
+            with eng.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise self.error("cannot reach the database", exc) from None
+        finally:
+            eng.dispose()
+
+    def error(self, what: str, exc: Exception) -> DatabaseError:
+        """A DatabaseError about this database, with the driver's reason and no password."""
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        reason = redact(reason, self.url.password)
+        hint = "check that the server runs and the URL is right"
+        if isinstance(exc, OperationalError) and "Access denied" in reason:
+            hint = "give the right password with --password-file or SKYLIFT_DB_PASSWORD"
+        return DatabaseError(f"{what}: {self.display()}", why=reason, next=hint)
+
+
+def create_database(server: Database, name: str | None = None) -> Database:
+    """Create a new empty database on the same server (a new file for SQLite)."""
+    name = name or f"skylift_{uuid.uuid4().hex[:12]}"
+    target = server.with_name(name)
+    if server.dialect == "sqlite":
+        return target
+    admin = server.with_name("postgres" if server.dialect == "postgresql" else "")
+    eng = admin.engine(isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE {quote_ident(server, name)}'))
+    finally:
+        eng.dispose()
+    return target
+
+
+def drop_database(db: Database) -> None:
+    """Drop a database (delete the file for SQLite); missing is fine."""
+    if db.dialect == "sqlite":
+        path = db.sqlite_path
+        if path:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+        return
+    admin = db.with_name("postgres" if db.dialect == "postgresql" else "")
+    eng = admin.engine(isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as conn:
+            if db.dialect == "postgresql":
+                conn.execute(sa.text(
+                    f"DROP DATABASE IF EXISTS {quote_ident(db, db.name)} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quote_ident(db, db.name)}"))
+    finally:
+        eng.dispose()
+
+
+def quote_ident(db: Database, name: str) -> str:
+    """An identifier quoted for the database's dialect."""
+    if not name.replace("_", "").isalnum():
+        raise UsageError(f"'{name}' is not a valid database name",
+                         next="use letters, digits and underscores")
+    return f"`{name}`" if db.dialect == "mysql" else f'"{name}"'

@@ -1,0 +1,60 @@
+"""Errors a person reads: what happened, why, and what to do next.
+
+Every refusal in skylift is one of these types; the CLI renders them in one place and maps
+them to exit codes (1 failed, 2 refused by a check or bad input).
+"""
+
+from __future__ import annotations
+
+
+class SkyliftError(Exception):
+    """Base of every error skylift shows to a person."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, *, why: str = "", next: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.why = why
+        self.next = next
+
+    def render(self) -> str:
+        """The message as shown to a person: one to three short lines."""
+        lines = [self.what]
+        if self.why:
+            lines.append(f"  why: {self.why}")
+        if self.next:
+            lines.append(f"  next: {self.next}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": type(self).__name__, "what": self.what, "why": self.why, "next": self.next}
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class Refused(SkyliftError):
+    """The request was refused before anything changed (bad input, failed check, downgrade)."""
+
+    exit_code = 2
+
+
+class UsageError(Refused):
+    """An argument or option is wrong."""
+
+
+class ConfigError(Refused):
+    """The configuration file or environment is wrong."""
+
+
+class DatabaseError(SkyliftError):
+    """The database could not be reached or did not do what was asked."""
+
+
+class ArtefactError(Refused):
+    """A release artefact is missing, damaged or not genuine."""
+
+
+class OperationFailed(SkyliftError):
+    """An operation started and did not finish; the message says what state it left."""
