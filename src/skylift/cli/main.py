@@ -14,6 +14,7 @@ from skylift.errors import SkyliftError
 # (module under skylift.cli, group name); each module defines `app`.
 GROUPS = [
     ("db", "db"),
+    ("demo", "demo"),
 ]
 
 app = typer.Typer(

@@ -1,0 +1,53 @@
+"""Counting a cloud's resources by kind, at any release of the lineage.
+
+The lineage renames some resources (legacy vRouters become VPC vRouters, users become
+Enterprise users, ...); a kind names the resource, whatever table holds it at a revision, so
+counts taken before and after an upgrade can be compared directly. Reads through SQLAlchemy
+Core and reflection only, never the newest models.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# kind -> tables that hold it, in lineage order (the first one present is used), each with an
+# optional filter column/value.
+KINDS: dict[str, list[tuple[str, tuple[str, str] | None]]] = {
+    kind: [(kind, None)] for kind in (
+        "zones", "clusters", "hosts", "primary_storages", "backup_storages", "l2_networks",
+        "l3_networks", "ip_ranges", "images", "instance_offerings", "disk_offerings",
+        "vm_instances", "volumes", "vm_nics", "volume_snapshots", "security_groups",
+        "security_group_rules", "vips", "eips", "accounts", "policies", "ldap_servers")
+}
+KINDS.update({
+    "virtual_routers": [("virtual_routers", None), ("vpc_vrouters", None)],
+    "virtual_router_attachments": [("virtual_router_l3_refs", None),
+                                   ("vpc_vrouter_l3_refs", None)],
+    "users": [("users", None), ("em_users", ("source", "local"))],
+    "user_groups": [("user_groups", None), ("em_member_groups", None)],
+    "group_memberships": [("user_group_user_refs", None), ("em_member_group_users", None)],
+    "ldap_bindings": [("ldap_account_bindings", None), ("em_ldap_bindings", None)],
+})
+
+
+def resource_counts(conn: sa.Connection) -> dict[str, int]:
+    """Row count of every resource kind present in the database."""
+    present = set(sa.inspect(conn).get_table_names())
+    counts: dict[str, int] = {}
+    for kind, places in KINDS.items():
+        for table, where in places:
+            if table not in present:
+                continue
+            query = sa.select(sa.func.count()).select_from(sa.table(table))
+            if where:
+                query = query.where(sa.column(where[0]) == where[1])
+            counts[kind] = conn.execute(query).scalar_one()
+            break
+    return counts
+
+
+def table_counts(conn: sa.Connection) -> dict[str, int]:
+    """Row count of every table (alembic_version excluded)."""
+    names = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
+    return {t: conn.execute(sa.select(sa.func.count()).select_from(sa.table(t))).scalar_one()
+            for t in sorted(names)}

@@ -1,0 +1,1 @@
+"""The release lineage as an Alembic revision chain: one revision (at least) per release."""

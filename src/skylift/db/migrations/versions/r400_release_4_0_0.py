@@ -1,0 +1,48 @@
+"""Release 4.0.0, part 3: LDAP bindings move from accounts to Enterprise Management.
+
+Each binding of an LDAP uid to an account becomes an Enterprise user of source 'ldap' (same
+UUID as the binding) bound to that uid, member of the project linked to the account.
+
+Revision ID: r400
+Revises: r400b
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from skylift.db.migrations.columns import ref, uuid_pk
+
+revision = "r400"
+down_revision = "r400b"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "em_ldap_bindings", uuid_pk(), ref("ldap_server_uuid", "ldap_servers"),
+        sa.Column("ldap_uid", sa.String(255), nullable=False),
+        ref("em_user_uuid", "em_users", index=True),
+    )
+    old = sa.table("ldap_account_bindings", sa.column("uuid"), sa.column("ldap_server_uuid"),
+                   sa.column("ldap_uid"), sa.column("account_uuid"))
+    users = sa.table("em_users", *[sa.column(c) for c in (
+        "uuid", "name", "password_hash", "is_platform_admin", "source", "account_uuid",
+        "state")])
+    op.execute(users.insert().from_select(
+        ["uuid", "name", "password_hash", "is_platform_admin", "source", "account_uuid",
+         "state"],
+        sa.select(old.c.uuid, old.c.ldap_uid, sa.literal(""), sa.false(), sa.literal("ldap"),
+                  old.c.account_uuid, sa.literal("Enabled"))))
+    bindings = sa.table("em_ldap_bindings", sa.column("uuid"), sa.column("ldap_server_uuid"),
+                        sa.column("ldap_uid"), sa.column("em_user_uuid"))
+    op.execute(bindings.insert().from_select(
+        ["uuid", "ldap_server_uuid", "ldap_uid", "em_user_uuid"],
+        sa.select(old.c.uuid, old.c.ldap_server_uuid, old.c.ldap_uid, old.c.uuid)))
+    projects = sa.table("em_projects", sa.column("uuid"), sa.column("linked_account_uuid"))
+    members = sa.table("em_project_members", sa.column("project_uuid"), sa.column("user_uuid"))
+    op.execute(members.insert().from_select(
+        ["project_uuid", "user_uuid"],
+        sa.select(projects.c.uuid, old.c.uuid).select_from(
+            old.join(projects, projects.c.linked_account_uuid == old.c.account_uuid))))
+    op.drop_table("ldap_account_bindings")
