@@ -58,3 +58,33 @@ class ArtefactError(Refused):
 
 class OperationFailed(SkyliftError):
     """An operation started and did not finish; the message says what state it left."""
+
+
+class BackupError(Refused):
+    """A database backup is missing, damaged, or does not restore to the data it was taken from."""
+
+
+class DatabaseInUse(Refused):
+    """The database is in use (a management node runs against it), so it may not be replaced."""
+
+
+class AgentError(OperationFailed):
+    """An agent did not start, stop or answer as asked."""
+
+
+class HypervisorError(OperationFailed):
+    """The hypervisor (VM driver) could not do what was asked to a VM."""
+
+
+class NoSuchVm(Refused):
+    """The VM named is not defined on this node."""
+
+
+class TransportError(OperationFailed):
+    """A node could not be reached, or a command or file transfer on it did not run."""
+
+
+class HostKeyChanged(TransportError):
+    """A node's SSH host key differs from the one pinned on first use; nothing was sent."""
+
+    exit_code = 2

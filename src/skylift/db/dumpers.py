@@ -1,0 +1,297 @@
+"""Dumping a database into a stream and loading one back, per dialect.
+
+- MariaDB: `mariadb-dump --single-transaction` out, the `mariadb` client in.
+- PostgreSQL: `pg_dump` (plain SQL, on the snapshot the digests are read from) out, `psql` in
+  (one transaction, so a failed load leaves the database as it was).
+- SQLite: the online backup API into a private temporary file; the file itself is the dump.
+
+Passwords reach the child processes only through their environment (MYSQL_PWD, PGPASSWORD),
+never their argument list, and every message built from a tool's output is redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from skylift.db.digest import TableDigest, database_digests, read_revision
+from skylift.db.engine import Database
+from skylift.db.manifest import create_private
+from skylift.errors import BackupError, DatabaseError, OperationFailed
+from skylift.secrets import redact
+
+_CHUNK = 1 << 20
+
+
+class Snapshot:
+    """What a dump saw: the digests of every table and the Alembic revision."""
+
+    def __init__(self, tables: dict[str, TableDigest], revision: str | None,
+                 release: str | None) -> None:
+        self.tables, self.revision, self.release = tables, revision, release
+
+
+def _tool(*names: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise OperationFailed(f"{names[0]} is not installed",
+                          why="skylift dumps and restores this database kind with it",
+                          next="install the database client tools (mariadb-client or "
+                               "postgresql-client) on this machine")
+
+
+def _child_env(db: Database) -> dict[str, str]:
+    env = dict(os.environ)
+    password = db.url.password
+    if db.dialect == "mysql":
+        env.pop("MYSQL_PWD", None)  # like the Python driver: no password unless one was given
+        if password:
+            env["MYSQL_PWD"] = password
+    else:
+        env.setdefault("PGCONNECT_TIMEOUT", "15")
+        if password:
+            env["PGPASSWORD"] = password
+    return env
+
+
+def _conn_args(db: Database) -> list[str]:
+    url = db.url
+    if db.dialect == "mysql":
+        args = []
+        if url.query.get("unix_socket"):
+            args.append(f"--socket={url.query['unix_socket']}")
+        elif url.host:
+            args += ["--protocol=TCP", "-h", url.host, "-P", str(url.port or 3306)]
+        if url.username:
+            args += ["-u", url.username]
+        return args + ["--default-character-set=utf8mb4"]
+    args = []
+    if url.host:
+        args += ["-h", url.host, "-p", str(url.port or 5432)]
+    if url.username:
+        args += ["-U", url.username]
+    return args
+
+
+def _run(db: Database, argv: list[str], *, what: str, sink: BinaryIO | None = None,
+         source: Iterable[bytes] | None = None) -> None:
+    """Run a client tool, streaming its stdout to sink or the chunks of source to its stdin."""
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(
+                argv, env=_child_env(db), stderr=errors,
+                stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL,
+                stdin=subprocess.PIPE if source is not None else subprocess.DEVNULL)
+        except OSError as exc:
+            raise OperationFailed(f"cannot run {argv[0]}", why=exc.strerror or str(exc)) from None
+        try:
+            if sink is not None:
+                for block in iter(lambda: proc.stdout.read(_CHUNK), b""):
+                    sink.write(block)
+            if source is not None:
+                try:
+                    for block in source:
+                        proc.stdin.write(block)
+                except BrokenPipeError:
+                    pass  # the tool stopped reading; its exit status and stderr say why
+                finally:
+                    try:
+                        proc.stdin.close()
+                    except BrokenPipeError:
+                        pass
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        rc = proc.wait()
+        if rc != 0:
+            errors.seek(0)
+            text = errors.read().decode(errors="replace").strip()
+            # A tool's message may quote its input; keep it short and never show the password.
+            reason = redact(" / ".join(text.splitlines()[-3:]) or f"exit status {rc}",
+                            db.url.password)
+            raise DatabaseError(f"{what} failed for {db.display()}", why=reason,
+                                next="check the server, the user's rights and the password")
+
+
+def _sqlite_engine(path: Path) -> sa.Engine:
+    # A plain engine: the skylift one would switch the copy to WAL mode.
+    return sa.create_engine(URL.create("sqlite", database=str(path)))
+
+
+def _snapshot_of(conn) -> Snapshot:
+    revision, release = read_revision(conn)
+    return Snapshot(database_digests(conn), revision, release)
+
+
+def dump_sqlite(db: Database, sink: BinaryIO, work_dir: Path) -> Snapshot:
+    """Copy a SQLite database with the online backup API; digests come from the copy itself."""
+    src_path = db.sqlite_path
+    if src_path is None or not src_path.exists():
+        raise DatabaseError(f"no SQLite database at {db.display()}", why="the file does not exist",
+                            next="check the --db URL")
+    copy = work_dir / f".sqlite-copy-{os.getpid()}.db"
+    create_private(copy).close()
+    try:
+        src, dst = sqlite3.connect(src_path), sqlite3.connect(copy)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error as exc:
+            raise db.error("cannot copy the SQLite database", exc) from None
+        finally:
+            src.close()
+            dst.close()
+        eng = _sqlite_engine(copy)
+        try:
+            with eng.connect() as conn:
+                snap = _snapshot_of(conn)
+        finally:
+            eng.dispose()
+        with open(copy, "rb") as data:
+            shutil.copyfileobj(data, sink, _CHUNK)
+        return snap
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def dump_postgresql(db: Database, sink: BinaryIO, work_dir: Path) -> Snapshot:
+    """pg_dump on a snapshot exported from the transaction that reads the digests: one view."""
+    eng = db.engine()
+    try:
+        with eng.connect() as conn:
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snap_id = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+            argv = [_tool("pg_dump"), "--format=plain", "--no-owner", "--no-privileges",
+                    f"--snapshot={snap_id}", *_conn_args(db), "-d", db.name]
+            _run(db, argv, what="pg_dump", sink=sink)
+            snap = _snapshot_of(conn)
+            conn.rollback()
+            return snap
+    except sa.exc.SQLAlchemyError as exc:
+        raise db.error("cannot read the database", exc) from None
+    finally:
+        eng.dispose()
+
+
+def dump_mysql(db: Database, sink: BinaryIO, work_dir: Path) -> Snapshot:
+    """mariadb-dump in one transaction; digests read before and after must agree.
+
+    MariaDB cannot share a snapshot with another session, so a database that changed while
+    it was dumped is caught by comparing the two readings rather than trusted.
+    """
+    eng = db.engine()
+    try:
+        with eng.connect() as conn:
+            before = _snapshot_of(conn)
+            conn.rollback()
+            argv = [_tool("mariadb-dump", "mysqldump"), *_conn_args(db), "--single-transaction",
+                    "--quick", "--routines", "--triggers", "--hex-blob", "--no-tablespaces",
+                    "--skip-dump-date", db.name]
+            _run(db, argv, what="mariadb-dump", sink=sink)
+            after = _snapshot_of(conn)
+            conn.rollback()
+    except sa.exc.SQLAlchemyError as exc:
+        raise db.error("cannot read the database", exc) from None
+    finally:
+        eng.dispose()
+    if before.tables != after.tables:
+        changed = sorted(t for t in set(before.tables) | set(after.tables)
+                         if before.tables.get(t) != after.tables.get(t))
+        raise BackupError(f"the database {db.display()} changed while it was dumped",
+                          why=f"tables changed: {', '.join(changed[:5])}",
+                          next="stop the management node (or other writers) and take a new dump")
+    return after
+
+
+DUMPERS = {"sqlite": dump_sqlite, "postgresql": dump_postgresql, "mysql": dump_mysql}
+EXTENSIONS = {"sqlite": ".sqlite.gz", "postgresql": ".sql.gz", "mysql": ".sql.gz"}
+
+
+def clear_sql(db: Database) -> bytes:
+    """SQL that empties a MariaDB or PostgreSQL database before a dump is loaded into it.
+
+    PostgreSQL: every user schema goes (the dump recreates them, except `public`, which it
+    expects to exist). MariaDB: every view and table, with foreign key checks off.
+    """
+    eng = db.engine()
+    try:
+        with eng.connect() as conn:
+            insp = sa.inspect(conn)
+            quote = conn.dialect.identifier_preparer.quote
+            if db.dialect == "postgresql":
+                schemas = [s for s in insp.get_schema_names()
+                           if s != "information_schema" and not s.startswith("pg_")]
+                lines = [f"DROP SCHEMA IF EXISTS {quote(s)} CASCADE;" for s in schemas]
+                lines += ["CREATE SCHEMA public;",
+                          "ALTER SCHEMA public OWNER TO pg_database_owner;",
+                          "GRANT USAGE ON SCHEMA public TO PUBLIC;"]
+            else:
+                lines = ["SET FOREIGN_KEY_CHECKS=0;"]
+                lines += [f"DROP VIEW IF EXISTS {quote(v)};" for v in insp.get_view_names()]
+                lines += [f"DROP TABLE IF EXISTS {quote(t)};" for t in insp.get_table_names()]
+                lines.append("SET FOREIGN_KEY_CHECKS=1;")
+    except sa.exc.SQLAlchemyError as exc:
+        raise db.error("cannot read the database", exc) from None
+    finally:
+        eng.dispose()
+    return ("\n".join(lines) + "\n").encode()
+
+
+def load(db: Database, chunks: Iterable[bytes], work_dir: Path, *, replace: bool) -> None:
+    """Load a decompressed dump into db; replace=True empties it first (else it is new)."""
+    if db.dialect == "sqlite":
+        _load_sqlite(db, chunks, work_dir)
+        return
+
+    def with_prelude() -> Iterable[bytes]:
+        if replace:
+            yield clear_sql(db)
+        yield from chunks
+
+    if db.dialect == "postgresql":
+        argv = [_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                *_conn_args(db), "-d", db.name, "-f", "-"]
+        _run(db, argv, what="psql (loading the dump)", source=with_prelude())
+    else:
+        argv = [_tool("mariadb", "mysql"), *_conn_args(db), "--batch", db.name]
+        _run(db, argv, what="mariadb (loading the dump)", source=with_prelude())
+
+
+def _load_sqlite(db: Database, chunks: Iterable[bytes], work_dir: Path) -> None:
+    # The dump is a database file: write it out privately, then copy it in with the backup API,
+    # which replaces the target's whole content under SQLite's own locking.
+    target = db.sqlite_path
+    if target is None:
+        raise DatabaseError("no SQLite file to restore into", next="check the --db URL")
+    copy = work_dir / f".sqlite-load-{os.getpid()}.db"
+    try:
+        with create_private(copy) as out:
+            for block in chunks:
+                out.write(block)
+        if not target.exists():
+            create_private(target).close()
+        src, dst = sqlite3.connect(copy), sqlite3.connect(target)
+        try:
+            if src.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                raise BackupError("the SQLite dump is not a sound database",
+                                  why="PRAGMA integrity_check failed", next="take a new dump")
+            src.backup(dst)
+        except sqlite3.DatabaseError as exc:
+            raise BackupError("the SQLite dump cannot be loaded", why=str(exc),
+                              next="take a new dump") from None
+        finally:
+            src.close()
+            dst.close()
+    finally:
+        copy.unlink(missing_ok=True)

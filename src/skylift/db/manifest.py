@@ -1,0 +1,140 @@
+"""The manifest that goes with every dump, and the private (0600) files a backup is made of.
+
+A dump `X.sql.gz` (or `X.sqlite.gz`) has its manifest beside it in `X.sql.gz.manifest.json`:
+what was dumped (dialect, database, host, release), the digests of every table, and the
+dump file's own sha256, so that a damaged or truncated dump is found before it is trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from skylift.db.digest import TableDigest
+from skylift.errors import BackupError
+
+FORMAT = 1
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+@dataclass
+class Manifest:
+    """What a dump holds and how to check it."""
+
+    name: str
+    host: str
+    database: str
+    dialect: str
+    created_at: str  # UTC, ISO 8601
+    revision: str | None
+    release: str | None
+    tables: dict[str, TableDigest] = field(default_factory=dict)
+    dump_file: str = ""
+    dump_sha256: str = ""
+    dump_bytes: int = 0
+    format: int = FORMAT
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["tables"] = {t: asdict(d) for t, d in sorted(self.tables.items())}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Manifest":
+        data = dict(data)
+        data["tables"] = {t: TableDigest(**d) for t, d in data.get("tables", {}).items()}
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """One table compared between a manifest and a restored copy."""
+
+    table: str
+    expected_rows: int | None  # None: the table is not in the manifest
+    actual_rows: int | None  # None: the table is missing from the restored copy
+    digest_equal: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.digest_equal and self.expected_rows == self.actual_rows
+
+
+def compare(expected: dict[str, TableDigest], actual: dict[str, TableDigest]) -> list[TableCheck]:
+    """Compare digests table by table (every table of either side appears once)."""
+    checks = []
+    for table in sorted(set(expected) | set(actual)):
+        exp, act = expected.get(table), actual.get(table)
+        checks.append(TableCheck(
+            table,
+            exp.rows if exp else None,
+            act.rows if act else None,
+            bool(exp and act and exp.sha256 == act.sha256),
+        ))
+    return checks
+
+
+def manifest_path(dump_file: Path) -> Path:
+    """Where the manifest of a dump lives."""
+    return dump_file.with_name(dump_file.name + MANIFEST_SUFFIX)
+
+
+def create_private(path: Path) -> BinaryIO:
+    """A new file opened for writing, created 0600 from the start (never chmod-ed later).
+
+    O_EXCL: an existing file (or a planted symlink) is an error, never overwritten or followed.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def commit_private(tmp: Path, final: Path) -> None:
+    """Move a finished temporary file to its name atomically (same folder, after fsync)."""
+    os.replace(tmp, final)
+    dir_fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_manifest(manifest: Manifest, dump_file: Path) -> Path:
+    """Write the manifest beside its dump (0600, atomically); return its path."""
+    final = manifest_path(dump_file)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    with create_private(tmp) as out:
+        out.write(json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode() + b"\n")
+        out.flush()
+        os.fsync(out.fileno())
+    commit_private(tmp, final)
+    return final
+
+
+def read_manifest(dump_file: Path) -> Manifest:
+    """The manifest of a dump; a missing or unreadable one is a BackupError."""
+    path = manifest_path(dump_file)
+    if not dump_file.is_file():
+        raise BackupError(f"no dump file {dump_file}", why="the file does not exist",
+                          next="give the path of a dump (see the backup folder)")
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise BackupError(f"the dump {dump_file} has no manifest",
+                          why=f"{path.name} is missing beside it, so the dump cannot be checked",
+                          next="take a new dump") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise BackupError(f"the manifest of {dump_file} cannot be read",
+                          why=f"{path.name}: {exc}", next="take a new dump") from None
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
