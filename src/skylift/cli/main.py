@@ -13,6 +13,7 @@ from skylift.errors import SkyliftError
 
 # (module under skylift.cli, group name); each module defines `app`.
 GROUPS = [
+    ("agent", "agent"),
     ("db", "db"),
     ("demo", "demo"),
 ]

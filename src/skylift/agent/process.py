@@ -1,0 +1,163 @@
+"""Starting, stopping and restarting agents as processes: for the management node and the lab.
+
+An agent runs `python -m skylift.agent serve ...` in its own session (so a signal to its
+starter does not reach it) and logs to NODE_ROOT/agent.log. Stopping an agent never touches
+the VMs: they belong to the hypervisor (see skylift.agent.hypervisor).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from skylift.agent.hypervisor.daemon import pid_alive
+from skylift.agent.server import AGENT_FILE
+from skylift.agent.store import read_json
+from skylift.errors import AgentError
+
+AGENT_MARKER = "skylift.agent\x00serve"  # argv as in /proc/PID/cmdline
+
+
+@dataclass
+class AgentHandle:
+    """A running agent: where it listens and which process it is."""
+
+    node_root: Path
+    role: str
+    host: str
+    port: int
+    driver: str
+    pid: int
+    os_release: str = "c76"
+    token_file: Path | None = None
+    popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        """Whether the agent process still runs."""
+        if self.popen is not None and self.popen.poll() is not None:
+            return False
+        return pid_alive(self.pid, AGENT_MARKER)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on host right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int = 0,
+                driver: str = "sim", *, os_release: str = "c76",
+                token_file: Path | None = None, timeout: float = 20.0) -> AgentHandle:
+    """Start an agent detached and return once GET /v1/health answers (port 0: pick a free one)."""
+    node_root = Path(node_root).resolve()
+    node_root.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    argv = [sys.executable, "-m", "skylift.agent", "serve", "--role", role,
+            "--node-root", str(node_root), "--port", str(port), "--host", host,
+            "--driver", driver, "--os-release", os_release]
+    if token_file is not None:
+        argv += ["--token-file", str(token_file)]
+    log_path = node_root / "agent.log"
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                 start_new_session=True, cwd="/")
+    handle = AgentHandle(node_root, role, host, port, driver, popen.pid, os_release,
+                         token_file, popen)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise AgentError(f"the {role} agent of {node_root.name} exited at start "
+                             f"(status {popen.returncode})",
+                             why=_tail(log_path), next=f"read {log_path}")
+        try:
+            if httpx.get(f"{handle.url}/v1/health", timeout=1.0).status_code == 200:
+                return handle
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    stop_agent(handle, timeout=2.0)
+    raise AgentError(f"the {role} agent of {node_root.name} did not answer on {handle.url}",
+                     why=f"no health answer within {timeout:.0f}s; {_tail(log_path)}",
+                     next=f"read {log_path}")
+
+
+def find_agent(node_root: Path) -> AgentHandle | None:
+    """The agent serving node_root (from its agent.json), if it still runs."""
+    node_root = Path(node_root).resolve()
+    info = read_json(node_root / AGENT_FILE)
+    if not info or not pid_alive(info.get("pid"), AGENT_MARKER):
+        return None
+    return AgentHandle(node_root, info["role"], info["host"], info["port"], info["driver"],
+                       info["pid"])
+
+
+def stop_agent(handle: AgentHandle, timeout: float = 10.0) -> None:
+    """Stop the agent gracefully (SIGTERM, then SIGKILL after timeout); VMs keep running."""
+    _end(handle, signal.SIGTERM, timeout)
+
+
+def kill_agent(handle: AgentHandle) -> None:
+    """Kill the agent with SIGKILL, as a crash would (VMs keep running)."""
+    _end(handle, signal.SIGKILL, 5.0)
+
+
+def restart_agent(handle: AgentHandle, timeout: float = 20.0) -> AgentHandle:
+    """Stop the agent and start it again on the same address, driver and node root.
+
+    A restarted agent reads the node's package database afresh, so it reports the
+    skylift-agent version installed now: this is how an agent upgrade takes effect.
+    """
+    if handle.alive():
+        stop_agent(handle)
+    else:
+        _reap(handle)
+    return start_agent(handle.node_root, handle.role, handle.host, handle.port, handle.driver,
+                       os_release=handle.os_release, token_file=handle.token_file,
+                       timeout=timeout)
+
+
+def _end(handle: AgentHandle, sig: int, timeout: float) -> None:
+    if handle.alive():
+        try:
+            os.kill(handle.pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while handle.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if handle.alive():
+            try:
+                os.kill(handle.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    _reap(handle)
+
+
+def _reap(handle: AgentHandle) -> None:
+    # our own child must be waited for, or it stays a zombie for as long as we run
+    if handle.popen is not None:
+        try:
+            handle.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return "no log"
+    return "last log lines: " + (" | ".join(text) or "(empty)")

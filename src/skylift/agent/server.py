@@ -1,0 +1,39 @@
+"""Running the agent: initialise the node root, build the app, serve it with uvicorn.
+
+The agent records where it listens in NODE_ROOT/agent.json (pid, host, port, driver) so the
+lifecycle helpers (process.py) of a later process can find and stop it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from skylift.agent.node import check_role, init_node
+from skylift.agent.store import read_json, write_json
+from skylift.secrets import read_secret
+
+AGENT_FILE = "agent.json"
+TOKEN_ENV = "SKYLIFT_AGENT_TOKEN"
+
+
+def serve(node_root: Path, role: str, port: int, host: str = "127.0.0.1", driver: str = "sim",
+          os_release: str = "c76", token_file: Path | None = None) -> None:
+    """Serve the agent API of one node until SIGTERM/SIGINT (blocks)."""
+    import uvicorn
+
+    from skylift.agent.app import create_app
+
+    node_root = Path(node_root).resolve()
+    init_node(node_root, check_role(role), os_release=os_release)
+    # the token comes from a file or the environment, never from the command line
+    token = read_secret(file=token_file, env_var=TOKEN_ENV, prompt=None)
+    app = create_app(node_root, driver=driver, host=host, token=token)
+    write_json(node_root / AGENT_FILE, {"pid": os.getpid(), "host": host, "port": port,
+                                        "driver": driver, "role": role})
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        current = read_json(node_root / AGENT_FILE, {})
+        if current.get("pid") == os.getpid():
+            (node_root / AGENT_FILE).unlink(missing_ok=True)
