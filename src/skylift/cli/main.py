@@ -16,6 +16,7 @@ GROUPS = [
     ("agent", "agent"),
     ("db", "db"),
     ("demo", "demo"),
+    ("release", "release"), ("repo", "repo"),
 ]
 
 app = typer.Typer(

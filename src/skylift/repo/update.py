@@ -1,0 +1,218 @@
+"""`skylift repo update`: verify an OS image, then install it as the node's repo atomically.
+
+Stages: verify the image (signature, digests, manifest) → unpack into a staging folder beside
+the store, fsync'ing every file and folder, re-hashing the image as it streams by and checking
+each package against the index → rename the staging folder into the store → switch state.json
+(current = new, previous = old) in one rename → point a retired OS release at its successor →
+remove what is neither current nor previous. A kill at any point leaves the old repo current
+and whole; a re-run cleans up and completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from skylift.config import load_config
+from skylift.errors import ArtefactError, Refused
+from skylift.lineage import release as lineage_release
+from skylift.release import manifest as mf
+from skylift.release.verify import VerifiedArtefact, verify_artefacts
+from skylift.repo.fsutil import fsync_dir, write_durable
+from skylift.repo.local import REPO_INFO, STAGING_PREFIX, STORE, LocalRepo, RepoInfo
+
+# Test hook: seconds to sleep at each stage boundary and after each staged file, so a test can
+# kill the process at chosen points. Unset in normal use.
+DELAY_ENV = "SKYLIFT_REPO_STAGE_DELAY"
+CHUNK = 1024 * 1024
+
+
+def _pause() -> None:
+    delay = os.environ.get(DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """The repo after an update, and whether anything changed."""
+
+    changed: bool
+    repo: RepoInfo
+    previous_version: str | None
+    redirected_from: str | None
+
+    def to_dict(self) -> dict:
+        return {"changed": self.changed, "repo": self.repo.to_dict(),
+                "previous_version": self.previous_version,
+                "redirected_from": self.redirected_from}
+
+
+class _HashingReader:
+    """A file wrapper that hashes what is read, so unpacking re-checks the verified digest."""
+
+    def __init__(self, fh) -> None:
+        self.fh, self.sha = fh, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.sha.update(data)
+        return data
+
+
+def image_for_node(art: VerifiedArtefact, node_os: str) -> str:
+    """The OS release whose repo this image refreshes; refused if it is the wrong image."""
+    want = mf.image_os_for(node_os, art.release)
+    if art.os != want:
+        rel = lineage_release(art.release)
+        why = (f"{node_os} is retired since 3.7.1: its repo is the {want} one"
+               if node_os in rel.retired_os else f"this node's repo is for {node_os}")
+        raise ArtefactError(
+            f"{art.path.name} is the {art.os} OS image; this node needs the {want} one",
+            why=why, next=f"give {mf.artefact_name(mf.OS_IMAGE, art.release, want)}")
+    return want
+
+
+def _stage(art: VerifiedArtefact, staging: Path) -> None:
+    """Unpack the image into staging, durably, checking it against what was verified."""
+    allowed = set(art.manifest["files"]) | {mf.MANIFEST_NAME}
+    written: dict[str, str] = {}
+    dirs = {staging}
+    with open(art.path, "rb") as raw:
+        reader = _HashingReader(raw)
+        with tarfile.open(fileobj=reader, mode="r|") as tar:
+            for member in tar:
+                if member.name not in allowed or not member.isfile():
+                    raise ArtefactError(f"{art.path.name}: unexpected member {member.name!r}",
+                                        next="download the OS image again")
+                target = staging / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                dirs.add(target.parent)
+                sha = hashlib.sha256()
+                src = tar.extractfile(member)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "wb") as out:
+                    while chunk := src.read(CHUNK):
+                        sha.update(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                written[member.name] = sha.hexdigest()
+                _pause()
+        while reader.read(CHUNK):  # the tar's end padding belongs to the digest too
+            pass
+    if reader.sha.hexdigest() != art.sha256:
+        raise ArtefactError(f"{art.path.name} changed while it was being installed",
+                            why="its digest no longer matches the verified one",
+                            next="make sure nothing writes the image, then run the update again")
+    index = mf.RepoIndex.model_validate_json((staging / art.manifest["index"]).read_text())
+    for pkg in index.packages:
+        if written.get(f"packages/{pkg.file}") != pkg.sha256:
+            raise ArtefactError(f"{art.path.name}: package {pkg.file} does not match the index",
+                                next="download the OS image again")
+    info = {"release": art.release, "os": art.os, "repo_version": index.repo_version,
+            "image": art.path.name, "image_sha256": art.sha256, "installed_at": time.time()}
+    write_durable(staging / REPO_INFO, (json.dumps(info, indent=2) + "\n").encode())
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        fsync_dir(d)
+
+
+def _redirect(repo: LocalRepo, node_os: str, target_os: str) -> None:
+    """Make repo/<node_os> a symlink to repo/<target_os> (a retired OS release)."""
+    link = repo.repo_dir / node_os
+    if link.is_symlink() and os.readlink(link) == target_os:
+        return
+    tmp = repo.repo_dir / f".{node_os}.link.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target_os)
+    if link.is_dir() and not link.is_symlink():
+        # The retired OS's own repo (from before 3.7.1) is kept aside, not deleted.
+        link.rename(repo.repo_dir / f".retired-{node_os}-{int(time.time())}")
+    os.replace(tmp, link)
+    fsync_dir(repo.repo_dir)
+
+
+def update_from_image(image: Path | str, node_root: Path | str | None = None, *,
+                      os_release: str | None = None,
+                      trusted_keys: list[str] | dict | None = None) -> UpdateResult:
+    """Verify an OS image and make it the node's current repo (the old one kept for rollback).
+
+    os_release: the node's OS release (default: node.json, else the image's own).
+    trusted_keys: default config.toml's trusted_keys. Raises ArtefactError / Refused before
+    anything changes when the image is damaged, unsigned, or for another OS release.
+    """
+    image = Path(image)
+    keys = trusted_keys if trusted_keys is not None else load_config().trusted_keys
+    art = verify_artefacts([image], keys).artefacts[0]
+    if art.kind != mf.OS_IMAGE:
+        raise ArtefactError(f"{image.name} is {mf.DESCRIPTION[art.kind]}, not an OS image",
+                            next="give the OS image (skylift-os-<release>-<os>.tar)")
+    repo = LocalRepo(node_root)
+    node_os = os_release or repo.node_os() or art.os
+    target = image_for_node(art, node_os)
+    _pause()
+    entry_id = f"{art.release}-{art.sha256[:16]}"
+    base = repo.repo_dir / target
+    base.mkdir(parents=True, exist_ok=True)
+    with repo.lock(target):
+        repo.collect_garbage(target)  # leftovers of a killed run
+        state = repo.read_state(target)
+        before = repo.info(target)
+        changed = state["current"] != entry_id
+        if changed:
+            store = base / STORE
+            store.mkdir(exist_ok=True)
+            if not (store / entry_id).is_dir():  # a rename puts only complete entries there
+                staging = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+                staging.mkdir()
+                try:
+                    _stage(art, staging)
+                except BaseException:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
+                _pause()
+                os.rename(staging, store / entry_id)
+                fsync_dir(store)
+                _pause()
+            repo.write_state(target, {"current": entry_id,
+                                      "previous": state["current"] or state["previous"]})
+            _pause()
+        if node_os != target:
+            _redirect(repo, node_os, target)
+        repo.collect_garbage(target)
+    return UpdateResult(changed, repo.info(target),
+                        before.repo_version if changed else before.previous,
+                        node_os if node_os != target else None)
+
+
+def check_repo_matches(installer_manifest: dict | VerifiedArtefact,
+                       node_root: Path | str | None = None, os_release: str | None = None
+                       ) -> RepoInfo:
+    """Refuse unless the node's local repo is the version the installer bundle expects."""
+    manifest = (installer_manifest.manifest if isinstance(installer_manifest, VerifiedArtefact)
+                else dict(installer_manifest))
+    repo = LocalRepo(node_root)
+    node_os = repo.default_os(os_release)
+    want = manifest.get("retired_os", {}).get(node_os, node_os)
+    release, expected = manifest["release"], manifest["repo_version"]
+    if want not in manifest["os_releases"]:
+        raise Refused(f"the installer of {release} has no repo for {node_os} hosts",
+                      why=f"it supports {', '.join(manifest['os_releases'])}",
+                      next="this case needs an OS upgrade of the hosts first")
+    info = repo.info(want)
+    if info.repo_version != expected:
+        image = mf.artefact_name(mf.OS_IMAGE, release, want)
+        raise Refused(
+            f"the local {want} repo is at {info.repo_version or 'nothing'}; the installer of "
+            f"{release} needs {expected}",
+            why="hosts install their packages from the local repo",
+            next=f"refresh the local repo from the OS image first: "
+                 f"skylift repo update --image {image}")
+    return info
