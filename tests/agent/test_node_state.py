@@ -1,0 +1,83 @@
+"""The node root's files: package database (atomic, no lost updates), node identity, sim daemon."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from skylift.agent import packages as pkgs
+from skylift.agent.hypervisor import get_driver, probe
+from skylift.agent.hypervisor.sim import stop_simd
+from skylift.agent.node import init_node, read_node
+from skylift.errors import NoSuchVm, UsageError
+
+
+def test_install_is_atomic_and_loses_no_update(tmp_path):
+    root = tmp_path / "n"
+    init_node(root, "host", "c76", {"qemu-kvm": "4.2.0"})
+
+    def worker(i):
+        for j in range(20):
+            pkgs.install(root, f"pkg-{i}", str(j))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    installed = pkgs.read_packages(root)
+    assert installed == {"qemu-kvm": "4.2.0", **{f"pkg-{i}": "19" for i in range(6)}}
+    assert not [p for p in root.iterdir() if p.name.endswith(".tmp")]
+    json.loads((root / "packages.json").read_text())
+
+
+def test_packages_command_over_a_transport(tmp_path):
+    root = tmp_path / "n"
+    init_node(root, "host", "c76", {"skylift-agent": "4.0.0"})
+    out = subprocess.run([sys.executable, "-m", "skylift.agent.packages", "--node-root", str(root),
+                          "install", "skylift-agent", "4.3.12"], capture_output=True, text=True)
+    assert json.loads(out.stdout)["previous"] == "4.0.0"
+    assert pkgs.installed_version(root, "skylift-agent") == "4.3.12"
+
+
+def test_node_identity_is_kept_and_role_checked(tmp_path):
+    first = init_node(tmp_path / "n", "host", "c74")
+    assert init_node(tmp_path / "n", "host", "c76") == first == read_node(tmp_path / "n")
+    with pytest.raises(UsageError):
+        init_node(tmp_path / "n", "vrouter")
+    with pytest.raises(UsageError):
+        init_node(tmp_path / "m", "compute")
+
+
+def test_sim_daemon_crash_is_a_host_crash(make_node):
+    root = make_node()
+    drv = get_driver("sim", root)
+    vm = drv.create("vm-1", "one", ha=True)
+    assert probe(vm.endpoint) == vm.boot_id
+    assert stop_simd(root)
+    assert probe(vm.endpoint, timeout=0.5) is None
+    # a new hypervisor knows the VM again, stopped, as libvirt does after a host reboot
+    after = get_driver("sim", root).get("vm-1")
+    assert after.state == "Stopped" and after.ha is True
+    with pytest.raises(NoSuchVm):
+        drv.get("vm-2")
+
+
+def test_process_vm_killed_hard_shows_stopped(make_node):
+    import os
+    import signal
+    import time
+
+    root = make_node()
+    drv = get_driver("process", root)
+    vm = drv.create("vm-1", "one")
+    os.kill(vm.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while drv.get("vm-1").state == "Running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert drv.get("vm-1").state == "Stopped"
+    assert drv.start("vm-1").boot_id != vm.boot_id
