@@ -213,7 +213,10 @@ def verify(dump_file: Path, scratch_server: Database) -> VerifyResult:
         if scratch_server.dialect == "sqlite":
             scratch = Database.from_string(f"sqlite:///{Path(work) / 'scratch.db'}")
         else:
-            scratch = create_database(scratch_server, f"skylift_verify_{os.urandom(6).hex()}")
+            try:
+                scratch = create_database(scratch_server, f"skylift_verify_{os.urandom(6).hex()}")
+            except sa.exc.SQLAlchemyError as exc:
+                raise scratch_server.error("cannot create a scratch database", exc) from None
         try:
             dumpers.load(scratch, _chunks(dump_file), Path(work), replace=False)
             checks = compare(manifest.tables, _digests(scratch))

@@ -233,9 +233,11 @@ def clear_sql(db: Database) -> bytes:
                 schemas = [s for s in insp.get_schema_names()
                            if s != "information_schema" and not s.startswith("pg_")]
                 lines = [f"DROP SCHEMA IF EXISTS {quote(s)} CASCADE;" for s in schemas]
-                lines += ["CREATE SCHEMA public;",
-                          "ALTER SCHEMA public OWNER TO pg_database_owner;",
-                          "GRANT USAGE ON SCHEMA public TO PUBLIC;"]
+                # Recreate `public` as a new database has it (owner role since PostgreSQL 14).
+                lines.append("CREATE SCHEMA public;")
+                if (conn.dialect.server_version_info or (0,)) >= (14,):
+                    lines.append("ALTER SCHEMA public OWNER TO pg_database_owner;")
+                lines.append("GRANT USAGE ON SCHEMA public TO PUBLIC;")
             else:
                 lines = ["SET FOREIGN_KEY_CHECKS=0;"]
                 lines += [f"DROP VIEW IF EXISTS {quote(v)};" for v in insp.get_view_names()]
