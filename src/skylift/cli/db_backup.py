@@ -43,8 +43,10 @@ def verify(
     if json:
         emit_json(result.to_dict())
         return
-    table(f"{file.name}: restores to the data it was taken from", ["table", "rows", "equal"],
+    table(None, ["table", "rows", "equal"],
           [[c.table, c.actual_rows, "yes" if c.ok else "NO"] for c in result.checks])
+    info(f"{file}: sound; restores to the data it was taken from "
+         f"(release {result.manifest.release or 'unknown'}, {len(result.checks)} tables)")
 
 
 def restore(
