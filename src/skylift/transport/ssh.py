@@ -1,0 +1,262 @@
+"""The SSH transport (asyncssh): pooled connections, bounded concurrency, trust on first use.
+
+    pool = SshPool(known_hosts=Path(".../known_hosts"), max_concurrency=64)
+    node = pool.transport(SshTarget("10.0.0.5", username="root", key_path=Path("id_ed25519")))
+    node.run(["rpm", "-q", "qemu-kvm"])            # sync, from any thread
+    await node.arun(["rpm", "-q", "qemu-kvm"])     # async, from any event loop
+
+The pool owns one event loop in a background thread: every connection lives there, so the
+sync and the async API share connections and neither depends on the caller's loop. One
+connection per node is kept and reused; a semaphore bounds the operations in flight across
+all nodes, and a per-node one stays under OpenSSH's MaxSessions (10 by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Coroutine
+
+import asyncssh
+
+from skylift.errors import TransportError
+from skylift.secrets import read_secret, redact
+from skylift.transport import known_hosts as kh
+from skylift.transport.base import Result, Transport
+
+PASSWORD_ENV = "SKYLIFT_SSH_PASSWORD"
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How to reach one node. A password is given as a file or read from $SKYLIFT_SSH_PASSWORD,
+    or passed in already read (never printed: it is kept out of repr)."""
+
+    host: str
+    port: int = 22
+    username: str = "root"
+    key_path: Path | None = None
+    password_file: Path | None = None
+    password: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.host, self.port, self.username)
+
+    @property
+    def label(self) -> str:
+        return f"{self.username}@{kh.host_pattern(self.host, self.port)}"
+
+    def resolve_password(self) -> str | None:
+        """The password, if any: given, else from the file, else from the environment."""
+        if self.password is not None:
+            return self.password
+        return read_secret(file=self.password_file, env_var=PASSWORD_ENV, prompt=None)
+
+
+class SshPool:
+    """SSH connections to many nodes, one per node, with bounded concurrency."""
+
+    def __init__(self, known_hosts: Path, max_concurrency: int = 64, per_host: int = 8,
+                 connect_timeout: float = 10.0) -> None:
+        self.known_hosts = Path(known_hosts)
+        self.max_concurrency = max_concurrency
+        self.per_host = per_host
+        self.connect_timeout = connect_timeout
+        self._conns: dict[tuple, asyncssh.SSHClientConnection] = {}
+        self._locks: dict[tuple, asyncio.Lock] = {}
+        self._host_sems: dict[tuple, asyncio.Semaphore] = {}
+        self._sem: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    # --- the pool's own loop -------------------------------------------------------------
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="skylift-ssh",
+                                                daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    def call(self, coro: Coroutine) -> Any:
+        """Run a coroutine on the pool's loop and wait for it (sync callers)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop()).result()
+
+    async def acall(self, coro: Coroutine) -> Any:
+        """Run a coroutine on the pool's loop from any other loop (async callers)."""
+        loop = self._ensure_loop()
+        if asyncio.get_running_loop() is loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    def transport(self, target: SshTarget) -> "SshTransport":
+        """A transport to one node over this pool."""
+        return SshTransport(target, self)
+
+    # --- connections (on the pool's loop) ------------------------------------------------
+    async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        pinned = kh.is_known(self.known_hosts, target.host, target.port)
+        password = target.resolve_password()
+        options = dict(
+            host=target.host, port=target.port, username=target.username,
+            # first contact accepts the key and pins it below; later ones must match it
+            known_hosts=str(self.known_hosts) if pinned else None,
+            client_keys=[str(target.key_path)] if target.key_path else None,
+            password=password, agent_path=None, config=None, gss_auth=False, gss_kex=False,
+            connect_timeout=self.connect_timeout,
+        )
+        try:
+            conn = await asyncssh.connect(**options)
+        except asyncssh.HostKeyNotVerifiable:
+            raise kh.changed_error(self.known_hosts, target.host, target.port) from None
+        except asyncssh.PermissionDenied:
+            raise TransportError(f"SSH login to {target.label} was refused",
+                                 why="the key or password was not accepted",
+                                 next="check the key file, or the password file / "
+                                      f"${PASSWORD_ENV}") from None
+        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+            raise TransportError(f"cannot reach {target.label} over SSH",
+                                 why=redact(str(exc) or type(exc).__name__, password),
+                                 next="check that the node is up and sshd listens there") from None
+        if not pinned:
+            key = conn.get_server_host_key()
+            line = " ".join(key.export_public_key("openssh").decode().split()[:2])
+            kh.record(self.known_hosts, target.host, target.port, line)
+        return conn
+
+    async def connection(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        """The pooled connection to target, made on first use or after it was lost."""
+        lock = self._locks.setdefault(target.key, asyncio.Lock())
+        async with lock:  # concurrent first uses of a node open one connection, not many
+            conn = self._conns.get(target.key)
+            if conn is None or conn.is_closed():
+                conn = await self._connect(target)
+                self._conns[target.key] = conn
+            return conn
+
+    def _limits(self, target: SshTarget) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.max_concurrency)
+        host_sem = self._host_sems.setdefault(target.key, asyncio.Semaphore(self.per_host))
+        return self._sem, host_sem
+
+    async def _drop(self, target: SshTarget) -> None:
+        conn = self._conns.pop(target.key, None)
+        if conn is not None:
+            conn.close()
+            await conn.wait_closed()
+
+    async def run(self, target: SshTarget, argv: list[str], input: str | None,
+                  timeout: float | None) -> Result:
+        """Run argv on target (on the pool's loop)."""
+        command = shlex.join(argv)
+        total, host = self._limits(target)
+        async with total, host:
+            for attempt in (1, 2):
+                conn = await self.connection(target)
+                try:
+                    done = await conn.run(command, input=input, timeout=timeout, check=False)
+                except asyncssh.ChannelOpenError:
+                    # the session never started, so trying once more on a new connection
+                    # cannot run the command twice
+                    await self._drop(target)
+                    if attempt == 2:
+                        raise TransportError(f"cannot open an SSH session to {target.label}",
+                                             why="the connection was closed by the node",
+                                             next="check sshd on the node") from None
+                    continue
+                except asyncssh.TimeoutError:
+                    raise TransportError(f"{argv[0]} timed out after {timeout:g}s on "
+                                         f"{target.label}",
+                                         why="the command did not finish in time",
+                                         next="look at the node's load, or allow a longer "
+                                              "timeout") from None
+                except (asyncssh.Error, OSError) as exc:
+                    await self._drop(target)
+                    raise TransportError(f"lost the SSH connection to {target.label} while "
+                                         f"running {argv[0]}", why=str(exc),
+                                         next="check the node; the command may or may not "
+                                              "have run") from None
+                status = done.returncode if done.returncode is not None else -1
+                return Result(status, done.stdout or "", done.stderr or "")
+        raise AssertionError("unreachable")
+
+    async def put(self, target: SshTarget, local_path: Path, remote_path: str) -> None:
+        """Copy a file to target: to a temporary name, then renamed into place."""
+        total, host = self._limits(target)
+        tmp = f"{remote_path}.skylift-part"
+        async with total, host:
+            conn = await self.connection(target)
+            try:
+                async with conn.start_sftp_client() as sftp:
+                    await sftp.put(str(local_path), tmp, preserve=True)
+                    try:
+                        await sftp.posix_rename(tmp, remote_path)
+                    except asyncssh.SFTPError:  # a server without the posix-rename extension
+                        if await sftp.exists(remote_path):
+                            await sftp.remove(remote_path)
+                        await sftp.rename(tmp, remote_path)
+            except (asyncssh.Error, OSError) as exc:
+                raise TransportError(f"cannot copy {local_path} to {target.label}:{remote_path}",
+                                     why=str(exc) or type(exc).__name__,
+                                     next="check the remote folder exists and has space") from None
+
+    async def aclose(self) -> None:
+        """Close every connection (on the pool's loop)."""
+        conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            conn.close()
+        for conn in conns:
+            await conn.wait_closed()
+
+    def close(self) -> None:
+        """Close every connection and stop the pool's loop thread."""
+        if self._loop is None:
+            return
+        self.call(self.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+        self._loop = None
+        self._sem = None
+        self._locks.clear()
+        self._host_sems.clear()
+
+
+class SshTransport(Transport):
+    """One node over an SshPool; sync methods (Transport) and async ones (a-prefixed)."""
+
+    name = "ssh"
+
+    def __init__(self, target: SshTarget, pool: SshPool) -> None:
+        self.target = target
+        self.pool = pool
+
+    async def arun(self, argv: list[str], input: str | None = None,
+                   timeout: float | None = None) -> Result:
+        return await self.pool.acall(self.pool.run(self.target, argv, input, timeout))
+
+    async def aput(self, local_path: Path, remote_path: str) -> None:
+        await self.pool.acall(self.pool.put(self.target, local_path, remote_path))
+
+    async def aclose(self) -> None:
+        await self.pool.acall(self.pool._drop(self.target))
+
+    def run(self, argv: list[str], input: str | None = None,
+            timeout: float | None = None) -> Result:
+        return self.pool.call(self.pool.run(self.target, argv, input, timeout))
+
+    def put(self, local_path: Path, remote_path: str) -> None:
+        self.pool.call(self.pool.put(self.target, local_path, remote_path))
+
+    def close(self) -> None:
+        """Close this node's connection (the pool stays usable)."""
+        if self.pool._loop is not None:
+            self.pool.call(self.pool._drop(self.target))
