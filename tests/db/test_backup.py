@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from skylift.db import backup
+from skylift.db import backup, dumpers
 from skylift.db.digest import normalise
 from skylift.db.engine import Database
 from skylift.db.manifest import file_sha256, manifest_path
@@ -177,3 +177,38 @@ def test_normalise():
     assert normalise(None) != normalise("None") and normalise("") != normalise(None)
     assert normalise("1.5") != normalise(decimal.Decimal("1.5")) != normalise(1.5)
     assert normalise(b"\x00\xff") == normalise(memoryview(b"\x00\xff")) == ["x", "00ff"]
+
+
+@pytest.mark.parametrize("table, refused", [("vm_instance", True), ("mn_heartbeat", False)])
+def test_mariadb_writes_during_dump(make_db, tmp_path, monkeypatch, table, refused):
+    """Inventory written during a MariaDB dump makes it refused; MN heartbeats do not."""
+    db = make_db("mysql")
+    populate(db, vms=50)
+    eng = db.engine()
+    with eng.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE mn_heartbeat (uuid VARCHAR(32) PRIMARY KEY, "
+                             "hostname VARCHAR(64), pid INT, version VARCHAR(16), "
+                             "state VARCHAR(16), heartbeat_at DATETIME)")
+    real_run = dumpers._run
+
+    def run_then_write(*args, **kwargs):
+        real_run(*args, **kwargs)
+        with eng.begin() as conn:  # a writer sneaks in while the dump is being taken
+            if table == "vm_instance":
+                conn.exec_driver_sql("UPDATE vm_instance SET name = 'late' WHERE id = 1")
+            else:
+                conn.exec_driver_sql("INSERT INTO mn_heartbeat VALUES "
+                                     "('mn1', 'mn-1', 1, '4.3.12', 'maintenance', NOW())")
+
+    monkeypatch.setattr(dumpers, "_run", run_then_write)
+    try:
+        if refused:
+            with pytest.raises(BackupError, match="changed while it was dumped") as err:
+                backup.dump(db, tmp_path, "nightly")
+            assert "vm_instance" in err.value.why and list(tmp_path.iterdir()) == []
+        else:
+            result = backup.dump(db, tmp_path, "nightly")
+            monkeypatch.undo()
+            backup.verify(result.path, server("mysql", tmp_path))
+    finally:
+        eng.dispose()
