@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from skylift.agent.hypervisor.daemon import pid_alive
+from skylift.agent.hypervisor.daemon import log_tail, pid_alive
 from skylift.agent.server import AGENT_FILE
 from skylift.agent.store import read_json
 from skylift.errors import AgentError
@@ -81,7 +81,7 @@ def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int =
         if popen.poll() is not None:
             raise AgentError(f"the {role} agent of {node_root.name} exited at start "
                              f"(status {popen.returncode})",
-                             why=_tail(log_path), next=f"read {log_path}")
+                             why=log_tail(log_path), next=f"read {log_path}")
         try:
             if httpx.get(f"{handle.url}/v1/health", timeout=1.0).status_code == 200:
                 return handle
@@ -90,7 +90,7 @@ def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int =
         time.sleep(0.05)
     stop_agent(handle, timeout=2.0)
     raise AgentError(f"the {role} agent of {node_root.name} did not answer on {handle.url}",
-                     why=f"no health answer within {timeout:.0f}s; {_tail(log_path)}",
+                     why=f"no health answer within {timeout:.0f}s; {log_tail(log_path)}",
                      next=f"read {log_path}")
 
 
@@ -154,10 +154,3 @@ def _reap(handle: AgentHandle) -> None:
         except subprocess.TimeoutExpired:
             pass
 
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return "no log"
-    return "last log lines: " + (" | ".join(text) or "(empty)")

@@ -54,7 +54,7 @@ def spawn_daemon(module: str, args: list[str], log_path: Path, timeout: float = 
     if b"\n" not in data:
         raise HypervisorError(
             f"{module} did not start",
-            why=f"no ready signal within {timeout:.0f}s; last log lines: {_tail(log_path)}",
+            why=f"no ready signal within {timeout:.0f}s; {log_tail(log_path)}",
             next=f"read {log_path}")
     return json.loads(data.split(b"\n", 1)[0])
 
@@ -119,8 +119,10 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _tail(path: Path, lines: int = 5) -> str:
+def log_tail(path: Path, lines: int = 5) -> str:
+    """The last lines of a daemon's log, on one line, for an error message."""
     try:
-        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
+        text = path.read_text(errors="replace").splitlines()[-lines:]
     except OSError:
-        return "(no log)"
+        return "no log"
+    return "last log lines: " + (" | ".join(text) or "(empty)")
