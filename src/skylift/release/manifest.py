@@ -49,6 +49,16 @@ def artefact_name(kind: str, version: str, os: str | None = None) -> str:
     raise ValueError(kind)
 
 
+def kind_of_name(name: str, version: str) -> str | None:
+    """The kind an artefact file name stands for in a release (None if it is none of them)."""
+    if name.startswith(f"skylift-os-{version}-") and name.endswith(".tar"):
+        return OS_IMAGE
+    for kind in (INSTALLER, TOOL, HA_SUITE):
+        if name == artefact_name(kind, version):
+            return kind
+    return None
+
+
 def image_os_for(node_os: str, version: str) -> str:
     """The OS release whose image fills a node's repo: a retired OS (c72) uses its successor's."""
     return lineage_release(version).retired_os.get(node_os, node_os)

@@ -202,8 +202,11 @@ def verify_artefact(path: Path, trusted: dict[str, Ed25519PublicKey]) -> Verifie
 
 
 def _needed(need: str | None, release: str, os: str | None,
-            found: list[VerifiedArtefact]) -> list[Failure]:
-    """Failures for every artefact the chosen upgrade needs and was not given."""
+            found: list[VerifiedArtefact], refused: set[str]) -> list[Failure]:
+    """Failures for every artefact the chosen upgrade needs and was not given.
+
+    An artefact given but refused (its name is in `refused`) already has its own failure.
+    """
     if need is None:
         return []
     if need not in mf.NEEDS:
@@ -215,11 +218,13 @@ def _needed(need: str | None, release: str, os: str | None,
             want_os = mf.image_os_for(os, release)
             if not any(a.os == want_os for a in have):
                 name = mf.artefact_name(kind, release, want_os)
+                if name in refused:
+                    continue
                 why = (f"; {os} is retired, its repo is the {want_os} one" if want_os != os else "")
                 failures.append(Failure(name, f"missing artefact: the OS image for {want_os}{why}",
                                         f"download {name} (with its .sig) and verify again"))
             continue
-        if not have:
+        if not have and kind not in {mf.kind_of_name(n, release) for n in refused}:
             name = mf.artefact_name(kind, release, "<os>")
             failures.append(Failure(name, f"missing artefact: {mf.DESCRIPTION[kind]} of {release}",
                                     f"download {name} (with its .sig) and verify again"))
@@ -257,7 +262,7 @@ def verify_artefacts(paths: list[Path | str], trusted_keys: list[str] | dict,
             failures.append(Failure(str(art.path), f"wrong release: it is for {art.release}, "
                                     f"not {release}", f"download the {release} artefact instead"))
     if release is not None:
-        failures += _needed(need, release, os, found)
+        failures += _needed(need, release, os, found, {Path(f.file).name for f in failures})
     if failures:
         raise VerificationFailed(failures)
     return VerifiedSet(release, found)
