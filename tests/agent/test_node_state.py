@@ -81,3 +81,36 @@ def test_process_vm_killed_hard_shows_stopped(make_node):
         time.sleep(0.02)
     assert drv.get("vm-1").state == "Stopped"
     assert drv.start("vm-1").boot_id != vm.boot_id
+
+
+def test_many_nodes_share_one_sim_daemon(tmp_path):
+    from skylift.agent.hypervisor.simaddr import use_shared_daemon
+
+    shared = tmp_path / "farm-hypervisor"
+    roots = [tmp_path / f"host{i}" for i in range(3)]
+    try:
+        for root in roots:
+            init_node(root, "host")
+            use_shared_daemon(root, shared)
+        drivers = [get_driver("sim", root) for root in roots]
+        vms = [drv.create("vm-1", f"vm on {drv.node_root.name}") for drv in drivers]
+        assert len({vm.pid for vm in vms}) == 1  # one hypervisor process for all nodes
+        assert len({vm.boot_id for vm in vms}) == 3  # same uuid, distinct VMs per node
+        assert [probe(vm.endpoint) for vm in vms] == [vm.boot_id for vm in vms]
+        drivers[0].destroy("vm-1")
+        assert drivers[0].list() == [] and drivers[1].get("vm-1").boot_id == vms[1].boot_id
+        # a new driver (restarted agent) of one node sees only its own VMs
+        assert [v.name for v in get_driver("sim", roots[2]).list()] == ["vm on host2"]
+    finally:
+        stop_simd(shared)
+    assert probe(vms[1].endpoint, timeout=0.5) is None
+
+
+def test_node_json_keeps_the_os_the_repo_tool_recorded(tmp_path):
+    root = tmp_path / "n"
+    root.mkdir()
+    (root / "node.json").write_text('{"os": "c72"}')
+    info = init_node(root, "host", "c76")
+    assert info.os_release == "c72"
+    data = json.loads((root / "node.json").read_text())
+    assert data["os"] == data["os_release"] == "c72" and data["role"] == "host"

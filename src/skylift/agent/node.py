@@ -38,9 +38,10 @@ def check_role(role: str) -> str:
 def read_node(node_root: Path) -> NodeInfo | None:
     """The node's identity, or None when the node root was never initialised."""
     data = read_json(Path(node_root) / NODE_FILE)
-    if data is None:
+    if not data or "role" not in data:  # absent, or only the OS recorded by the repo tool
         return None
-    return NodeInfo(uuid=data["uuid"], role=data["role"], os_release=data["os_release"])
+    return NodeInfo(uuid=data["uuid"], role=data["role"],
+                    os_release=data.get("os_release") or data.get("os", ""))
 
 
 def init_node(
@@ -67,8 +68,12 @@ def init_node(
                 next=f"use --role {existing.role} or another --node-root")
         info = existing
     else:
+        # keep what others recorded (skylift.repo writes {"os": ...}); "os" mirrors os_release
+        # because the local repository reads that key
+        data = read_json(node_root / NODE_FILE, {}) or {}
+        os_release = data.get("os_release") or data.get("os") or os_release
         info = NodeInfo(uuid=uuid or uuidlib.uuid4().hex, role=role, os_release=os_release)
-        write_json(node_root / NODE_FILE, asdict(info))
+        write_json(node_root / NODE_FILE, {**data, **asdict(info), "os": os_release})
     if packages:
         current = pkgs.read_packages(node_root)
         pkgs.write_packages(node_root, {**current, **packages})

@@ -27,7 +27,8 @@ def probe(endpoint: str, timeout: float = 1.0) -> str | None:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout)
                 sock.connect(simd_address(Path(root)))
-                sock.sendall(json.dumps({"op": "probe", "uuid": uuid}).encode() + b"\n")
+                req = {"op": "probe", "uuid": uuid, "node": root}
+                sock.sendall(json.dumps(req).encode() + b"\n")
                 return json.loads(_read_line(sock)).get("boot_id")
     except (OSError, ValueError):
         return None

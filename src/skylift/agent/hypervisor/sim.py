@@ -13,7 +13,7 @@ from pathlib import Path
 
 from skylift.agent.hypervisor.base import HypervisorDriver, VmState
 from skylift.agent.hypervisor.daemon import pid_alive, spawn_daemon, terminate
-from skylift.agent.hypervisor.simaddr import PIDFILE, simd_address
+from skylift.agent.hypervisor.simaddr import PIDFILE, daemon_root, simd_address
 from skylift.agent.store import read_json
 from skylift.errors import HypervisorError, NoSuchVm
 
@@ -31,11 +31,11 @@ class SimDriver(HypervisorDriver):
 
     def _call(self, req: dict) -> dict:
         try:
-            resp = _request(self.node_root, req)
+            resp = _request(self.node_root, {**req, "node": str(self.node_root)})
         except OSError:
             # the hypervisor itself died (a host crash): start a new one, its VMs are Stopped
             ensure_simd(self.node_root)
-            resp = _request(self.node_root, req)
+            resp = _request(self.node_root, {**req, "node": str(self.node_root)})
         if not resp.get("ok"):
             if resp.get("kind") == "no-such-vm":
                 raise NoSuchVm(f"no VM {req.get('uuid')} on node {self.node_root.name}",
@@ -93,8 +93,8 @@ def simd_running(node_root: Path) -> bool:
 
 
 def ensure_simd(node_root: Path) -> None:
-    """Start the node's sim daemon unless one already answers."""
-    node_root = Path(node_root).resolve()
+    """Start the node's sim daemon (or the shared one it points at) unless one answers."""
+    node_root = daemon_root(node_root)
     if simd_running(node_root):
         return
     node_root.mkdir(parents=True, exist_ok=True)

@@ -102,13 +102,21 @@ class SimHypervisor:
 
 
 async def _serve(node_root: Path, ready) -> None:
-    hv = SimHypervisor(node_root)
+    nodes = {str(node_root): SimHypervisor(node_root)}
+
+    def hypervisor(req: dict) -> SimHypervisor:
+        # a shared daemon serves many node roots; each request names its own
+        root = req.get("node") or str(node_root)
+        if root not in nodes:
+            nodes[root] = SimHypervisor(Path(root))
+        return nodes[root]
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
                 try:
-                    resp = hv.handle(json.loads(line))
+                    req = json.loads(line)
+                    resp = hypervisor(req).handle(req)
                 except ValueError:
                     resp = {"ok": False, "kind": "usage", "error": "not JSON"}
                 writer.write(json.dumps(resp).encode() + b"\n")
@@ -127,7 +135,7 @@ async def _serve(node_root: Path, ready) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    ready({"pid": os.getpid(), "vms": len(hv.vms)})
+    ready({"pid": os.getpid()})
     async with server:
         await stop.wait()
     if not address.startswith("\0"):
