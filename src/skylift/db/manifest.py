@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from skylift import __version__
 from skylift.db.digest import VOLATILE_TABLES, TableDigest
 from skylift.errors import BackupError
 
@@ -36,6 +37,7 @@ class Manifest:
     dump_file: str = ""
     dump_sha256: str = ""
     dump_bytes: int = 0
+    skylift_version: str = __version__
     format: int = FORMAT
 
     def to_dict(self) -> dict:
@@ -45,7 +47,8 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Manifest":
-        data = dict(data)
+        # Keys a newer skylift may add are ignored rather than making the manifest unreadable.
+        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         data["tables"] = {t: TableDigest(**d) for t, d in data.get("tables", {}).items()}
         return cls(**data)
 
