@@ -116,15 +116,18 @@ class LocalRepo:
         """Every repo of the node."""
         return [self.info(os) for os in self.oses()]
 
-    def default_os(self, os: str | None) -> str:
-        """The OS release a command acts on: the one given, the node's, or the only repo."""
-        if os:
-            return os
-        if self.node_os():
-            return self.node_os()
+    def known_os(self, os: str | None = None) -> str | None:
+        """The OS release a command acts on: the one given, the node's, or the only repo's."""
+        if os or self.node_os():
+            return os or self.node_os()
         found = [o for o in self.oses() if not (self.repo_dir / o).is_symlink()]
-        if len(found) == 1:
-            return found[0]
+        return found[0] if len(found) == 1 else None
+
+    def default_os(self, os: str | None) -> str:
+        """known_os(), or a UsageError asking for --os."""
+        if self.known_os(os):
+            return self.known_os(os)
+        found = [o for o in self.oses() if not (self.repo_dir / o).is_symlink()]
         raise UsageError("which OS release's repo?",
                          why=f"this node has repos for {', '.join(found) or 'none'}",
                          next="pass --os")

@@ -144,7 +144,8 @@ def update_from_image(image: Path | str, node_root: Path | str | None = None, *,
                       trusted_keys: list[str] | dict | None = None) -> UpdateResult:
     """Verify an OS image and make it the node's current repo (the old one kept for rollback).
 
-    os_release: the node's OS release (default: node.json, else the image's own).
+    os_release: the node's OS release (default: node.json, else the OS of the node's only
+    repo, else the image's own). A repo for a second OS release is added only when asked.
     trusted_keys: default config.toml's trusted_keys. Raises ArtefactError / Refused before
     anything changes when the image is damaged, unsigned, or for another OS release.
     """
@@ -155,7 +156,7 @@ def update_from_image(image: Path | str, node_root: Path | str | None = None, *,
         raise ArtefactError(f"{image.name} is {mf.DESCRIPTION[art.kind]}, not an OS image",
                             next="give the OS image (skylift-os-<release>-<os>.tar)")
     repo = LocalRepo(node_root)
-    node_os = os_release or repo.node_os() or art.os
+    node_os = repo.known_os(os_release) or art.os
     target = image_for_node(art, node_os)
     _pause()
     entry_id = f"{art.release}-{art.sha256[:16]}"
