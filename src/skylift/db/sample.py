@@ -350,4 +350,4 @@ class SampleCloud:
                                 "encryption": "TLS"}]
         yield "ldap_account_bindings", [
             {"uuid": self.uuid(), "ldap_server_uuid": ldap, "ldap_uid": f"ldap-{a['name']}",
-             "account_uuid": a["uuid"]} for a in accounts[1:]]
+             "account_uuid": a["uuid"]} for a in accounts]

@@ -1,7 +1,8 @@
 """Release 4.0.0, part 3: LDAP bindings move from accounts to Enterprise Management.
 
 Each binding of an LDAP uid to an account becomes an Enterprise user of source 'ldap' (same
-UUID as the binding) bound to that uid, member of the project linked to the account.
+UUID as the binding) bound to that uid, member of the project linked to the account; a uid
+bound to the admin account logged in with full rights, so it becomes a platform admin.
 
 Revision ID: r400
 Revises: r400b
@@ -29,11 +30,14 @@ def upgrade() -> None:
     users = sa.table("em_users", *[sa.column(c) for c in (
         "uuid", "name", "password_hash", "is_platform_admin", "source", "account_uuid",
         "state")])
+    accounts = sa.table("accounts", sa.column("uuid"), sa.column("type"))
+    is_admin = sa.case((accounts.c.type == "SystemAdmin", sa.true()), else_=sa.false())
     op.execute(users.insert().from_select(
         ["uuid", "name", "password_hash", "is_platform_admin", "source", "account_uuid",
          "state"],
-        sa.select(old.c.uuid, old.c.ldap_uid, sa.literal(""), sa.false(), sa.literal("ldap"),
-                  old.c.account_uuid, sa.literal("Enabled"))))
+        sa.select(old.c.uuid, old.c.ldap_uid, sa.literal(""), is_admin, sa.literal("ldap"),
+                  old.c.account_uuid, sa.literal("Enabled"))
+        .select_from(old.join(accounts, accounts.c.uuid == old.c.account_uuid))))
     bindings = sa.table("em_ldap_bindings", sa.column("uuid"), sa.column("ldap_server_uuid"),
                         sa.column("ldap_uid"), sa.column("em_user_uuid"))
     op.execute(bindings.insert().from_select(
