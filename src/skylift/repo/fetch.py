@@ -83,7 +83,7 @@ def fetch_package(base_url: str, name: str, dest: Path | str, *, version: str | 
                         resp.raise_for_status()
                         raise OperationFailed(f"unexpected HTTP {resp.status_code} for {url}")
                     with open(part, mode) as out:
-                        for chunk in resp.iter_bytes(CHUNK):
+                        for chunk in resp.iter_bytes():  # as received: a cut keeps what came
                             out.write(chunk)
                 break
             except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
