@@ -17,7 +17,6 @@ from skylift.db import backup, dumpers
 from skylift.db.engine import Database
 from skylift.errors import DatabaseError, DatabaseInUse, Refused
 from test_backup_data import contents, mutate, populate
-from conftest import server
 
 RIGHT = "R1ght-S3cret_pw"
 WRONG = "Wr0ng-S3cret!x"
@@ -29,7 +28,7 @@ def mariadb_user(make_db):
     db = make_db("mysql")
     populate(db, vms=50)
     user = f"bk_{secrets.token_hex(4)}"
-    root = server("mysql", None).engine(isolation_level="AUTOCOMMIT")
+    root = db.engine(isolation_level="AUTOCOMMIT")  # root, on the same server
     hosts = ("127.0.0.1", "localhost")
     with root.connect() as conn:
         for host in hosts:
@@ -78,7 +77,7 @@ def test_postgresql_password_only_in_environment(make_db, spawned, tmp_path):
     # The test server trusts local connections, so the password is carried but not needed.
     with_pw = Database(db.url.set(password=RIGHT))
     result = backup.dump(with_pw, tmp_path, "nightly")
-    backup.verify(result.path, Database(server("postgresql", tmp_path).url.set(password=RIGHT)))
+    backup.verify(result.path, with_pw)  # the scratch database goes beside it
     assert {argv[0].rsplit("/", 1)[-1] for argv, _ in spawned} == {"pg_dump", "psql"}
     for argv, env in spawned:
         assert not any(RIGHT in arg for arg in argv), argv
@@ -173,7 +172,7 @@ def test_seeded_cloud_round_trip(fresh_db, tmp_path):
     before = contents(fresh_db)
     result = backup.dump(fresh_db, tmp_path, "before-upgrade")
     assert (result.manifest.release, result.manifest.revision) == ("4.3.12", "r4312")
-    backup.verify(result.path, server(fresh_db.dialect, tmp_path))
+    backup.verify(result.path, fresh_db)
     eng = fresh_db.engine()
     with eng.begin() as conn:  # empty the biggest table that nothing refers to
         insp = sa.inspect(conn)
