@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from skylift.cli import db_backup
 from skylift.cli.common import (DB_OPTION, DRY_RUN_OPTION, JSON_OPTION, PASSWORD_FILE_OPTION,
                                 resolve_database)
 from skylift.cli.output import emit_json, info, table
@@ -76,3 +77,7 @@ def migrate(
     else:
         info(f"migrated from {result.from_release or 'empty'} to {result.to_release} "
              f"in {result.seconds:.2f}s")
+
+
+# dump, verify and restore live in their own module; registered last to list them last.
+db_backup.register(app)
