@@ -88,3 +88,40 @@ class HostKeyChanged(TransportError):
     """A node's SSH host key differs from the one pinned on first use; nothing was sent."""
 
     exit_code = 2
+
+
+# --- the upgrade engine (skylift.engine) ---
+
+
+class PlanError(UsageError):
+    """A plan is malformed (duplicate ids) or a phase or step named by the operator does not exist."""
+
+
+class JournalError(OperationFailed):
+    """The run journal cannot be read or written, or is damaged in a way that is not a torn tail."""
+
+
+class SecretInJournal(JournalError):
+    """Something tried to write a registered secret into the journal; nothing was written."""
+
+    exit_code = 2
+
+
+class JournalMismatch(Refused):
+    """The journal belongs to another plan (or another version of it), or has nothing to resume."""
+
+
+class StepError(OperationFailed):
+    """A plan step failed; the run stopped there and the journal records where."""
+
+    def __init__(self, what: str, *, step: str, why: str = "", next: str = "") -> None:
+        super().__init__(what, why=why, next=next)
+        self.step = step
+
+
+class RollbackRefused(Refused):
+    """A rollback was refused (nothing was undone), e.g. because the point of no return is passed."""
+
+
+class RollbackFailed(OperationFailed):
+    """Undoing a step failed; the steps undone so far are journalled."""
