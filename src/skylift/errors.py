@@ -125,3 +125,26 @@ class RollbackRefused(Refused):
 
 class RollbackFailed(OperationFailed):
     """Undoing a step failed; the steps undone so far are journalled."""
+
+
+# --- management node -------------------------------------------------------------------------
+
+
+class HostReconnecting(Refused):
+    """An operation needs a host (or storage, vRouter) that is Connecting; retry later."""
+
+
+class UpgradeInProgress(Refused):
+    """The management node is in maintenance (an upgrade runs) and serves only a few calls."""
+
+
+class NoSuchResource(Refused):
+    """The resource named does not exist in the cloud's inventory."""
+
+
+class QemuMismatch(Refused):
+    """A host's QEMU differs from its cluster's (R-CLOUD-5): it must join a new cluster."""
+
+
+class NotAuthorized(Refused):
+    """The API call carries no admin token, or a wrong one."""
