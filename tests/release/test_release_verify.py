@@ -89,7 +89,7 @@ def test_json_lists_each_failure(artefacts, trust):
     assert "download" in failures[IMAGE]["remedy"]
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.sampled_from([IMAGE, INSTALLER, TOOL, HA, f"{IMAGE}.sig", f"{TOOL}.sig"]),
        where=st.floats(min_value=0, max_value=1, exclude_max=True), bit=st.integers(0, 7))
@@ -125,3 +125,24 @@ def test_one_pass_digests_equal_the_coreutils_ones(tmp_path):
         out = subprocess.run([tool, str(path)], capture_output=True, text=True).stdout
         assert out.split()[0] == value
     assert d.size == len(data)
+
+
+def test_every_single_bit_flip_of_a_signature_file_is_refused(built, signing, tmp_path):
+    from skylift.release.keys import trusted_keys
+    from skylift.release.signature import SignatureProblem, check_signature
+
+    keys = trusted_keys([str(signing.public_path)])
+    raw = (built["4.3.12"] / f"{HA}.sig").read_bytes()
+    sig = tmp_path / f"{HA}.sig"
+    accepted = []
+    for i in range(len(raw)):
+        for bit in range(8):
+            damaged = bytearray(raw)
+            damaged[i] ^= 1 << bit
+            sig.write_bytes(bytes(damaged))
+            try:
+                check_signature(sig, keys)
+                accepted.append((i, bit))
+            except SignatureProblem:
+                pass
+    assert accepted == []

@@ -121,8 +121,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _finish(path: Path, kind: str, version: str, os_release: str | None, key) -> BuiltArtefact:
-    """Write the .md5, .sha256 and .sig files of an artefact."""
+def seal_artefact(path: Path, kind: str, version: str, os_release: str | None,
+                  key) -> BuiltArtefact:
+    """Write the .md5, .sha256 and .sig files of an artefact (one pass for both digests)."""
     d = file_digests(path)
     _write_atomic(path.with_name(path.name + ".md5"), f"{d.md5}  {path.name}\n".encode())
     _write_atomic(path.with_name(path.name + ".sha256"), f"{d.sha256}  {path.name}\n".encode())
@@ -145,15 +146,15 @@ def build_release(version: str, out_dir: Path, *, os_releases: list[str] | None 
         path = out / mf.artefact_name(mf.OS_IMAGE, version, os_release)
         manifest, files = os_image_content(version, os_release)
         write_tar(path, manifest, files)
-        built.append(_finish(path, mf.OS_IMAGE, version, os_release, key))
+        built.append(seal_artefact(path, mf.OS_IMAGE, version, os_release, key))
     path = out / mf.artefact_name(mf.INSTALLER, version)
     write_tar(path, *installer_content(version))
-    built.append(_finish(path, mf.INSTALLER, version, None, key))
+    built.append(seal_artefact(path, mf.INSTALLER, version, None, key))
     path = out / mf.artefact_name(mf.TOOL, version)
     _write_atomic(path, tool_content(version))
     path.chmod(0o755)
-    built.append(_finish(path, mf.TOOL, version, None, key))
+    built.append(seal_artefact(path, mf.TOOL, version, None, key))
     path = out / mf.artefact_name(mf.HA_SUITE, version)
     write_tar(path, *ha_content(version))
-    built.append(_finish(path, mf.HA_SUITE, version, None, key))
+    built.append(seal_artefact(path, mf.HA_SUITE, version, None, key))
     return BuildResult(version, key_id(key.public_key()), built)

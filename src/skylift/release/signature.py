@@ -40,6 +40,17 @@ def sign_statement(statement: Statement, key: Ed25519PrivateKey) -> bytes:
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
+_FIELDS = {"format", "algorithm", "key_id", "payload", "signature"}
+
+
+def _b64(text: str) -> bytes:
+    """Decode canonical base64 only (a changed unused bit in the last character is refused)."""
+    data = base64.b64decode(text, validate=True)
+    if base64.b64encode(data).decode() != text:
+        raise ValueError("non-canonical base64")
+    return data
+
+
 class SignatureProblem(Exception):
     """Why a signature file is not acceptable (worded for a person, without the file name)."""
 
@@ -58,10 +69,12 @@ def check_signature(sig_file: Path, trusted: dict[str, Ed25519PublicKey]) -> Sig
         raise SignatureProblem(f"unsigned: its signature file {sig_file.name} is missing") from None
     try:
         doc = json.loads(raw)
+        # Strict: every byte of the file must mean something, so any damage to it is refused.
+        if set(doc) != _FIELDS or doc["format"] != 1 or doc["algorithm"] != "ed25519":
+            raise ValueError("unexpected fields")
         kid = doc["key_id"]
-        payload = base64.b64decode(doc["payload"], validate=True)
-        signature = base64.b64decode(doc["signature"], validate=True)
-    except (ValueError, KeyError, TypeError):
+        payload, signature = _b64(doc["payload"]), _b64(doc["signature"])
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise SignatureProblem(f"its signature file {sig_file.name} is damaged "
                                "(not a skylift signature)") from None
     public = trusted.get(kid)
