@@ -74,7 +74,7 @@ class LocalRepo:
     def read_state(self, os: str) -> dict:
         try:
             return json.loads((self.os_dir(os) / STATE).read_text())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return {"current": None, "previous": None}
 
     def write_state(self, os: str, state: dict) -> None:
