@@ -1,0 +1,335 @@
+"""Running a plan with a journal: in order, resumable after a crash, and rollback until the
+point of no return. Also `fan_out`, for doing one thing to many targets with bounded concurrency.
+
+Resume semantics (the contract that makes `skylift upgrade resume` safe):
+- a step the journal records as done is skipped;
+- the step that was in flight when the process died is re-verified with `is_done`: if its
+  effect is there it is recorded done, otherwise it runs again (steps are idempotent);
+- any other step whose `is_done` is already true is recorded done without running;
+- the first failure is journalled and stops the run with a StepError saying which step, why,
+  and to fix the cause and resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Generic, Iterable, NoReturn, TypeVar
+
+from skylift.engine.events import (EventBus, PhaseFinished, PhaseStarted, Progress, RunFinished,
+                                   RunStarted, StepDone, StepFailed, StepSkipped, StepStarted,
+                                   StepUndone, ensure_bus)
+from skylift.engine.journal import Journal, RunState
+from skylift.engine.plan import Plan, PlannedStep
+from skylift.errors import (JournalMismatch, RollbackFailed, RollbackRefused, SkyliftError,
+                            StepError)
+
+RESUME_HINT = "fix the cause and run `skylift upgrade resume`"
+
+
+@dataclass
+class RunResult:
+    """What a run did: the steps it ran, the ones it skipped (and why), and how long it took."""
+
+    run_id: str
+    plan_id: str
+    status: str
+    ran: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "plan_id": self.plan_id, "status": self.status,
+                "ran": self.ran, "skipped": self.skipped, "seconds": round(self.seconds, 3)}
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, SkyliftError):
+        return exc.render()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check_journal(plan: Plan, state: RunState | None, *, resume: bool) -> None:
+    if resume:
+        if state is None or state.finished:
+            raise JournalMismatch("there is no unfinished run to resume",
+                                  why="the journal's last run " + (
+                                      f"ended ({state.status})" if state else "does not exist"),
+                                  next="start a new run")
+        if state.plan_id != plan.id or state.fingerprint != plan.fingerprint():
+            raise JournalMismatch(
+                f"the unfinished run {state.run_id} was made by another plan",
+                why=f"journal: {state.plan_id} ({state.fingerprint}); now: {plan.id} "
+                    f"({plan.fingerprint()}) — a different skylift version or options",
+                next="resume with the same skylift version and options, or roll it back")
+    elif state is not None and not state.finished:
+        raise JournalMismatch(f"run {state.run_id} of {state.plan_id} is unfinished "
+                              f"({state.status})",
+                              why="starting over could repeat or skip its steps wrongly",
+                              next="resume it with `skylift upgrade resume`, or roll it back")
+
+
+def run_plan(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None = None,
+             resume: bool = False, params: dict[str, Any] | None = None) -> RunResult:
+    """Run the plan's steps in order, journalled; resume=True continues the journal's last run.
+
+    `params` are recorded in the journal (no secrets: registered ones are refused). Raises
+    StepError at the first failure, JournalMismatch when the journal does not fit the request.
+    """
+    bus = ensure_bus(events)
+    state = journal.state
+    _check_journal(plan, state, resume=resume)
+    if resume:
+        assert state is not None
+        journal.run_resumed()
+        run_id = state.run_id
+    else:
+        run_id = journal.start_run(plan.id, plan.fingerprint(), params)
+        state = journal.state
+        assert state is not None
+    in_flight = state.in_flight  # the step the last process died in, if any
+    result = RunResult(run_id, plan.id, "running")
+    start = time.monotonic()
+    steps = plan.steps()
+    bus.emit(RunStarted(plan.id, run_id, len(steps), [p.name for p in plan.phases],
+                        resume=resume, estimate_seconds=plan.estimate_seconds(ctx)))
+    try:
+        for phase in plan.phases:
+            phase_start = time.monotonic()
+            bus.emit(PhaseStarted(phase.name, phase.description, len(phase.steps)))
+            for ps in (s for s in steps if s.phase is phase):
+                _run_step(ps, ctx, journal, bus, result, crashed=ps.key == in_flight)
+            bus.emit(PhaseFinished(phase.name, time.monotonic() - phase_start))
+    except BaseException as exc:
+        # Renderers close their bars on RunFinished, also when the run stops early.
+        status = "failed" if isinstance(exc, StepError) else "interrupted"
+        bus.emit(RunFinished(plan.id, run_id, status, time.monotonic() - start,
+                             len(result.ran), len(result.skipped)))
+        raise
+    journal.run_finished("ok")
+    result.status = "ok"
+    result.seconds = time.monotonic() - start
+    bus.emit(RunFinished(plan.id, run_id, "ok", result.seconds, len(result.ran),
+                         len(result.skipped)))
+    return result
+
+
+def _run_step(ps: PlannedStep, ctx: Any, journal: Journal, bus: EventBus, result: RunResult,
+              *, crashed: bool) -> None:
+    key, step = ps.key, ps.step
+    assert journal.state is not None
+    if key in journal.state.done:
+        result.skipped[key] = "done (journal)"
+        bus.emit(StepSkipped(key, "done (journal)"))
+        return
+    try:
+        already = step.is_done(ctx)
+    except Exception as exc:  # noqa: BLE001 - a failing probe is a failed step, journalled
+        _fail(ps, journal, bus, result, f"cannot tell whether it is done: {_error_text(exc)}")
+    if already:
+        note = "verified done after a crash" if crashed else "already done"
+        journal.step_done(key, note=note)
+        result.skipped[key] = note
+        bus.emit(StepSkipped(key, note))
+        return
+    journal.step_started(key)
+    bus.emit(StepStarted(key, step.description, _estimate(ps, ctx)))
+    t0 = time.monotonic()
+    try:
+        step.run(ctx)
+        # A step that declares is_done must see its own effect afterwards; if not, it is
+        # broken and resuming would run it forever, so stop here and say so.
+        if step.verifiable and not step.is_done(ctx):
+            raise StepError(f"step {key} ran but its effect is not there", step=key)
+    except Exception as exc:  # noqa: BLE001 - journalled, then raised as a typed error
+        _fail(ps, journal, bus, result, _error_text(exc))
+    seconds = time.monotonic() - t0
+    journal.step_done(key, seconds=seconds)
+    result.ran.append(key)
+    bus.emit(StepDone(key, seconds))
+
+
+def _fail(ps: PlannedStep, journal: Journal, bus: EventBus, result: RunResult,
+          text: str) -> NoReturn:
+    text = journal.redact(text)
+    journal.step_failed(ps.key, text)
+    result.status = "failed"
+    bus.emit(StepFailed(ps.key, text))
+    raise StepError(f"step {ps.key} ({ps.step.description}) failed", step=ps.key, why=text,
+                    next=RESUME_HINT)
+
+
+def _estimate(ps: PlannedStep, ctx: Any) -> float | None:
+    try:
+        return ps.step.estimate_seconds(ctx)
+    except Exception:  # noqa: BLE001 - an estimate is advice only
+        return None
+
+
+def rollback(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None = None
+             ) -> list[str]:
+    """Undo the journal's last run in reverse order; returns the keys undone.
+
+    The steps undone are the done ones plus any that failed or were in flight (they may have
+    left a partial effect; `undo` tolerates that). Refused (RollbackRefused) before anything is
+    undone when a point-of-no-return step was started: the only way then is forward.
+    """
+    bus = ensure_bus(events)
+    state = journal.state
+    if state is None or state.status == "rolled_back":
+        raise RollbackRefused("there is nothing to roll back",
+                              why="the journal's last run " + (
+                                  "is already rolled back" if state else "does not exist"))
+    if state.plan_id != plan.id or state.fingerprint != plan.fingerprint():
+        raise JournalMismatch(f"run {state.run_id} was made by another plan",
+                              why=f"journal: {state.plan_id}; now: {plan.id}",
+                              next="roll back with the same skylift version and options")
+    touched = set(state.done) | set(state.failed)
+    for key in (state.in_flight, state.undo_in_flight):
+        if key:
+            touched.add(key)
+    order = [ps for ps in plan.steps() if ps.key in touched]
+    for ps in order:
+        if ps.step.point_of_no_return:
+            raise RollbackRefused(
+                f"cannot roll back: step {ps.key} ({ps.step.description}) is past the point "
+                "of no return",
+                why="its effect cannot be taken back safely once it has started",
+                next="roll forward with `skylift upgrade resume`")
+    journal.rollback_started()
+    undone = []
+    for ps in reversed(order):
+        journal.undo_started(ps.key)
+        t0 = time.monotonic()
+        try:
+            ps.step.undo(ctx)
+        except Exception as exc:  # noqa: BLE001 - journalled, then raised as a typed error
+            text = journal.redact(_error_text(exc))
+            journal.undo_failed(ps.key, text)
+            raise RollbackFailed(f"undoing step {ps.key} failed", why=text,
+                                 next="fix the cause and run the rollback again "
+                                      "(steps already undone stay undone)") from None
+        note = "" if ps.step.reversible else "nothing to undo"
+        journal.step_undone(ps.key, seconds=time.monotonic() - t0, note=note)
+        undone.append(ps.key)
+        bus.emit(StepUndone(ps.key, note))
+    journal.run_finished("rolled_back")
+    bus.emit(RunFinished(plan.id, state.run_id, "rolled_back", 0.0, len(undone), 0))
+    return undone
+
+
+# --- fan-out: one function over many items, bounded, with a failure threshold ---
+
+T = TypeVar("T")
+
+
+@dataclass
+class ItemResult(Generic[T]):
+    """One item's outcome: ok, failed (with the error text) or not_started (threshold hit)."""
+
+    item: T
+    status: str
+    value: Any = None
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class FanOutResult(Generic[T]):
+    """Per-item results in the order of the items, and the counts."""
+
+    label: str
+    results: list[ItemResult[T]]
+    stopped: bool  # True when the failure threshold stopped new work from starting
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def succeeded(self) -> int:
+        return self.count("ok")
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def not_started(self) -> int:
+        return self.count("not_started")
+
+    def failures(self) -> list[ItemResult[T]]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def to_dict(self, key: Callable[[T], str] = str) -> dict[str, Any]:
+        return {"label": self.label, "ok": self.succeeded, "failed": self.failed,
+                "not_started": self.not_started, "stopped": self.stopped,
+                "seconds": round(self.seconds, 3),
+                "failures": [{"item": key(r.item), "error": r.error} for r in self.failures()]}
+
+
+def threshold_exceeded(failures: int, total: int, threshold: int | float | None) -> bool:
+    """Whether `failures` exceed the threshold: an int is a count, a float in (0, 1) a fraction
+    of the total; None never stops."""
+    if threshold is None:
+        return False
+    if isinstance(threshold, float) and 0 < threshold < 1:
+        return failures > threshold * total
+    return failures > threshold
+
+
+async def fan_out(items: Iterable[T], fn: Callable[[T], Awaitable[Any] | Any], *,
+                  concurrency: int, failure_threshold: int | float | None = None,
+                  events: EventBus | None = None, label: str = "items",
+                  timeout: float | None = None) -> FanOutResult[T]:
+    """Apply fn to every item with at most `concurrency` at once.
+
+    fn may be async or plain (a plain function runs in a worker thread). Once failures exceed
+    `failure_threshold`, no new item starts (those in flight finish) and the rest are
+    `not_started`. Emits Progress(label, done, total, failures) at the start and after each item.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    bus = ensure_bus(events)
+    items = list(items)
+    total = len(items)
+    results: list[ItemResult[T]] = [ItemResult(it, "not_started") for it in items]
+    counts = {"done": 0, "failed": 0}
+    next_index = iter(range(total))
+    start = time.monotonic()
+    bus.emit(Progress(label, 0, total, 0))
+
+    async def call(item: T) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(item)
+        value = await asyncio.to_thread(fn, item)
+        return await value if inspect.isawaitable(value) else value
+
+    async def worker() -> None:
+        while not threshold_exceeded(counts["failed"], total, failure_threshold):
+            i = next(next_index, None)
+            if i is None:
+                return
+            t0 = time.monotonic()
+            try:
+                coro = call(items[i])
+                value = await (asyncio.wait_for(coro, timeout) if timeout else coro)
+                results[i] = ItemResult(items[i], "ok", value, seconds=time.monotonic() - t0)
+            except Exception as exc:  # noqa: BLE001 - one item's failure is a result
+                text = "timed out" if isinstance(exc, TimeoutError) else _error_text(exc)
+                results[i] = ItemResult(items[i], "failed", error=text,
+                                        seconds=time.monotonic() - t0)
+                counts["failed"] += 1
+            counts["done"] += 1
+            bus.emit(Progress(label, counts["done"], total, counts["failed"]))
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, total))))
+    stopped = any(r.status == "not_started" for r in results)
+    return FanOutResult(label, results, stopped, time.monotonic() - start)
+
+
+def fan_out_sync(items: Iterable[T], fn: Callable[[T], Any], **kw: Any) -> FanOutResult[T]:
+    """`fan_out` for callers that are not async (runs its own event loop)."""
+    return asyncio.run(fan_out(items, fn, **kw))
