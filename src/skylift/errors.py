@@ -148,3 +148,14 @@ class QemuMismatch(Refused):
 
 class NotAuthorized(Refused):
     """The API call carries no admin token, or a wrong one."""
+
+
+class HostDisconnected(Refused):
+    """A VM or volume operation on a host whose agent does not answer (Disconnected)."""
+
+
+# --- the lab (skylift.lab) ---
+
+
+class LabError(OperationFailed):
+    """A lab installation or host farm could not be built, started or stopped as asked."""

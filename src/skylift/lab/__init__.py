@@ -1,0 +1,6 @@
+"""The lab: installations of any release at any scale, a host farm, and probes (SPEC R-LIN-3).
+
+    farm.py          one process serving thousands of simulated hosts (agent + SSH endpoints)
+    probes.py        MN API availability and VM continuity, sampled during an operation
+    installation.py  `skylift lab up/status/down`: a running cloud of release R
+"""

@@ -1,0 +1,101 @@
+"""The simulated hosts of a farm: identity, node root and agent instance of each one.
+
+A farm host is a node root (node.json, packages.json, sim.json pointing at the farm's shared
+sim hypervisor) plus, in the farm process, the state a running agent would hold: its boot id,
+start time and the skylift-agent version it "started" with. Restarting a farm host's agent
+renews those and drops its open connections, exactly what a real agent restart shows the MN.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid as uuidlib
+from pathlib import Path
+
+from skylift.agent import packages as pkgs
+from skylift.agent.hypervisor.simaddr import SHARED_FILE
+from skylift.agent.node import NODE_FILE, read_node
+from skylift.lineage import release
+
+
+class FarmHost:
+    """One simulated host as the farm process holds it."""
+
+    __slots__ = ("address", "node_root", "uuid", "role", "os_release", "agent_version",
+                 "agent_boot_id", "started_at", "restarts", "up", "connections", "_driver")
+
+    def __init__(self, address: str, node_root: Path, uuid: str, role: str,
+                 os_release: str) -> None:
+        self.address = address
+        self.node_root = node_root
+        self.uuid = uuid
+        self.role = role
+        self.os_release = os_release
+        self.restarts = 0
+        self.up = True
+        self.connections: set = set()  # open HTTP connections of this host's agent
+        self._driver = None
+        self.start_agent()
+
+    def start_agent(self) -> None:
+        """(Re)start this host's agent: a new boot id, the skylift-agent installed now."""
+        self.agent_version = pkgs.installed_version(self.node_root, pkgs.AGENT_PACKAGE) or "unknown"
+        self.agent_boot_id = uuidlib.uuid4().hex
+        self.started_at = time.time()
+
+    def restart_agent(self) -> None:
+        """What `systemctl restart skylift-agent` does: drop connections, start afresh."""
+        self.up = False
+        for proto in list(self.connections):
+            transport = getattr(proto, "transport", None)
+            if transport is not None:
+                transport.close()
+        self.connections.clear()
+        self.start_agent()
+        self.restarts += 1
+        self.up = True
+
+    def driver(self):
+        """The sim hypervisor driver of this host (VMs live in the shared daemon, not here)."""
+        if self._driver is None:
+            from skylift.agent.hypervisor.sim import SimDriver
+
+            self._driver = SimDriver(self.node_root, self.address)
+        return self._driver
+
+
+def host_packages(release_version: str, os_release: str) -> dict[str, str]:
+    """The package database a host of this release and OS reports."""
+    rel = release(release_version)
+    hp = rel.packages.get(os_release) or rel.packages[rel.os_releases[0]]
+    return {pkgs.AGENT_PACKAGE: rel.version, pkgs.QEMU_PACKAGE: hp.qemu,
+            pkgs.LIBVIRT_PACKAGE: hp.libvirt}
+
+
+def prepare_node_root(node_root: Path, uuid: str, role: str, os_release: str,
+                      packages: dict[str, str], shared_sim_root: Path) -> None:
+    """Write a farm host's node root unless it exists (then its state is kept as it is).
+
+    Plain writes, no fsync: a farm creates thousands of node roots of a throwaway lab, and
+    the atomic, fsynced writes of skylift.agent.store would cost a disk flush each.
+    """
+    node_root.mkdir(parents=True, exist_ok=True)
+    if (node_root / NODE_FILE).exists():
+        return
+    (node_root / SHARED_FILE).write_text(json.dumps({"root": str(shared_sim_root)}))
+    (node_root / pkgs.PACKAGES_FILE).write_text(json.dumps(dict(sorted(packages.items()))))
+    # node.json last: its presence marks a complete node root
+    tmp = node_root / f".{NODE_FILE}.tmp"
+    tmp.write_text(json.dumps({"uuid": uuid, "role": role, "os_release": os_release,
+                               "os": os_release}))
+    os.replace(tmp, node_root / NODE_FILE)
+
+
+def load_host(address: str, node_root: Path) -> FarmHost:
+    """The farm host of a prepared node root."""
+    node = read_node(node_root)
+    if node is None:
+        raise FileNotFoundError(node_root / NODE_FILE)
+    return FarmHost(address, node_root, node.uuid, node.role, node.os_release)
