@@ -1,0 +1,93 @@
+"""Database helpers of the normal-mode API: sessions, the resource kinds, rows as dicts."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from skylift.db.models import Base
+from skylift.errors import NoSuchResource, Refused
+from skylift.mn.state import MnState
+
+HIDDEN = {"mn_heartbeat"}  # volatile, per process: not part of the inventory
+
+
+def _kinds() -> dict[str, type]:
+    """Resource kind (table name) -> mapped class, for every model with a uuid key."""
+    out = {}
+    for mapper in Base.registry.mappers:
+        table = mapper.local_table
+        if "uuid" in table.c and table.c.uuid.primary_key and table.name not in HIDDEN:
+            out[table.name] = mapper.class_
+    return dict(sorted(out.items()))
+
+
+KINDS: dict[str, type] = _kinds()
+
+
+@contextmanager
+def session(mn: MnState) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(mn.engine, expire_on_commit=False) as ses, ses.begin():
+        yield ses
+
+
+def new_uuid() -> str:
+    return uuidlib.uuid4().hex
+
+
+def as_dict(obj) -> dict:
+    """A model instance's columns as a dict."""
+    return {c.key: getattr(obj, c.key) for c in sa.inspect(type(obj)).column_attrs}
+
+
+def kind_class(kind: str) -> type:
+    """The model of a kind, or NoSuchResource naming the known kinds."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise NoSuchResource(f"no resource kind '{kind}'",
+                             next="GET /v1/inventory lists them: " + ", ".join(KINDS))
+    return cls
+
+
+def get_or_404(ses: Session, cls: type, uuid: str):
+    """The row of this model with this uuid, or NoSuchResource."""
+    obj = ses.get(cls, uuid)
+    if obj is None:
+        raise NoSuchResource(f"no {cls.__tablename__} row {uuid}",
+                             next=f"list them with GET /v1/{cls.__tablename__}")
+    return obj
+
+
+def dependents(ses: Session, table: str, uuid: str) -> dict[str, int]:
+    """Rows of other tables that reference this row through a foreign key, per table."""
+    found: dict[str, int] = {}
+    for other in Base.metadata.sorted_tables:
+        for fk in other.foreign_keys:
+            if fk.column.table.name == table and other.name != table:
+                n = ses.execute(sa.select(sa.func.count()).select_from(other)
+                                .where(fk.parent == uuid)).scalar_one()
+                if n:
+                    found[other.name] = found.get(other.name, 0) + n
+    return found
+
+
+def delete_row(ses: Session, cls: type, uuid: str, *, cascade: tuple[str, ...] = ()) -> None:
+    """Delete a row; refuses while other rows still use it (link tables in `cascade` go too)."""
+    obj = get_or_404(ses, cls, uuid)
+    table = cls.__tablename__
+    for link in cascade:
+        link_table = Base.metadata.tables[link]
+        for fk in link_table.foreign_keys:
+            if fk.column.table.name == table:
+                ses.execute(link_table.delete().where(fk.parent == uuid))
+    users = dependents(ses, table, uuid)
+    if users:
+        listed = ", ".join(f"{n} {t}" for t, n in sorted(users.items()))
+        raise Refused(f"{table} {uuid} is still in use", why=f"used by {listed}",
+                      next="delete those first")
+    ses.delete(obj)

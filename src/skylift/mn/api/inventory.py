@@ -1,0 +1,53 @@
+"""Reading the inventory: all of it, one kind, or one resource (mounted last: generic paths)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query
+
+from skylift.db.inventory import resource_counts
+from skylift.mn.api import mn_of
+from skylift.mn.api.db import KINDS, as_dict, get_or_404, kind_class, session
+from skylift.mn.state import MnState
+
+router = APIRouter(prefix="/v1", tags=["inventory"])
+
+
+@router.get("/inventory")
+def inventory(mn: MnState = Depends(mn_of)) -> dict:
+    """Every resource kind with all its rows."""
+    out = {}
+    with session(mn) as ses:
+        for kind, cls in KINDS.items():
+            out[kind] = [as_dict(o) for o in ses.scalars(sa.select(cls).order_by(cls.uuid))]
+    return {"release": mn.run.release, "counts": {k: len(v) for k, v in out.items()},
+            "inventory": out}
+
+
+@router.get("/inventory/counts")
+def counts(mn: MnState = Depends(mn_of)) -> dict:
+    """Row count per resource kind (the names skylift.db.inventory uses at every release)."""
+    with mn.engine.connect() as conn:
+        return {"release": mn.run.release, "counts": resource_counts(conn)}
+
+
+@router.get("/{kind}")
+def list_kind(kind: str, limit: int | None = Query(None, ge=1), offset: int = Query(0, ge=0),
+              mn: MnState = Depends(mn_of)) -> dict:
+    """The rows of one kind (e.g. zones, hosts, vm_instances), by uuid."""
+    cls = kind_class(kind)
+    with session(mn) as ses:
+        total = ses.execute(sa.select(sa.func.count()).select_from(cls)).scalar_one()
+        query = sa.select(cls).order_by(cls.uuid).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = [as_dict(o) for o in ses.scalars(query)]
+    return {"kind": kind, "total": total, "count": len(rows), "items": rows}
+
+
+@router.get("/{kind}/{uuid}")
+def get_one(kind: str, uuid: str, mn: MnState = Depends(mn_of)) -> dict:
+    """One resource."""
+    cls = kind_class(kind)
+    with session(mn) as ses:
+        return as_dict(get_or_404(ses, cls, uuid))

@@ -1,0 +1,39 @@
+"""Global settings: list, read and set (served in maintenance mode too; Core only)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from skylift.mn import settings as store
+from skylift.mn.api import mn_of
+from skylift.mn.state import MnState
+
+router = APIRouter(prefix="/v1/global-settings", tags=["settings"])
+
+
+class SettingValue(BaseModel):
+    value: Any
+
+
+@router.get("")
+async def list_settings(mn: MnState = Depends(mn_of)) -> dict:
+    """Every global setting."""
+    rows = await asyncio.to_thread(store.list_settings, mn.engine)
+    return {"count": len(rows), "settings": rows}
+
+
+@router.get("/{category}/{name}")
+async def get_setting(category: str, name: str, mn: MnState = Depends(mn_of)) -> dict:
+    """One global setting."""
+    return await asyncio.to_thread(store.get_setting, mn.engine, category, name)
+
+
+@router.put("/{category}/{name}")
+async def set_setting(category: str, name: str, body: SettingValue,
+                      mn: MnState = Depends(mn_of)) -> dict:
+    """Set a global setting (e.g. ha/enable to false); answers it with its previous value."""
+    return await asyncio.to_thread(store.set_setting, mn.engine, category, name, body.value)

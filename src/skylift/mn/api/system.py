@@ -1,0 +1,50 @@
+"""Health, version, drain and the list of API calls in flight."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Request
+
+from skylift import __version__
+from skylift.mn.api import mn_of
+from skylift.mn.state import MnState
+
+router = APIRouter(prefix="/v1", tags=["system"])
+
+
+@router.get("/health")
+def health(mn: MnState = Depends(mn_of)) -> dict:
+    """Whether the MN serves, and in which mode (open)."""
+    return {"status": "ok", "mode": mn.mode, "pid": mn.pid,
+            "mn_uuid": mn.heartbeat.uuid if mn.heartbeat else None}
+
+
+@router.get("/version")
+def version(mn: MnState = Depends(mn_of)) -> dict:
+    """The release this MN reports, the database's revision, and the mode (open)."""
+    return {"release": mn.run.release, "revision": mn.run.revision,
+            "db_release": mn.run.db_release, "mode": mn.mode, "code_version": __version__,
+            "pid": mn.pid, "started_at": mn.started_at.isoformat() + "Z",
+            "mn_uuid": mn.heartbeat.uuid if mn.heartbeat else None}
+
+
+@router.get("/api-calls")
+def api_calls(request: Request, mn: MnState = Depends(mn_of)) -> dict:
+    """API calls in flight now (this one left out), oldest first."""
+    calls = mn.inflight.list(exclude=request.scope.get("state", {}).get("call_id"))
+    return {"count": len(calls), "calls": calls}
+
+
+@router.post("/drain")
+async def drain(request: Request, wait: float = 0.0, mn: MnState = Depends(mn_of)) -> dict:
+    """Stop taking work (every other call now gets 503) and wait up to `wait` s for the calls
+    in flight to finish; answers the calls still in flight."""
+    if not mn.draining:
+        mn.draining = True
+        if mn.heartbeat is not None:
+            await asyncio.to_thread(mn.heartbeat.set_state, "draining")
+    if wait > 0:
+        await mn.inflight.wait_until(1, min(wait, 300.0))
+    calls = mn.inflight.list(exclude=request.scope.get("state", {}).get("call_id"))
+    return {"state": mn.mode, "in_flight": calls, "drained": not calls}

@@ -1,0 +1,99 @@
+"""Wiring the management node's app: middleware, routers, lifespan. Serving lives in api/*.
+
+Normal mode runs the connection manager (and VM HA) in the app's lifespan; maintenance mode
+mounts only the calls that work against a database of any release (health, version, global
+settings, drain), and never imports the newest models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from skylift import __version__
+from skylift.mn import console
+from skylift.mn.api import errors as api_errors
+from skylift.mn.api import settings as api_settings
+from skylift.mn.api import system as api_system
+from skylift.mn.gate import GateMiddleware
+from skylift.mn.inflight import InFlightMiddleware
+from skylift.mn.state import MnState
+from skylift.repo.server import router as repo_router
+
+log = logging.getLogger("skylift.mn")
+
+
+def _optional(module: str):
+    """A module of the MN written separately (connections, VM HA), or None until it exists."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    return importlib.import_module(module)
+
+
+async def _start_parts(mn: MnState) -> None:
+    """Start the connection manager and VM HA (normal mode only)."""
+    connections = _optional("skylift.mn.connections")
+    if connections is None:
+        log.warning("no connection manager in this build: hosts stay as recorded")
+        return
+    mn.manager = connections.ConnectionManager(mn.engine, agent_port=mn.agent_port,
+                                               repo_root=mn.node_root)
+    # the reconnect storm runs behind: the API serves meanwhile, and work on a host that is
+    # still Connecting is refused (R-CLOUD-3)
+    await mn.manager.start(wait=False)
+    vm_ha = _optional("skylift.mn.vm_ha")
+    factory = getattr(vm_ha, "VmHa", None) if vm_ha else None
+    if factory is not None:
+        mn.vm_ha = factory(mn.engine, mn.manager)
+        await mn.vm_ha.start()
+
+
+async def _stop_parts(mn: MnState) -> None:
+    for part in (mn.vm_ha, mn.manager):
+        if part is not None:
+            try:
+                await part.stop()
+            except Exception:  # stopping must go on: the heartbeat still has to say stopped
+                log.exception("stopping %s failed", type(part).__name__)
+
+
+def create_app(mn: MnState) -> FastAPI:
+    """The MN's FastAPI app for this state (mode decided before)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if mn.heartbeat is not None:
+            await asyncio.to_thread(mn.heartbeat.start)
+        if not mn.run.maintenance:
+            await _start_parts(mn)
+        try:
+            yield
+        finally:
+            await _stop_parts(mn)
+            if mn.heartbeat is not None:
+                await asyncio.to_thread(mn.heartbeat.stop)
+
+    app = FastAPI(title="skylift management node", version=__version__, lifespan=lifespan,
+                  description=f"Mode: {mn.run.mode}. Auth: 'Authorization: Bearer <token>' "
+                              "with the token in $SKYLIFT_HOME/mn/admin-token.")
+    app.state.mn = mn
+    api_errors.install(app, mn.db.display())
+    app.include_router(api_system.router)
+    app.include_router(api_settings.router)
+    app.include_router(console.router())
+    if not mn.run.maintenance:
+        for name in ("infrastructure", "network", "inventory"):  # the generic reader last
+            module = importlib.import_module(f"skylift.mn.api.{name}")
+            app.include_router(module.router)
+    # the node's local package repository (R-CLOUD-6); hosts install from it without a token
+    app.include_router(repo_router(mn.node_root), prefix="/repo", include_in_schema=False)
+    # outermost first: every call is listed in flight, then the gate decides
+    app.add_middleware(GateMiddleware, mn=mn)
+    app.add_middleware(InFlightMiddleware, registry=mn.inflight)
+    return app
+

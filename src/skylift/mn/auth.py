@@ -1,0 +1,48 @@
+"""The admin token: made at the MN's first start, kept in $SKYLIFT_HOME/mn/admin-token (0600).
+
+Clients send it as `Authorization: Bearer <token>`. It is never logged or put in an error.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from skylift.config import skylift_home
+
+TOKEN_NAME = "admin-token"
+
+
+def token_path(home: Path | None = None) -> Path:
+    """Where the admin token lives."""
+    return (home or skylift_home()) / "mn" / TOKEN_NAME
+
+
+def ensure_token(path: Path | None = None) -> str:
+    """The admin token, created (mode 0600) unless one exists."""
+    path = path or token_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_token(path)
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return token
+
+
+def read_token(path: Path | None = None) -> str:
+    """The admin token stored at path (default: this state folder's)."""
+    return (path or token_path()).read_text().strip()
+
+
+def token_matches(header: str | None, token: str) -> bool:
+    """Whether an Authorization header carries the token (constant-time compare)."""
+    if not header or not header.lower().startswith("bearer "):
+        return False
+    return hmac.compare_digest(header[7:].strip().encode(), token.encode())

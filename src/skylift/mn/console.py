@@ -1,0 +1,87 @@
+"""The web console: one page, and assets under content-hashed names (no Ctrl+F5).
+
+At start the MN hashes each asset shipped in skylift/mn/console/ and serves it as
+/static/<stem>.<sha256-12><suffix> with a year-long immutable cache; the page (no-cache)
+names the hashed files. A release whose assets changed serves new names, so a browser that
+reloads the page after an upgrade can never run the old code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from skylift.errors import NoSuchResource
+
+CONSOLE_DIR = Path(__file__).parent / "console"
+ASSETS = ("app.js", "app.css")
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str  # app.js
+    hashed: str  # app.0123456789ab.js
+    body: bytes
+    media_type: str
+    etag: str
+
+
+def load_assets(folder: Path = CONSOLE_DIR) -> dict[str, Asset]:
+    """Every asset keyed by its hashed name, read and hashed once."""
+    out: dict[str, Asset] = {}
+    for name in ASSETS:
+        body = (folder / name).read_bytes()
+        digest = hashlib.sha256(body).hexdigest()
+        stem, dot, suffix = name.rpartition(".")
+        hashed = f"{stem}.{digest[:12]}.{suffix}"
+        media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        out[hashed] = Asset(name, hashed, body, media, f'"{digest}"')
+    return out
+
+
+def render_page(assets: dict[str, Asset], folder: Path = CONSOLE_DIR) -> str:
+    """The page with {{app.js}}-style placeholders replaced by the hashed asset URLs."""
+    page = (folder / "index.html").read_text()
+    for asset in assets.values():
+        page = page.replace("{{" + asset.name + "}}", f"/static/{asset.hashed}")
+    return page
+
+
+def router(folder: Path = CONSOLE_DIR) -> APIRouter:
+    """The console routes: the page, the hashed assets, and their list."""
+    assets = load_assets(folder)
+    page = render_page(assets, folder)
+    page_etag = f'"{hashlib.sha256(page.encode()).hexdigest()}"'
+    api = APIRouter()
+
+    @api.get("/", include_in_schema=False)
+    def index(request: Request) -> Response:
+        headers = {"Cache-Control": "no-cache", "ETag": page_etag}
+        if request.headers.get("if-none-match") == page_etag:
+            return Response(status_code=304, headers=headers)
+        return HTMLResponse(page, headers=headers)
+
+    @api.get("/static/{name}", include_in_schema=False)
+    def static(name: str, request: Request) -> Response:
+        asset = assets.get(name)
+        if asset is None:
+            raise NoSuchResource(f"no console asset {name}",
+                                 why="assets are served under the names of this release",
+                                 next="reload the console page")
+        headers = {"Cache-Control": IMMUTABLE, "ETag": asset.etag}
+        if request.headers.get("if-none-match") == asset.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+    @api.get("/v1/console/assets", tags=["console"])
+    def asset_names() -> dict:
+        """The console's current assets: name -> hashed URL (compare before/after an upgrade)."""
+        return {"assets": {a.name: f"/static/{a.hashed}" for a in assets.values()}}
+
+    return api

@@ -1,0 +1,178 @@
+"""Starting and stopping management nodes as processes: for procedures, the lab and tests.
+
+An MN runs `python -m skylift.mn serve ...` in its own session and logs to
+$SKYLIFT_HOME/mn/mn-<port>.log. The database password never goes on its command line: a
+password in the URL is moved to SKYLIFT_DB_PASSWORD in the child's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from skylift.agent.hypervisor.daemon import log_tail
+from skylift.config import skylift_home
+from skylift.errors import OperationFailed
+from skylift.mn.auth import read_token, token_path
+from skylift.mn.server import READY_ENV
+
+MN_MARKER = "skylift.mn\x00serve"  # argv as in /proc/PID/cmdline
+
+
+@dataclass
+class MnHandle:
+    """A running management node: where it listens, which process, its log."""
+
+    pid: int
+    host: str
+    port: int
+    mode: str
+    release: str
+    log_path: Path
+    home: Path
+    popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        """Whether the MN process still runs."""
+        if self.popen is not None:
+            return self.popen.poll() is None
+        try:
+            return MN_MARKER in Path(f"/proc/{self.pid}/cmdline").read_text()
+        except OSError:
+            return False
+
+    def token(self) -> str:
+        """The admin token of this MN's state folder."""
+        return read_token(token_path(self.home))
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        """An httpx client on this MN with the admin token."""
+        return httpx.Client(base_url=self.url, timeout=timeout,
+                            headers={"Authorization": f"Bearer {self.token()}"})
+
+
+def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,
+             password_file: Path | None = None, env: dict[str, str] | None = None,
+             timeout: float = 30.0, release: str | None = None, node_root: Path | None = None,
+             agent_port: int | None = None) -> MnHandle:
+    """Start an MN and return once it listens and answers (raises OperationFailed if not).
+
+    Readiness is the MN's own ready file, not any answer on the port: with SO_REUSEPORT the
+    previous MN may be answering there too.
+    """
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    url = make_url(db_url)
+    if url.password is not None:  # never on the command line
+        child_env["SKYLIFT_DB_PASSWORD"] = url.password
+        db_url = url.set(password=None).render_as_string(hide_password=False)
+    home = Path(child_env["SKYLIFT_HOME"]) if child_env.get("SKYLIFT_HOME") else skylift_home()
+    (home / "mn").mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_path = home / "mn" / f"mn-{port}.log"
+    ready = Path(tempfile.mkdtemp(prefix="mn-ready-", dir=home / "mn")) / "ready.json"
+    child_env[READY_ENV] = str(ready)
+    argv = [sys.executable, "-m", "skylift.mn", "serve", "--db", db_url, "--host", host,
+            "--port", str(port)]
+    if maintenance:
+        argv.append("--maintenance")
+    if password_file is not None:
+        argv += ["--password-file", str(password_file)]
+    if release:
+        argv += ["--release", release]
+    if node_root is not None:
+        argv += ["--node-root", str(node_root)]
+    if agent_port is not None:
+        argv += ["--agent-port", str(agent_port)]
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                 env=child_env, start_new_session=True, cwd="/")
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready.exists():
+            if popen.poll() is not None:
+                raise OperationFailed(f"the management node on port {port} exited at start "
+                                      f"(status {popen.returncode})",
+                                      why=log_tail(log_path), next=f"read {log_path}")
+            if time.monotonic() > deadline:
+                _end(popen, signal.SIGKILL, 5.0)
+                raise OperationFailed(f"the management node on port {port} did not start "
+                                      f"within {timeout:.0f}s", why=log_tail(log_path),
+                                      next=f"read {log_path}")
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+    finally:
+        ready.unlink(missing_ok=True)
+        ready.parent.rmdir()
+    handle = MnHandle(popen.pid, host, port, info["mode"], info["release"], log_path, home, popen)
+    wait_ready(handle.url, timeout=max(1.0, deadline - time.monotonic()))
+    return handle
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> dict:
+    """Wait until an MN answers GET /v1/version at url; returns the answer."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        try:
+            resp = httpx.get(f"{url}/v1/version", timeout=2.0)
+            if resp.status_code == 200:
+                return resp.json()
+            last = f"HTTP {resp.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"no management node answers at {url}", why=last,
+                                  next="check that it runs and listens on that address")
+        time.sleep(0.05)
+
+
+def stop_mn(handle: MnHandle, timeout: float = 40.0) -> int | None:
+    """Stop an MN gracefully (SIGTERM: drain, heartbeat 'stopped'); SIGKILL after timeout.
+
+    Returns the exit status when the MN is our child.
+    """
+    return _end(handle.popen, signal.SIGTERM, timeout, handle)
+
+
+def kill_mn(handle: MnHandle) -> None:
+    """Kill an MN with SIGKILL, as a crash would (its heartbeat goes stale, not 'stopped')."""
+    _end(handle.popen, signal.SIGKILL, 5.0, handle)
+
+
+def _end(popen: subprocess.Popen | None, sig: int, timeout: float,
+         handle: MnHandle | None = None) -> int | None:
+    pid = popen.pid if popen is not None else handle.pid
+    alive = (lambda: popen.poll() is None) if popen is not None else handle.alive
+    if alive():
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if alive():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if popen is not None:
+        try:
+            return popen.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            return None
+    return None

@@ -1,0 +1,116 @@
+"""Running a management node: pick the mode, bind the shared socket, serve until SIGTERM.
+
+SIGTERM drains: the MN stops accepting connections, finishes the calls in flight, stops its
+connection manager, writes heartbeat state 'stopped' and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+
+import uvicorn
+
+from skylift.config import skylift_home
+from skylift.db.engine import Database
+from skylift.mn import listen
+from skylift.mn.auth import ensure_token
+from skylift.mn.heartbeat import Heartbeat
+from skylift.mn.mode import detect
+from skylift.mn.state import MnState
+
+log = logging.getLogger("skylift.mn")
+READY_ENV = "SKYLIFT_MN_READY_FILE"  # process.start_mn waits for this file
+GRACE = 30.0  # seconds the calls in flight get to finish after SIGTERM
+
+
+def build_state(db: Database, *, maintenance: bool = False, release: str | None = None,
+                node_root: Path | None = None, agent_port: int = 7070) -> MnState:
+    """The MN's state: mode from the database, admin token, heartbeat (not started yet)."""
+    run = detect(db, maintenance=maintenance, release_override=release)
+    engine = db.engine()
+    mn = MnState(db=db, engine=engine, run=run, token=ensure_token(),
+                 node_root=Path(node_root) if node_root else skylift_home() / "node",
+                 agent_port=agent_port)
+    mn.heartbeat = Heartbeat(engine, version=run.release,
+                             state="maintenance" if run.maintenance else "running")
+    return mn
+
+
+def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenance: bool = False,
+          release: str | None = None, node_root: Path | None = None,
+          agent_port: int = 7070) -> None:
+    """Serve the MN API on host:port until SIGTERM/SIGINT (blocks)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per agent ping otherwise
+    mn = build_state(db, maintenance=maintenance, release=release, node_root=node_root,
+                     agent_port=agent_port)
+    log.info("management node %s starting in %s mode (%s) on %s:%d", mn.run.release,
+             mn.run.mode, mn.run.reason, host, port)
+    sock = listen.bind_socket(host, port)
+    try:
+        asyncio.run(_run(mn, sock, host, port))
+    finally:
+        sock.close()
+        mn.engine.dispose()
+
+
+async def _run(mn: MnState, sock, host: str, port: int) -> None:
+    from skylift.mn.app import create_app
+
+    config = uvicorn.Config(create_app(mn), log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=GRACE, lifespan="on")
+    server = MnServer(config, mn)
+    watcher = asyncio.create_task(_when_listening(server, mn, sock, host, port))
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()
+    if not server.started:
+        raise SystemExit(1)
+
+
+async def _when_listening(server, mn: MnState, sock, host: str, port: int) -> None:
+    """Once uvicorn listens: steer new connections here, then say we are ready."""
+    while not server.started:
+        await asyncio.sleep(0.01)
+    listen.steer_to_self(sock, listen.listeners_on(host, port) - 1)
+    ready = os.environ.get(READY_ENV)
+    if ready:
+        tmp = Path(ready + ".tmp")
+        tmp.write_text(json.dumps({"pid": mn.pid, "host": host, "port": port,
+                                   "mode": mn.run.mode, "release": mn.run.release}))
+        tmp.replace(ready)
+    log.info("management node ready (pid %d)", mn.pid)
+
+
+class MnServer(uvicorn.Server):
+    """uvicorn's server, marking the MN draining at SIGTERM and exiting 0 after the drain."""
+
+    def __init__(self, config: uvicorn.Config, mn: MnState) -> None:
+        super().__init__(config)
+        self.mn = mn
+
+    def handle_exit(self, sig, frame) -> None:
+        self.mn.draining = True
+        if self.mn.heartbeat is not None:
+            self.mn.heartbeat.state = "draining"  # written by the next beat or at stop
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal once it has served, which would kill the process before
+        # its cleanup; after a graceful drain the MN exits 0 instead
+        if sig in (signal.SIGTERM, signal.SIGINT) and self._captured_signals:
+            self._captured_signals.pop()
+
+
+def resolve_and_serve(db_url: str | None, password_file: Path | None, **kwargs) -> None:
+    """Serve against the database named (or the configured one), password from file or env."""
+    from skylift.config import load_config
+    from skylift.secrets import read_secret
+
+    password = read_secret(file=password_file, env_var="SKYLIFT_DB_PASSWORD", prompt=None)
+    db = Database.from_string(db_url or load_config().default_db_url(), password)
+    serve(db, **kwargs)
