@@ -1,0 +1,1 @@
+"""The cloud's upgrade procedures (single MN, multi MN), their checks and their steps."""
