@@ -87,3 +87,102 @@ def _json(resp: httpx.Response) -> dict:
     if isinstance(body, dict) and isinstance(body.get("detail"), dict):
         return body["detail"]
     return body if isinstance(body, dict) else {}
+
+
+# --- async client (the management node talks to thousands of agents at once) ----------------
+
+
+def async_http_pool(max_connections: int = 200, timeout: float = 10.0,
+                    max_keepalive: int | None = None) -> httpx.AsyncClient:
+    """One httpx.AsyncClient whose connection pool every AsyncAgentClient can share.
+
+    No base URL: each client sends absolute URLs, so one pool serves every agent.
+    """
+    limits = httpx.Limits(max_connections=max_connections,
+                          max_keepalive_connections=max_keepalive or max_connections)
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
+class AsyncAgentClient:
+    """The async twin of AgentClient, for one agent, over a (shared) httpx.AsyncClient.
+
+    Errors are the same: the agent's own skylift errors, or AgentError when it cannot be
+    reached. A client made without `http` owns its pool and closes it in aclose().
+    """
+
+    def __init__(self, target, token: str | None = None, timeout: float = 10.0,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self.base_url = (target if isinstance(target, str) else target.url).rstrip("/")
+        self.headers = {TOKEN_HEADER: token} if token else {}
+        self.timeout = timeout
+        self._own = http is None
+        self.http = http if http is not None else async_http_pool(timeout=timeout)
+
+    async def _call(self, method: str, path: str, timeout: float | None = None, **kw):
+        try:
+            resp = await self.http.request(method, self.base_url + path, headers=self.headers,
+                                           timeout=timeout or self.timeout, **kw)
+        except httpx.HTTPError as exc:
+            raise errors.AgentError(f"agent at {self.base_url} did not answer",
+                                    why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
+                                    next="check that the agent runs (GET /v1/health)") from None
+        if resp.status_code >= 400:
+            body = _json(resp)
+            cls = getattr(errors, str(body.get("error")), None)
+            if not (isinstance(cls, type) and issubclass(cls, errors.SkyliftError)):
+                cls = errors.AgentError
+            raise cls(body.get("what") or f"agent answered {resp.status_code} to {method} {path}",
+                      why=body.get("why", ""), next=body.get("next", ""))
+        return resp.json()
+
+    async def health(self, timeout: float | None = None) -> dict:
+        return await self._call("GET", "/v1/health", timeout=timeout)
+
+    async def version(self, timeout: float | None = None) -> dict:
+        """agent_version, os_release, qemu, libvirt, role, uuid, driver."""
+        return await self._call("GET", "/v1/version", timeout=timeout)
+
+    async def boot_id(self) -> dict:
+        return await self._call("GET", "/v1/boot-id")
+
+    async def list_vms(self) -> list[dict]:
+        return await self._call("GET", "/v1/vms")
+
+    async def get_vm(self, uuid: str) -> dict:
+        return await self._call("GET", f"/v1/vms/{uuid}")
+
+    async def create_vm(self, uuid: str, name: str, ha: bool = False, start: bool = True) -> dict:
+        return await self._call("POST", "/v1/vms", json={"uuid": uuid, "name": name, "ha": ha,
+                                                         "start": start})
+
+    async def vm_action(self, uuid: str, action: str) -> dict:
+        """action: start, stop or reboot."""
+        return await self._call("POST", f"/v1/vms/{uuid}/{action}")
+
+    async def destroy_vm(self, uuid: str) -> None:
+        await self._call("DELETE", f"/v1/vms/{uuid}")
+
+    async def list_volumes(self) -> list[dict]:
+        return await self._call("GET", "/v1/volumes")
+
+    async def volume(self, action: str, uuid: str, **fields) -> dict:
+        """POST /v1/volumes: action create (size, format, shared), attach (vm_uuid), detach, delete."""
+        return await self._call("POST", "/v1/volumes", json={"action": action, "uuid": uuid,
+                                                             **fields})
+
+    async def list_packages(self) -> dict:
+        return await self._call("GET", "/v1/packages")
+
+    async def install_package(self, name: str, version: str) -> dict:
+        return await self._call("POST", "/v1/packages", json={"name": name, "version": version})
+
+    async def aclose(self) -> None:
+        """Close the pool if this client owns it (a shared pool is closed by its owner)."""
+        if self._own:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> "AsyncAgentClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()

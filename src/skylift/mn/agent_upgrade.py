@@ -1,0 +1,248 @@
+"""Agent and host-package upgrade on connect (R-CON-3): what the MN's local repo offers, and
+how the MN installs it on a node through a transport.
+
+On every connect the MN compares the agent's reported `agent_version` with the skylift-agent
+package of its local repo; an older agent gets the package pushed and installed, then is
+restarted (its VMs keep running: they belong to the hypervisor). When the global setting
+host.updatePkgWhenConnect is true, the host's libvirt and QEMU are brought to the repo's
+versions too, with the lineage's rule that an existing host never goes past QEMU 2.12
+(`lineage.UPGRADED_HOST_QEMU`): QEMU 4.2 is for new installs only (R-CLOUD-5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skylift.agent import packages as node_pkgs
+from skylift.agent.client import AsyncAgentClient
+from skylift.errors import AgentError, SkyliftError
+from skylift.lineage import UPGRADED_HOST_QEMU
+from skylift.mn.resources import HOST, Resource
+from skylift.release.manifest import PackageEntry, RepoIndex
+from skylift.repo.local import LocalRepo
+from skylift.transport import LocalTransport, Transport
+
+AGENT = node_pkgs.AGENT_PACKAGE
+# Names in the repo -> names in a node's package database.
+NODE_NAME = {"qemu": node_pkgs.QEMU_PACKAGE, "libvirt": node_pkgs.LIBVIRT_PACKAGE,
+             AGENT: AGENT}
+DEFAULT_NODE_ROOT = "/var/lib/skylift/node"  # on a real node reached over ssh
+DEFAULT_RESTART = ["systemctl", "restart", "skylift-agent"]
+
+
+def vkey(version: str | None) -> tuple[int, ...]:
+    """A sortable key of a package version; an unknown or odd version sorts oldest."""
+    return tuple(int(p) for p in re.findall(r"\d+", version or ""))
+
+
+class RepoCatalog:
+    """What the MN's local repository (a node root holding repo/<os>/...) offers per OS."""
+
+    def __init__(self, repo_root: Path | str | None) -> None:
+        self.repo = LocalRepo(repo_root) if repo_root else None
+        self._index: dict[str | None, RepoIndex | None] = {}
+        self._dirs: dict[str | None, Path | None] = {}
+
+    def _load(self, os: str | None) -> None:
+        if os in self._index:
+            return
+        index, where = None, None
+        if self.repo is not None:
+            # the node's own OS first; an agent-only node (storage) takes any repo
+            for candidate in ([os] if os else []) + self.repo.oses():
+                cur = self.repo.current_dir(candidate)
+                if cur and (cur / "repodata" / "index.json").is_file():
+                    index = RepoIndex.model_validate_json(
+                        (cur / "repodata" / "index.json").read_text())
+                    where = cur
+                    break
+        self._index[os], self._dirs[os] = index, where
+
+    def index(self, os: str | None) -> RepoIndex | None:
+        """The index of the repo serving this OS release (None when there is none)."""
+        self._load(os)
+        return self._index[os]
+
+    def agent_version(self, os: str | None) -> str | None:
+        """The skylift-agent version the repo carries."""
+        index = self.index(os)
+        pkg = index.find(AGENT) if index else None
+        return pkg.version if pkg else None
+
+    def package_file(self, os: str | None, pkg: PackageEntry) -> Path | None:
+        """The package's file in the repo, when present."""
+        self._load(os)
+        where = self._dirs[os]
+        path = where / "packages" / pkg.file if where else None
+        return path if path and path.is_file() else None
+
+    def host_updates(self, os: str | None, qemu: str | None,
+                     libvirt: str | None) -> list[PackageEntry]:
+        """The repo packages a host with these versions should get (libvirt, QEMU)."""
+        index = self.index(os)
+        if index is None:
+            return []
+        out = []
+        libvirts = [p for p in index.packages if p.name == "libvirt"]
+        if libvirts:
+            best = max(libvirts, key=lambda p: vkey(p.version))
+            if vkey(best.version) > vkey(libvirt):
+                out.append(best)
+        # an existing host keeps at most QEMU 2.12; 4.2 is for new installs (lineage 4.3.12)
+        qemus = [p for p in index.packages
+                 if p.name == "qemu" and vkey(p.version) <= vkey(UPGRADED_HOST_QEMU)]
+        if qemus:
+            best = max(qemus, key=lambda p: vkey(p.version))
+            if vkey(best.version) > vkey(qemu):
+                out.append(best)
+        return out
+
+
+class NodeOps:
+    """How the MN acts on a node: push and install a package, restart the agent.
+
+    transport_for(resource) gives the node's transport (default: this machine); node_root_for
+    (a mapping uuid -> folder, or a callable) says where the node keeps its state, as the lab
+    knows it. Over the local transport an agent is restarted with skylift.agent.process;
+    over any other, with restart_argv(resource, node_root) (default systemctl).
+    """
+
+    def __init__(self, *, transport_for: Callable[[Resource], Transport] | None = None,
+                 node_root_for: Mapping[str, Path | str] | Callable[[Resource], Path | str |
+                                                                    None] | None = None,
+                 restart_argv: Callable[[Resource, str], list[str]] | None = None,
+                 python: str | None = None, workers: int = 16,
+                 command_timeout: float = 120.0, push: bool | None = None) -> None:
+        self.transport_for = transport_for
+        self.node_root_for = node_root_for
+        self.restart_argv = restart_argv or (lambda res, root: list(DEFAULT_RESTART))
+        self.python = python
+        self.command_timeout = command_timeout
+        self.push = push  # copy the package file to the node first (None: over local only)
+        self.local = LocalTransport()
+        # restarts and local commands block; a pool of their own keeps the loop's default free
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nodeops")
+        self.handles: dict[str, object] = {}  # agents this MN (re)started locally, by uuid
+
+    def transport(self, res: Resource) -> Transport:
+        return self.transport_for(res) if self.transport_for else self.local
+
+    def node_root(self, res: Resource) -> str:
+        """The node root on the node; refused when the local node's root is not known."""
+        nr = self.node_root_for
+        root = nr(res) if callable(nr) else (nr or {}).get(res.uuid)
+        if root:
+            return str(root)
+        if self.transport_for is not None:
+            return DEFAULT_NODE_ROOT
+        raise AgentError(f"cannot upgrade the agent of {res.kind} {res.name}",
+                         why="its node root is not known to this management node",
+                         next="give the connection manager node roots (node_root_for)")
+
+    def _is_local(self, t: Transport) -> bool:
+        return isinstance(t, LocalTransport)
+
+    async def _blocking(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def run(self, res: Resource, argv: list[str], what: str) -> str:
+        """Run argv on the node; OperationFailed (naming `what`) when it fails."""
+        t = self.transport(res)
+        if hasattr(t, "arun"):
+            result = await t.arun(argv, timeout=self.command_timeout)
+        else:
+            result = await self._blocking(lambda: t.run(argv, timeout=self.command_timeout))
+        return result.check(f"{what} on {res.kind} {res.name}").stdout
+
+    async def install(self, res: Resource, pkg: PackageEntry, file: Path | None) -> None:
+        """Push the package file (when the repo has it) and install it into the node."""
+        t, root = self.transport(res), self.node_root(res)
+        if file is not None and (self.push or (self.push is None and self._is_local(t))):
+            remote = f"{root}/cache/{file.name}"
+            if hasattr(t, "aput"):
+                await t.aput(file, remote)
+            else:
+                await self._blocking(t.put, file, remote)
+        python = self.python or (sys.executable if self._is_local(t) else "python3")
+        await self.run(res, [python, "-m", "skylift.agent.packages", "--node-root", root,
+                             "install", NODE_NAME.get(pkg.name, pkg.name), pkg.version],
+                       f"installing {pkg.name} {pkg.version}")
+
+    async def restart_agent(self, res: Resource) -> None:
+        """Restart the node's agent so it runs the version now installed."""
+        t, root = self.transport(res), self.node_root(res)
+        if not self._is_local(t):
+            await self.run(res, self.restart_argv(res, root), "restarting the agent")
+            return
+        from skylift.agent.process import find_agent, restart_agent
+
+        handle = self.handles.get(res.uuid)
+        if handle is None or not handle.alive():
+            handle = find_agent(Path(root))
+        if handle is None:
+            raise AgentError(f"the agent of {res.kind} {res.name} is not running in {root}",
+                             next="start it, then reconnect the resource")
+        self.handles[res.uuid] = await self._blocking(restart_agent, handle)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class ConnectOutcome:
+    """What connecting one resource did beyond the handshake."""
+
+    reply: dict
+    agent_upgraded_from: str | None = None
+    packages: dict[str, str] = field(default_factory=dict)  # node package name -> new version
+
+
+async def wait_for_version(client: AsyncAgentClient, want: str, timeout: float) -> dict:
+    """Poll the restarted agent until it reports version `want`."""
+    deadline = time.monotonic() + timeout
+    last: str = "no answer"
+    while True:
+        try:
+            reply = await client.version(timeout=2.0)
+            if reply.get("agent_version") == want:
+                return reply
+            last = f"it reports {reply.get('agent_version')}"
+        except SkyliftError as exc:
+            last = exc.what
+        if time.monotonic() > deadline:
+            raise AgentError(f"the agent at {client.base_url} did not come back at {want}",
+                             why=last, next="read the node's agent.log")
+        await asyncio.sleep(0.1)
+
+
+async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClient,
+                             catalog: RepoCatalog, ops: NodeOps, *, update_packages: bool,
+                             restart_timeout: float = 30.0) -> ConnectOutcome:
+    """Bring an agent (and, when asked, a host's packages) to the repo's versions."""
+    outcome = ConnectOutcome(reply)
+    os = reply.get("os_release") or res.os_release
+    want = catalog.agent_version(os)
+    have = reply.get("agent_version")
+    if want and vkey(have) < vkey(want):
+        index = catalog.index(os)
+        pkg = index.find(AGENT, want)
+        await ops.install(res, pkg, catalog.package_file(os, pkg))
+        await ops.restart_agent(res)
+        outcome.reply = await wait_for_version(client, want, restart_timeout)
+        outcome.agent_upgraded_from = have or "unknown"
+    if update_packages and res.kind == HOST and res.libvirt_auto_upgrade:
+        updates = catalog.host_updates(os, outcome.reply.get("qemu"),
+                                       outcome.reply.get("libvirt"))
+        for pkg in updates:
+            await ops.install(res, pkg, catalog.package_file(os, pkg))
+            outcome.packages[NODE_NAME[pkg.name]] = pkg.version
+        if updates:  # the agent reads the package database per request: no restart needed
+            outcome.reply = await client.version()
+    return outcome
