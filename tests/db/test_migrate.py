@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from lineage_facts import identity_facts, router_facts
-from skylift.db.inventory import resource_counts, table_counts
+from skylift.db.inventory import resource_counts, resource_digests, table_counts
 from skylift.db.migrate import migrate, status
 from skylift.db.models import metadata
 from skylift.db.seed import seed
@@ -21,7 +21,8 @@ DIALECTS = ["sqlite", "mysql", "postgresql"]
 def _snapshot(db):
     eng = db.engine()
     with eng.connect() as conn:
-        snap = {"counts": resource_counts(conn), "identity": identity_facts(conn),
+        snap = {"counts": resource_counts(conn), "digests": resource_digests(conn),
+                "identity": identity_facts(conn),
                 "routers": router_facts(conn), "tables": table_counts(conn)}
     eng.dispose()
     return snap
@@ -41,6 +42,8 @@ def test_old_release_upgrades_to_newest_losing_nothing(make_db, dialect, old):
     assert status(db).release == NEWEST.version
     after = _snapshot(db)
     assert after["counts"] == before["counts"]
+    # the very same resources, by primary key, whatever table holds them now
+    assert after["digests"] == before["digests"]
     # every legacy vRouter is a VPC vRouter with the same UUID, name and attachments
     assert after["routers"] == before["routers"]
     assert before["routers"]["routers"], "the sample cloud has vRouters"
