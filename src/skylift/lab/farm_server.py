@@ -64,9 +64,12 @@ def listening_socket(port: int) -> socket.socket:
 
 def protocol_class(hosts: dict[str, FarmHost]):
     """uvicorn's HTTP protocol, admitting only connections to a live farm host's address."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    try:  # httptools parses HTTP at about twice h11's speed: the farm's hot path
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
 
-    class FarmProtocol(H11Protocol):
+    class FarmProtocol(Base):
         farm_host: FarmHost | None = None
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
