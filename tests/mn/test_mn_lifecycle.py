@@ -1,0 +1,130 @@
+"""MN processes: heartbeat and graceful SIGTERM (on MariaDB and PostgreSQL too), drain, the
+SO_REUSEPORT handover to a second MN without a refused connection, an empty database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import httpx
+import pytest
+from mn_kit import db_url, finish_call, heartbeats, hold_call, running_mn, seeded_sqlite
+
+from skylift.agent.process import free_port
+from skylift.db.backup import running_management_nodes
+from skylift.db.migrate import migrate
+from skylift.errors import OperationFailed
+from skylift.mn.process import start_mn, stop_mn
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "mysql", "postgresql"])
+def test_heartbeat_then_graceful_sigterm_finishes_calls_and_says_stopped(dialect, make_db,
+                                                                         tmp_path):
+    db = make_db(dialect)
+    migrate(db)
+    mn = start_mn(db_url(db), port=free_port(), env={"SKYLIFT_HOME": str(tmp_path / "home")})
+    try:
+        rows = heartbeats(db)
+        assert [(r["pid"], r["state"], r["version"]) for r in rows] == [
+            (mn.pid, "running", "4.3.12")]
+        age = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - rows[0]["heartbeat_at"]
+        assert abs(age.total_seconds()) < 10  # UTC, naive
+        assert running_management_nodes(db)
+        body = b'{"value": "false"}'
+        held = hold_call(mn, "PUT", "/v1/global-settings/ha/enable", body)
+        time.sleep(0.3)
+        stopper = threading.Thread(target=stop_mn, args=(mn,))
+        stopper.start()
+        time.sleep(0.5)
+        assert mn.alive()  # still finishing the call in flight
+        status, answer = finish_call(held, body)
+        stopper.join(30)
+    finally:
+        code = stop_mn(mn)
+    assert status == 200 and b'"value":"false"' in answer
+    assert code == 0
+    assert [r["state"] for r in heartbeats(db)] == ["stopped"]
+    assert running_management_nodes(db) == []
+
+
+def test_heartbeat_beats_every_five_seconds(tmp_path):
+    db = seeded_sqlite(tmp_path, "4.3.12", hosts=1, vms=0)
+    with running_mn(db, tmp_path / "home"):
+        first = heartbeats(db)[0]["heartbeat_at"]
+        time.sleep(5.6)
+        assert heartbeats(db)[0]["heartbeat_at"] > first
+
+
+def test_drain_refuses_new_work_and_waits_for_calls_in_flight(tmp_path):
+    db = seeded_sqlite(tmp_path, "4.3.12", hosts=1, vms=0)
+    with running_mn(db, tmp_path / "home") as mn, mn.client() as client:
+        body = b'{"value": "120"}'
+        held = hold_call(mn, "PUT", "/v1/global-settings/host/pingInterval", body)
+        time.sleep(0.2)
+        drained = client.post("/v1/drain").json()
+        assert drained["state"] == "draining" and not drained["drained"]
+        assert [c["path"] for c in drained["in_flight"]] == [
+            "/v1/global-settings/host/pingInterval"]
+        busy = client.get("/v1/inventory")
+        assert busy.status_code == 503 and busy.json()["what"] == "upgrade in progress"
+        assert busy.headers["retry-after"]
+        assert [r["state"] for r in heartbeats(db)] == ["draining"]
+        assert finish_call(held, body)[0] == 200
+        assert client.post("/v1/drain", params={"wait": 5}).json()["drained"]
+        assert client.get("/v1/health").json()["mode"] == "draining"
+        assert client.get("/v1/global-settings/ha/enable").status_code == 200
+
+
+def test_second_mn_takes_over_the_port_without_a_refused_connection(tmp_path):
+    db = seeded_sqlite(tmp_path, "4.3.12", hosts=1, vms=0)
+    port = free_port()
+    home = {"SKYLIFT_HOME": str(tmp_path / "home")}
+    first = start_mn(db_url(db), port=port, env=home)
+    answers: dict[int, int] = {}
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:  # a new connection each time, as a fresh client would
+                resp = httpx.get(f"{first.url}/v1/health", timeout=5)
+                answers[resp.json()["pid"]] = answers.get(resp.json()["pid"], 0) + 1
+            except httpx.HTTPError as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+            time.sleep(0.002)
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    second = None
+    try:
+        for t in pollers:
+            t.start()
+        time.sleep(0.5)
+        second = start_mn(db_url(db), port=port, env=home, maintenance=True)
+        time.sleep(0.3)
+        seen = dict(answers)
+        time.sleep(0.5)
+        # once the new MN listens, every new connection reaches it (the old one only finishes)
+        assert answers.get(second.pid, 0) > seen.get(second.pid, 0)
+        assert answers.get(first.pid, 0) == seen.get(first.pid, 0)
+        assert stop_mn(first) == 0
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in pollers:
+            t.join(10)
+        stop_mn(first)
+        if second is not None:
+            version = httpx.get(f"{second.url}/v1/version").json()
+            stop_mn(second)
+    assert failures == []
+    assert answers.get(first.pid) and answers.get(second.pid)
+    assert version["mode"] == "maintenance" and version["pid"] == second.pid
+
+
+def test_an_empty_database_is_refused_at_start(make_db, tmp_path):
+    db = make_db("sqlite")
+    with pytest.raises(OperationFailed) as err:
+        start_mn(db_url(db), port=free_port(), env={"SKYLIFT_HOME": str(tmp_path / "h")},
+                 timeout=20)
+    assert "is empty" in err.value.why
