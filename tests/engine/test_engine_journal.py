@@ -30,9 +30,12 @@ def test_created_with_mode_0600_without_chmod(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(os, "chmod", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(os, "fchmod", lambda *a, **k: calls.append(a))
-    os.umask(0o022)
-    path = tmp_path / "deep" / "journal.jsonl"
-    fill(path)
+    old = os.umask(0o000)  # the mode must come from os.open, not from a friendly umask
+    try:
+        path = tmp_path / "deep" / "journal.jsonl"
+        fill(path)
+    finally:
+        os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and calls == []
 
 

@@ -219,3 +219,21 @@ def test_a_broken_subscriber_does_not_break_the_run(journal):
     bus.subscribe(broken)
     assert run_plan(make_plan(), World(), journal, events=bus).status == "ok"
     assert len(bus.errors) > 0
+
+
+def test_a_torn_journal_is_reported_on_resume(tmp_path):
+    from skylift.engine.events import Message
+
+    path = tmp_path / "journal.jsonl"
+    w = World()
+    w.fail["b"] = RuntimeError("x")
+    with Journal.open(path) as j, pytest.raises(StepError):
+        run_plan(make_plan(), w, j)
+    with open(path, "ab") as f:
+        f.write(b'{"type": "step_sta')
+    del w.fail["b"]
+    rec = Recorder()
+    with Journal.open(path) as j:
+        run_plan(make_plan(), w, j, events=bus_with(rec), resume=True)
+    (msg,) = rec.of(Message)
+    assert msg.level == "warning" and "torn" in msg.text

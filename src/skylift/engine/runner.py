@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Iterable, NoReturn, TypeVar
 
-from skylift.engine.events import (EventBus, PhaseFinished, PhaseStarted, Progress, RunFinished,
+from skylift.engine.events import (EventBus, Message, PhaseFinished, PhaseStarted, Progress, RunFinished,
                                    RunStarted, StepDone, StepFailed, StepSkipped, StepStarted,
                                    StepUndone, ensure_bus)
 from skylift.engine.journal import Journal, RunState
@@ -81,6 +81,9 @@ def run_plan(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
     bus = ensure_bus(events)
     state = journal.state
     _check_journal(plan, state, resume=resume)
+    if journal.torn is not None:  # reported here; the next append drops it
+        bus.emit(Message(f"the journal's last record was torn by a crash "
+                         f"({journal.torn.size} bytes); it is dropped", level="warning"))
     if resume:
         assert state is not None
         journal.run_resumed()
@@ -199,6 +202,7 @@ def rollback(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
                 why="its effect cannot be taken back safely once it has started",
                 next="roll forward with `skylift upgrade resume`")
     journal.rollback_started()
+    start = time.monotonic()
     undone = []
     for ps in reversed(order):
         journal.undo_started(ps.key)
@@ -216,7 +220,8 @@ def rollback(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
         undone.append(ps.key)
         bus.emit(StepUndone(ps.key, note))
     journal.run_finished("rolled_back")
-    bus.emit(RunFinished(plan.id, state.run_id, "rolled_back", 0.0, len(undone), 0))
+    bus.emit(RunFinished(plan.id, state.run_id, "rolled_back", time.monotonic() - start,
+                         len(undone), 0))
     return undone
 
 
