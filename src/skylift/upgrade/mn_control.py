@@ -1,0 +1,113 @@
+"""Talking to the management node during an upgrade: settings, version, drain, handover.
+
+The next MN is always started on the port the running one listens on before the running one
+is stopped (SO_REUSEPORT handover), so API clients see "upgrade in progress", never a refused
+connection.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from skylift.errors import OperationFailed
+from skylift.mn.process import MnHandle, start_mn, wait_ready
+
+
+class MnControl:
+    """The MN at a URL, driven through its API and its process id."""
+
+    def __init__(self, url: str, token: str, db_url: str, node_root: Path) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.db_url = db_url  # without password: the MN reads it from the environment
+        self.node_root = node_root
+        parsed = urlparse(self.url)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 8080
+
+    def _client(self, timeout: float = 10.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout,
+                            headers={"Authorization": f"Bearer {self.token}"})
+
+    def _call(self, method: str, path: str, **kw) -> dict:
+        try:
+            with self._client(kw.pop("timeout", 10.0)) as client:
+                resp = client.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise OperationFailed(f"the management node at {self.url} does not answer",
+                                  why=type(exc).__name__,
+                                  next="start it, then run `skylift upgrade resume`") from None
+        if resp.status_code >= 400:
+            body = resp.json() if resp.headers.get("content-type", "").startswith(
+                "application/json") else {"what": resp.text[:200]}
+            raise OperationFailed(f"{method} {path} on the management node failed "
+                                  f"(HTTP {resp.status_code})", why=str(body.get("what", "")),
+                                  next=str(body.get("next", "")) or "read the MN log")
+        return resp.json() if resp.content else {}
+
+    def version(self) -> dict:
+        return self._call("GET", "/v1/version")
+
+    def try_version(self) -> dict | None:
+        try:
+            return self.version()
+        except OperationFailed:
+            return None
+
+    def get_setting(self, category: str, name: str) -> str | None:
+        body = self._call("GET", "/v1/global-settings")
+        for item in body.get("settings", body if isinstance(body, list) else []):
+            if item["category"] == category and item["name"] == name:
+                return item["value"]
+        return None
+
+    def set_setting(self, category: str, name: str, value: str) -> None:
+        self._call("PUT", f"/v1/global-settings/{category}/{name}", json={"value": value})
+
+    def get(self, path: str) -> dict:
+        return self._call("GET", path, timeout=60.0)
+
+    def drain(self, wait: float = 30.0) -> dict:
+        return self._call("POST", f"/v1/drain?wait={wait}", timeout=wait + 10)
+
+    def start_next(self, *, maintenance: bool, slot: Path | None) -> MnHandle:
+        """Start an MN on the same port (from a slot of installed software, else this code)."""
+        env = {}
+        if slot is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(slot)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                               if p])
+        return start_mn(self.db_url, port=self.port, host=self.host, maintenance=maintenance,
+                        env=env, node_root=self.node_root, timeout=60.0)
+
+    def stop_pid(self, pid: int, timeout: float = 60.0) -> None:
+        """Stop the MN process `pid` gracefully (it drains, then exits)."""
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            if _is_zombie(pid):
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    def wait_ready(self, timeout: float = 60.0) -> dict:
+        return wait_ready(self.url, timeout)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,71 @@
+"""Proof that an upgrade lost nothing: the cloud after, compared with the cloud before."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from skylift.upgrade.cloud_view import CloudView
+
+
+@dataclass
+class Proof:
+    """Each claim with the evidence against it (empty lists = proven)."""
+
+    inventory_changed: list[str] = field(default_factory=list)  # kinds whose digest differs
+    vms_checked: int = 0
+    vms_restarted: list[str] = field(default_factory=list)  # boot id changed
+    vms_missing: list[str] = field(default_factory=list)  # ran before, not running after
+    vms_started_twice: list[str] = field(default_factory=list)
+    agents_checked: int = 0
+    agents_behind: list[str] = field(default_factory=list)
+    agents_unreachable: list[str] = field(default_factory=list)
+    console_assets_renamed: bool | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not (self.inventory_changed or self.vms_restarted or self.vms_missing
+                    or self.vms_started_twice or self.agents_behind
+                    or self.agents_unreachable)
+
+    def failures(self) -> list[str]:
+        """One line per broken claim, for people."""
+        out = []
+        if self.inventory_changed:
+            out.append(f"inventory changed: {', '.join(self.inventory_changed)}")
+        for label, items in (("VMs restarted (boot id changed)", self.vms_restarted),
+                             ("VMs no longer running", self.vms_missing),
+                             ("VMs running twice", self.vms_started_twice),
+                             ("agents not on the new version", self.agents_behind),
+                             ("agents not answering", self.agents_unreachable)):
+            if items:
+                out.append(f"{len(items)} {label}: {', '.join(items[:5])}")
+        return out
+
+    def to_dict(self) -> dict:
+        data = dict(vars(self))
+        data["ok"] = self.ok
+        return data
+
+
+def prove(before_digests: dict[str, str], after_digests: dict[str, str], before: CloudView,
+          after: CloudView, target_version: str) -> Proof:
+    """Compare inventory digests, VM boot ids and agent versions."""
+    proof = Proof()
+    proof.inventory_changed = sorted(k for k in before_digests
+                                     if before_digests[k] != after_digests.get(k))
+    was, now = before.running(), after.running()
+    proof.vms_checked = len(was)
+    for vm, places in was.items():
+        after_places = now.get(vm, [])
+        if not after_places:
+            proof.vms_missing.append(vm)
+        elif {b for _, b in after_places} != {b for _, b in places}:
+            proof.vms_restarted.append(vm)
+    proof.vms_started_twice = sorted(vm for vm, places in now.items() if len(places) > 1)
+    proof.agents_checked = len(after.agents)
+    for view in after.agents.values():
+        if view.error:
+            proof.agents_unreachable.append(view.name)
+        elif view.version != target_version:
+            proof.agents_behind.append(f"{view.name} ({view.version})")
+    return proof

@@ -1,0 +1,176 @@
+"""The single-MN upgrade procedure (R-SMN) as a plan, and how to run, resume and roll it back.
+
+This is the only place that knows the order of the procedure. Every manual step of the old
+product is a step here: obtain and verify the artefacts, VM HA off (remembering its value),
+back up the database and the tool, refresh the local repo, upgrade the MN, reconnect and
+upgrade every agent, prove the cloud, VM HA back to what it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from skylift.config import load_config
+from skylift.engine.events import EventBus
+from skylift.engine.journal import Journal
+from skylift.engine.plan import Phase, Plan
+from skylift.engine.report import RunReport
+from skylift.engine.runner import RunResult, rollback as engine_rollback, run_plan
+from skylift.errors import Refused
+from skylift.upgrade.context import UpgradeContext
+from skylift.upgrade.mn_control import MnControl
+from skylift.upgrade.run_state import RunState
+from skylift.upgrade.steps import management_node as mn_steps
+from skylift.upgrade.steps import preflight, protect, reconnect, repo, verify_cloud
+
+PLAN_ID = "upgrade-single-mn"
+
+
+def build_plan(incremental: bool) -> Plan:
+    """The phases and steps of a single-MN upgrade (offline, or incremental from a repo URL)."""
+    obtain = [preflight.FetchArtefacts()] if incremental else []
+    return Plan(PLAN_ID, [
+        Phase("preflight", "obtain and verify the artefacts, run every check",
+              obtain + [preflight.VerifyArtefacts(), preflight.PreflightChecks()]),
+        Phase("protect", "VM HA off, the cloud recorded, database and tool backed up",
+              [protect.VmHaOff(), protect.RecordCloud(), protect.BackupDatabase(),
+               protect.BackupTool()]),
+        Phase("repo", "refresh the local repository from the OS image",
+              [repo.RefreshLocalRepo()]),
+        Phase("management-node", "new MN software beside the old, migrate, start",
+              [mn_steps.InstallSoftware(), mn_steps.MaintenanceHandover(),
+               mn_steps.MigrateDatabase(), mn_steps.StartNewMn()]),
+        Phase("reconnect", "every host, storage and vRouter reconnects with its agent upgraded",
+              [reconnect.AwaitReconnect()]),
+        Phase("verify", "prove that nothing was lost, then VM HA back as it was",
+              [verify_cloud.ProveCloud(), verify_cloud.VmHaRestore()]),
+    ], description="upgrade a single-MN cloud to the newest release")
+
+
+@dataclass
+class UpgradeRun:
+    """What the steps share: the context, the remembered state, the MN and the event bus."""
+
+    ctx: UpgradeContext
+    run_dir: Path
+    events: EventBus = field(default_factory=EventBus)
+
+    def __post_init__(self) -> None:
+        self.state = RunState(self.run_dir)
+        db_url = self.ctx.db.url.set(password=None).render_as_string(hide_password=False)
+        self.mn = MnControl(self.ctx.mn_url, self.ctx.mn_token, db_url, self.ctx.node_root)
+        self.backup_dir = self.ctx.backup_dir or load_config().backups()
+
+    def console_assets(self) -> dict | None:
+        """The web console's asset names as the MN serves them now (None if it cannot say)."""
+        try:
+            resp = httpx.get(f"{self.ctx.mn_url}/v1/console/assets", timeout=10)
+            return resp.json() if resp.status_code == 200 else None
+        except httpx.HTTPError:
+            return None
+
+
+def run_dir(home: Path) -> Path:
+    return home / "upgrade" / "current"
+
+
+def journal_path(home: Path) -> Path:
+    return run_dir(home) / "journal.jsonl"
+
+
+def _archive_finished(home: Path) -> None:
+    """Move a finished run's folder aside so a new run starts with a clean state."""
+    folder = run_dir(home)
+    if not folder.exists():
+        return
+    journal = Journal.open(journal_path(home))
+    state = journal.state
+    journal.close()
+    if state is None or state.finished:
+        dest = home / "upgrade" / "history" / time.strftime("%Y%m%dT%H%M%S")
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.move(str(folder), dest)
+
+
+def params_of(ctx: UpgradeContext, incremental: bool) -> dict:
+    """What the journal records of a run (enough to resume it; never a secret)."""
+    return {"incremental": incremental, "target": ctx.target.version,
+            "db": ctx.db.display(), "mn_url": ctx.mn_url, "node_root": str(ctx.node_root),
+            "artefacts": ctx.artefacts.to_dict()}
+
+
+def last_params(home: Path) -> dict | None:
+    """The parameters of the journal's last run, if any."""
+    if not journal_path(home).exists():
+        return None
+    journal = Journal.open(journal_path(home))
+    state = journal.state
+    journal.close()
+    return dict(state.params) if state else None
+
+
+def _journal(ctx: UpgradeContext) -> Journal:
+    journal = Journal.open(journal_path(ctx.home))
+    journal.register_secret(ctx.db.url.password)
+    journal.register_secret(ctx.mn_token)
+    return journal
+
+
+def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = None,
+        resume: bool = False) -> tuple[RunResult, Path]:
+    """Run (or resume) the upgrade; returns the result and the report's Markdown path."""
+    if not resume:
+        _archive_finished(ctx.home)
+    plan = build_plan(incremental)
+    up = UpgradeRun(ctx, run_dir(ctx.home), events or EventBus())
+    journal = _journal(ctx)
+    try:
+        result = run_plan(plan, up, journal, events=up.events, resume=resume,
+                          params=params_of(ctx, incremental))
+        report = write_report(plan, up, journal)
+    finally:
+        journal.close()
+        ctx.close()
+    return result, report
+
+
+def rollback(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = None) -> None:
+    """Undo a run that has not passed the point of no return (refused after it)."""
+    if not journal_path(ctx.home).exists():
+        raise Refused("there is no upgrade to roll back",
+                      why=f"no journal in {run_dir(ctx.home)}",
+                      next="nothing to do")
+    plan = build_plan(incremental)
+    up = UpgradeRun(ctx, run_dir(ctx.home), events or EventBus())
+    journal = _journal(ctx)
+    try:
+        engine_rollback(plan, up, journal, events=up.events)
+    finally:
+        journal.close()
+        ctx.close()
+
+
+def write_report(plan: Plan, up: UpgradeRun, journal: Journal) -> Path:
+    """The run report (Markdown and JSON) in the run folder, with the proof."""
+    report = RunReport.from_journal("skylift upgrade", plan, journal)
+    proof = up.state.get("proof") or {}
+    report.add_section("Proof", columns=["claim", "result"], rows=[
+        ["inventory digests equal", "yes" if not proof.get("inventory_changed") else
+         ", ".join(proof["inventory_changed"])],
+        ["VMs checked", proof.get("vms_checked")],
+        ["VMs restarted / missing / running twice",
+         f"{len(proof.get('vms_restarted', []))} / {len(proof.get('vms_missing', []))} / "
+         f"{len(proof.get('vms_started_twice', []))}"],
+        ["agents on the new version", f"{proof.get('agents_checked', 0) - len(proof.get('agents_behind', [])) - len(proof.get('agents_unreachable', []))}"
+                                      f" of {proof.get('agents_checked', 0)}"],
+        ["console assets renamed (no Ctrl+F5)", proof.get("console_assets_renamed")],
+        ["VM HA back to", up.state.get("ha_previous")],
+        ["database dump (verified)", up.state.get("dump")],
+    ])
+    md, _ = report.write(up.run_dir)
+    return md

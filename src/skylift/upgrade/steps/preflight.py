@@ -1,0 +1,88 @@
+"""Preflight: obtain and verify the artefacts, then run every check (nothing changes here)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+
+from skylift.engine.checks import run_checks
+from skylift.engine.plan import Step
+from skylift.errors import ArtefactError, Refused
+from skylift.release.verify import verify_artefacts
+from skylift.upgrade.checks import ALL as ALL_CHECKS
+
+SIDECARS = ("", ".md5", ".sha256", ".sig")
+
+
+def artefact_names(release: str, os_release: str) -> dict[str, str]:
+    return {"image": f"skylift-os-{release}-{os_release}.tar",
+            "installer": f"skylift-installer-{release}.tar",
+            "tool": f"skylift-upgrade-{release}.pyz"}
+
+
+class FetchArtefacts(Step):
+    id = "fetch-artefacts"
+    description = "download the OS image, installer and tool from the online repository"
+
+    def is_done(self, run) -> bool:
+        arts = run.ctx.artefacts
+        return all(p is not None and p.exists() for p in (arts.image, arts.installer, arts.tool))
+
+    def run(self, run) -> None:
+        arts, ctx = run.ctx.artefacts, run.ctx
+        folder = run.run_dir / "artefacts"
+        folder.mkdir(exist_ok=True, mode=0o700)
+        names = artefact_names(ctx.target.version, _image_os(ctx.mn_os, ctx.target.version))
+        with httpx.Client(timeout=120.0) as client:
+            for kind, name in names.items():
+                for suffix in SIDECARS:
+                    _download(client, f"{arts.repo_url.rstrip('/')}/{name}{suffix}",
+                              folder / f"{name}{suffix}")
+                setattr(arts, kind, folder / name)
+
+
+def _image_os(mn_os: str | None, release: str) -> str:
+    from skylift.release.manifest import image_os_for
+
+    return image_os_for(mn_os or "c74", release)
+
+
+def _download(client: httpx.Client, url: str, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with client.stream("GET", url) as resp:
+            if resp.status_code != 200:
+                raise ArtefactError(f"cannot download {url}", why=f"HTTP {resp.status_code}",
+                                    next="check --repo-url and that the release is published")
+            with open(tmp, "wb") as out:
+                for chunk in resp.iter_bytes(1 << 20):
+                    out.write(chunk)
+    except httpx.HTTPError as exc:
+        raise ArtefactError(f"cannot download {url}", why=type(exc).__name__,
+                            next="check the network and --repo-url, then resume") from None
+    shutil.move(tmp, dest)
+
+
+class VerifyArtefacts(Step):
+    id = "verify-artefacts"
+    description = "verify sums and signatures of the OS image, installer and tool"
+
+    def run(self, run) -> None:
+        ctx = run.ctx
+        verify_artefacts(ctx.artefacts.paths, ctx.trusted_keys, need="offline",
+                         release=ctx.target.version, os=ctx.mn_os)
+
+
+class PreflightChecks(Step):
+    id = "checks"
+    description = "run every preflight check; an inhibitor stops the upgrade here"
+
+    def run(self, run) -> None:
+        report = run_checks(ALL_CHECKS, run.ctx, events=run.events)
+        run.state.set("checks", report.to_dict())
+        if report.inhibitors:
+            raise Refused("the preflight checks found what blocks the upgrade",
+                          why="; ".join(f.summary for f in report.inhibitors),
+                          next="fix it (see `skylift upgrade check`), then run again")

@@ -1,0 +1,93 @@
+"""Protect the cloud before changing it: VM HA off, the cloud recorded, database and tool backed up."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from skylift.db.backup import dump, verify
+from skylift.db.inventory import resource_digests
+from skylift.engine.plan import Step
+from skylift.upgrade.cloud_view import read_cloud
+
+
+class VmHaOff(Step):
+    id = "vm-ha-off"
+    description = "turn VM HA off (reconnecting hosts can look down), remembering its value"
+
+    def is_done(self, run) -> bool:
+        return "ha_previous" in run.state and run.mn.get_setting("ha", "enable") == "false"
+
+    def run(self, run) -> None:
+        if "ha_previous" not in run.state:  # a re-run must not remember its own 'false'
+            run.state.set("ha_previous", run.mn.get_setting("ha", "enable"))
+        run.mn.set_setting("ha", "enable", "false")
+
+    def undo(self, run) -> None:
+        previous = run.state.get("ha_previous")
+        if previous is not None:
+            run.mn.set_setting("ha", "enable", previous)
+
+
+class RecordCloud(Step):
+    id = "record-cloud"
+    description = "record the inventory digests, every VM's boot id and every agent's version"
+
+    def is_done(self, run) -> bool:
+        return "before" in run.state
+
+    def run(self, run) -> None:
+        with run.ctx.facts.engine.connect() as conn:
+            digests = resource_digests(conn)
+        view = read_cloud(run.ctx.facts, events=run.events)
+        assets = run.console_assets()
+        run.state.set("before", {"digests": digests, "cloud": view.to_dict(),
+                                 "console_assets": assets})
+
+
+class BackupDatabase(Step):
+    id = "backup-database"
+    description = "dump the database into the backup folder and verify the dump by restoring it"
+
+    def is_done(self, run) -> bool:
+        path = run.state.get("dump")
+        return bool(path) and Path(path).exists()
+
+    def run(self, run) -> None:
+        ctx = run.ctx
+        result = dump(ctx.db, run.backup_dir, "pre-upgrade")
+        verify(result.path, ctx.db)
+        run.state.set("dump", str(result.path))
+
+
+class BackupTool(Step):
+    id = "backup-tool"
+    description = "copy the upgrade tool into the backup folder"
+
+    def _dest(self, run) -> Path | None:
+        tool = run.ctx.artefacts.tool
+        return run.backup_dir / tool.name if tool else None
+
+    def is_done(self, run) -> bool:
+        dest, tool = self._dest(run), run.ctx.artefacts.tool
+        return dest is None or (dest.exists() and _sha(dest) == _sha(tool))
+
+    def run(self, run) -> None:
+        dest, tool = self._dest(run), run.ctx.artefacts.tool
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out, open(tool, "rb") as src:
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,50 @@
+"""Post-checks: prove the upgrade lost nothing, then put VM HA back as it was."""
+
+from __future__ import annotations
+
+from skylift.db.inventory import resource_digests
+from skylift.engine.plan import Step
+from skylift.errors import OperationFailed
+from skylift.upgrade.cloud_view import CloudView, read_cloud
+from skylift.upgrade.proof import prove
+
+
+class ProveCloud(Step):
+    id = "prove"
+    description = ("compare inventory, VM boot ids and agent versions with the recorded "
+                   "cloud; fresh console assets")
+
+    def is_done(self, run) -> bool:
+        proof = run.state.get("proof")
+        return bool(proof and proof.get("ok"))
+
+    def run(self, run) -> None:
+        before = run.state.get("before")
+        with run.ctx.facts.engine.connect() as conn:
+            digests = resource_digests(conn)
+        after = read_cloud(run.ctx.facts, events=run.events)
+        proof = prove(before["digests"], digests, CloudView.from_dict(before["cloud"]), after,
+                      run.ctx.target.version)
+        old_assets, new_assets = before.get("console_assets"), run.console_assets()
+        if old_assets is not None and new_assets is not None:
+            proof.console_assets_renamed = old_assets != new_assets
+        run.state.set("proof", proof.to_dict())
+        if not proof.ok:
+            raise OperationFailed("the proof after the upgrade failed",
+                                  why="; ".join(proof.failures()),
+                                  next="investigate the listed resources; the database dump "
+                                       "taken before the upgrade is kept")
+
+
+class VmHaRestore(Step):
+    id = "vm-ha-restore"
+    description = "set VM HA back to the value it had before the upgrade"
+
+    def is_done(self, run) -> bool:
+        previous = run.state.get("ha_previous")
+        return previous is None or run.mn.get_setting("ha", "enable") == previous
+
+    def run(self, run) -> None:
+        previous = run.state.get("ha_previous")
+        if previous is not None:
+            run.mn.set_setting("ha", "enable", previous)
