@@ -101,6 +101,8 @@ class RichProgress:
 
     def _on_run_finished(self, e: ev.RunFinished) -> None:
         colour = "green" if e.status in ("ok", "rolled_back") else "red"
+        if self._plan_task is not None:
+            self.progress.update(self._plan_task, description=f"{e.plan_id}: {e.status}")
         self._print(f"[{colour}]{e.plan_id}: {e.status}[/] in {format_seconds(e.seconds)} "
                     f"({e.ran} run, {e.skipped} skipped)")
 

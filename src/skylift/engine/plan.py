@@ -233,7 +233,7 @@ class Plan:
                 lines.append(f"{indent}{branch} {s.id}: {s.description}{tail}")
         total = self.estimate_seconds(ctx)
         n = len(self.steps())
-        lines.append(f"{len(self.phases)} phases, {n} steps"
+        lines.append(f"{_plural(len(self.phases), 'phase')}, {_plural(n, 'step')}"
                      + (f", about {format_seconds(total)}" if total is not None else ""))
         return "\n".join(lines)
 
@@ -244,6 +244,10 @@ def _estimate(s: Step, ctx: Any) -> float | None:
         return s.estimate_seconds(ctx)
     except Exception:  # noqa: BLE001
         return None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def format_seconds(seconds: float) -> str:
