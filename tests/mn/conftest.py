@@ -122,12 +122,17 @@ def mn_cloud(make_db, tmp_path):
 
     def _make(hosts: int = 4, vms: int = 12, *, agent_version: str = "4.3.12",
               qemu: str = "2.12.0", libvirt: str = "4.9.0", os_release: str = "c74",
-              start_vms: bool = True, storage_agent: bool = True) -> TestCloud:
+              start_vms: bool = True, storage_agent: bool = True,
+              agent_version_of=None) -> TestCloud:
         db = make_db("sqlite")
         seed(db, "4.3.12", hosts=hosts, vms=vms, os_release=os_release)
         engine = db.engine()
         base = random.randint(100, 250)  # another test's agents may use other 127.x addresses
         nodes: list[Node] = []
+
+        def version_of(n: Node) -> str:  # agent_version_of(node) gives some nodes another
+            return (agent_version_of(n) if agent_version_of else None) or agent_version
+
         with engine.begin() as conn:
             for i, r in enumerate(conn.execute(sa.text(
                     "SELECT uuid, name, cluster_uuid FROM hosts ORDER BY name"))):
@@ -147,7 +152,7 @@ def mn_cloud(make_db, tmp_path):
                 if table:
                     conn.execute(sa.text(f"UPDATE {table} SET management_ip = :ip, "
                                          "agent_version = :v WHERE uuid = :u"),
-                                 {"ip": n.address, "v": agent_version, "u": n.uuid})
+                                 {"ip": n.address, "v": version_of(n), "u": n.uuid})
                 else:
                     conn.execute(sa.text("UPDATE primary_storages SET url = :url "
                                          "WHERE uuid = :u"),
@@ -161,7 +166,7 @@ def mn_cloud(make_db, tmp_path):
         roles = {"host": "host", "vrouter": "vrouter", "primary-storage": "primary-storage"}
         for n in nodes:
             init_node(n.root, roles[n.kind], os_release,
-                      {"skylift-agent": agent_version, "qemu-kvm": qemu, "libvirt": libvirt})
+                      {"skylift-agent": version_of(n), "qemu-kvm": qemu, "libvirt": libvirt})
             use_shared_daemon(n.root, shared)
         with ThreadPoolExecutor(8) as pool:  # agents take ~1s each to start
             handles = pool.map(lambda n: start_agent(n.root, roles[n.kind], host=n.address,
@@ -186,3 +191,12 @@ def mn_cloud(make_db, tmp_path):
             kill_node_vms(n.root)
         kill_node_vms(cloud.shared_root)
         cloud.engine.dispose()
+
+
+@pytest.fixture
+def mn_repo(tmp_path):
+    """Factory: the MN's node root with a local repo of (version, OS releases)."""
+    def _make(version: str = "4.3.12", oses: tuple[str, ...] = ("c74",)) -> Path:
+        return write_repo(tmp_path / f"mn-node-{version}", version, oses)
+
+    return _make

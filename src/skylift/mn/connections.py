@@ -152,12 +152,13 @@ class ConnectionManager:
         self._ensure_http()
         self._loops.append(asyncio.create_task(self._flush_loop(), name="cm-flush"))
 
-        async def storm_then_ping() -> None:
+        async def storm() -> None:
             self.initial_report = await self.reconnect_all(self.on_progress)
-            await self._ping_loop()
 
-        task = asyncio.create_task(storm_then_ping(), name="cm-storm-ping")
-        self._loops.append(task)
+        task = asyncio.create_task(storm(), name="cm-storm")
+        # pings run beside the storm, as in the old product: a resource that is slow to
+        # reconnect misses pings (and looks down to VM HA, see vm_ha.py)
+        self._loops += [task, asyncio.create_task(self._ping_loop(), name="cm-ping")]
         if wait:
             while self.initial_report is None and not task.done():
                 await asyncio.sleep(0.02)
