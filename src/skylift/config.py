@@ -34,6 +34,8 @@ class Config:
     db_url: str | None = None
     backup_dir: str | None = None
     trusted_keys: list[str] = field(default_factory=list)
+    mn_url: str | None = None
+    node_root: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -45,6 +47,14 @@ class Config:
         path = Path(self.backup_dir) if self.backup_dir else self.home / "backups"
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
+
+    def management_node_url(self) -> str:
+        """Where the management node's API answers (default http://127.0.0.1:8080)."""
+        return (self.mn_url or "http://127.0.0.1:8080").rstrip("/")
+
+    def management_node_root(self) -> Path:
+        """The MN's node folder: its node.json and local repository."""
+        return Path(self.node_root) if self.node_root else self.home / "node"
 
     def default_db_url(self) -> str:
         """The database URL: the config's, else an embedded SQLite file under the state folder."""
@@ -68,10 +78,12 @@ def load_config() -> Config:
             why=str(exc),
             next="fix the file (it is TOML) or remove it to use the defaults",
         ) from None
-    known = {"db_url", "backup_dir", "trusted_keys"}
+    known = {"db_url", "backup_dir", "trusted_keys", "mn_url", "node_root"}
     return Config(
         db_url=data.get("db_url"),
         backup_dir=data.get("backup_dir"),
         trusted_keys=list(data.get("trusted_keys", [])),
+        mn_url=data.get("mn_url"),
+        node_root=data.get("node_root"),
         extra={k: v for k, v in data.items() if k not in known},
     )

@@ -16,7 +16,9 @@ GROUPS = [
     ("agent", "agent"),
     ("db", "db"),
     ("demo", "demo"),
+    ("lab", "lab"),
     ("release", "release"), ("repo", "repo"),
+    ("upgrade", "upgrade"),
 ]
 
 app = typer.Typer(

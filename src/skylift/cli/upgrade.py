@@ -1,0 +1,167 @@
+"""`skylift upgrade`: check, plan, run, resume, rollback and status of a cloud upgrade."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from skylift.cli.common import DB_OPTION, JSON_OPTION, PASSWORD_FILE_OPTION, resolve_database
+from skylift.cli.output import console, emit_json, info
+from skylift.cli.progress import RichProgress
+from skylift.config import load_config, skylift_home
+from skylift.engine.checks import run_checks
+from skylift.engine.events import EventBus, JsonLinesSink
+from skylift.errors import UsageError
+from skylift.mn.auth import read_token, token_path
+from skylift.upgrade import single_mn
+from skylift.upgrade.checks import ALL as ALL_CHECKS
+from skylift.upgrade.context import Artefacts, UpgradeContext
+
+app = typer.Typer(help="Upgrade the cloud to the newest release: check, plan, run, resume, "
+                       "rollback.", no_args_is_help=True)
+
+MN_URL_OPTION = typer.Option(None, "--mn-url", help="The management node's API "
+                             "(default: config mn_url, else http://127.0.0.1:8080).")
+
+
+def _context(db: str | None, password_file: Path | None, mn_url: str | None,
+             artefacts: Artefacts | None = None) -> UpgradeContext:
+    cfg = load_config()
+    home = skylift_home()
+    return UpgradeContext(
+        db=resolve_database(db, password_file), home=home,
+        mn_url=(mn_url or cfg.management_node_url()).rstrip("/"),
+        mn_token=read_token(token_path(home)), node_root=cfg.management_node_root(),
+        artefacts=artefacts or Artefacts(), trusted_keys=cfg.trusted_keys,
+        backup_dir=cfg.backups())
+
+
+def _artefacts(offline: bool, incremental: bool, image, installer, tool, repo_url) -> Artefacts:
+    if offline == incremental:
+        raise UsageError("choose one of --offline and --incremental",
+                         next="--offline --image F --installer F --tool F, or "
+                              "--incremental --repo-url URL")
+    if offline and not (image and installer and tool):
+        raise UsageError("an offline upgrade needs the OS image, the installer and the tool",
+                         next="pass --image, --installer and --tool")
+    if incremental and not repo_url:
+        raise UsageError("an incremental upgrade needs the online repository",
+                         next="pass --repo-url URL")
+    return Artefacts(image, installer, tool, repo_url)
+
+
+def _bus(json: bool) -> tuple[EventBus, RichProgress | None]:
+    bus = EventBus()
+    if json:
+        bus.subscribe(JsonLinesSink(sys.stdout))
+        return bus, None
+    progress = RichProgress(console)
+    bus.subscribe(progress)
+    return bus, progress
+
+
+@app.command()
+def check(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
+          mn_url: str = MN_URL_OPTION, image: Path = typer.Option(None, "--image"),
+          installer: Path = typer.Option(None, "--installer"),
+          tool: Path = typer.Option(None, "--tool"), json: bool = JSON_OPTION) -> None:
+    """Run every preflight check; exit 2 if anything blocks the upgrade (changes nothing)."""
+    ctx = _context(db, password_file, mn_url, Artefacts(image, installer, tool))
+    try:
+        report = run_checks(ALL_CHECKS, ctx)
+    finally:
+        ctx.close()
+    if json:
+        emit_json(report.to_dict())
+    else:
+        info(report.render())
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def plan(incremental: bool = typer.Option(False, "--incremental", help="Plan an upgrade "
+                                          "from the online repository."),
+         json: bool = JSON_OPTION) -> None:
+    """Print the phases and steps the upgrade would run, with estimates (changes nothing)."""
+    the_plan = single_mn.build_plan(incremental)
+    if json:
+        emit_json(the_plan.to_dict())
+    else:
+        info(the_plan.render())
+
+
+@app.command()
+def run(
+    offline: bool = typer.Option(False, "--offline", help="Use the OS image, installer and "
+                                 "tool given as files."),
+    incremental: bool = typer.Option(False, "--incremental", help="Fetch them from the "
+                                     "online repository."),
+    image: Path = typer.Option(None, "--image", help="OS image for the hosts' OS release."),
+    installer: Path = typer.Option(None, "--installer", help="Installer bundle."),
+    tool: Path = typer.Option(None, "--tool", help="Upgrade tool (.pyz)."),
+    repo_url: str = typer.Option(None, "--repo-url", help="Online repository URL."),
+    db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
+    mn_url: str = MN_URL_OPTION, dry_run: bool = typer.Option(False, "--dry-run",
+                                                             help="Print the plan only."),
+    json: bool = JSON_OPTION,
+) -> None:
+    """Upgrade the whole cloud to the newest release, proving afterwards that nothing was lost."""
+    arts = _artefacts(offline, incremental, image, installer, tool, repo_url)
+    if dry_run:
+        plan(incremental=incremental, json=json)
+        return
+    ctx = _context(db, password_file, mn_url, arts)
+    bus, progress = _bus(json)
+    if progress:
+        with progress:
+            _, report = single_mn.run(ctx, incremental=incremental, events=bus)
+        info(f"[green]upgrade finished[/]; report: {report}")
+    else:
+        single_mn.run(ctx, incremental=incremental, events=bus)
+
+
+@app.command()
+def resume(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
+           json: bool = JSON_OPTION) -> None:
+    """Continue an interrupted upgrade from where it stopped (same end state as one run)."""
+    params = single_mn.last_params(skylift_home())
+    if params is None:
+        raise UsageError("there is no upgrade to resume", next="start one with "
+                         "`skylift upgrade run`")
+    a = params["artefacts"]
+    arts = Artefacts(*(Path(a[k]) if a.get(k) else None for k in ("image", "installer",
+                                                                 "tool")), a.get("repo_url"))
+    ctx = _context(db, password_file, params["mn_url"], arts)
+    bus, progress = _bus(json)
+    if progress:
+        with progress:
+            _, report = single_mn.run(ctx, incremental=params["incremental"], events=bus,
+                                      resume=True)
+        info(f"[green]upgrade finished[/]; report: {report}")
+    else:
+        single_mn.run(ctx, incremental=params["incremental"], events=bus, resume=True)
+
+
+@app.command()
+def rollback(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
+             yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+             json: bool = JSON_OPTION) -> None:
+    """Undo an upgrade that has not passed the point of no return (refused after it)."""
+    params = single_mn.last_params(skylift_home())
+    if params is None:
+        raise UsageError("there is no upgrade to roll back", next="nothing to do")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("rollback restores the database dump taken before the upgrade",
+                             why="there is no terminal to confirm on", next="pass --yes")
+        typer.confirm("Restore the database dump and the previous MN?", abort=True)
+    a = params["artefacts"]
+    arts = Artefacts(*(Path(a[k]) if a.get(k) else None for k in ("image", "installer",
+                                                                 "tool")), a.get("repo_url"))
+    ctx = _context(db, password_file, params["mn_url"], arts)
+    bus, _ = _bus(json)
+    single_mn.rollback(ctx, incremental=params["incremental"], events=bus)
+    if not json:
+        info("[green]rolled back[/]: database restored, previous MN started, VM HA as before")
