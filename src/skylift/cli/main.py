@@ -17,6 +17,7 @@ GROUPS = [
     ("db", "db"),
     ("demo", "demo"),
     ("lab", "lab"),
+    ("mn", "mn"),
     ("release", "release"), ("repo", "repo"),
     ("upgrade", "upgrade"),
 ]

@@ -73,11 +73,13 @@ class FarmHandle:
 
 def start_farm(n_hosts: int, *, base_dir: Path, agent_port: int = 7070, ssh_port: int = 22,
                release: str, os_release: str = "c74", first_address: str = "127.1.0.1",
-               uuids: list[str] | None = None, sim_root: Path | None = None,
+               uuids: list[str] | None = None, roles: list[str] | None = None,
+               sim_root: Path | None = None,
                token_file: Path | None = None, timeout: float = 120.0) -> FarmHandle:
     """Start a farm of n_hosts (subprocess) and return once every endpoint listens.
 
-    Port 0 picks a free port. uuids gives the hosts' uuids (an inventory's); sim_root is the
+    Port 0 picks a free port. uuids (and roles) give the hosts' uuids (an inventory's) and
+    agent roles (default host); sim_root is the
     folder of the shared sim hypervisor (default base_dir/sim); hosts of release R report
     skylift-agent R and the QEMU and libvirt of R for os_release.
     """
@@ -89,8 +91,8 @@ def start_farm(n_hosts: int, *, base_dir: Path, agent_port: int = 7070, ssh_port
         raise LabError(f"{len(uuids)} uuids for {n_hosts} farm hosts",
                        next="give one uuid per host, or none")
     sim_root = Path(sim_root or base_dir / "sim").resolve()
-    hosts = [{"address": a, "uuid": uuids[i] if uuids else os.urandom(16).hex()}
-             for i, a in enumerate(addresses)]
+    hosts = [{"address": a, "uuid": uuids[i] if uuids else os.urandom(16).hex(),
+              "role": roles[i] if roles else "host"} for i, a in enumerate(addresses)]
     previous = read_json(base_dir / "hosts.json")
     if previous and len(previous) == n_hosts:
         hosts = previous  # a farm started again keeps its hosts' identities

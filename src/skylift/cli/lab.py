@@ -1,0 +1,84 @@
+"""`skylift lab`: build, inspect and tear down lab installations of any release (R-LIN-3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from skylift.cli.output import console_err, emit_json, info
+
+app = typer.Typer(help="Lab installations of any release, for tests and benchmarks.",
+                  no_args_is_help=True)
+
+NAME = typer.Option("default", "--name", help="Name of the lab installation.")
+
+
+@app.command()
+def up(
+    release: str = typer.Option(..., "--release", help="Release to install, e.g. 3.7.1."),
+    hosts: int = typer.Option(3, "--hosts", help="Number of hosts."),
+    vms: int = typer.Option(6, "--vms", help="Number of VMs in the inventory."),
+    db: str = typer.Option(None, "--db", help="Database URL (default: SQLite in the lab folder); "
+                                              "the password comes from SKYLIFT_DB_PASSWORD."),
+    driver: str = typer.Option("process", "--driver", help="Hypervisor driver: sim or process."),
+    farm: bool = typer.Option(None, "--farm/--no-farm",
+                              help="Serve the hosts from one farm process (default above 50)."),
+    os_release: str = typer.Option("c74", "--os", help="Host OS release."),
+    agent_port: int = typer.Option(7070, "--agent-port", help="Agent port (0: any free one)."),
+    name: str = NAME,
+    as_json: bool = typer.Option(False, "--json", help="Print the lab's state as JSON."),
+) -> None:
+    """Build and start an installation of RELEASE: database, agents, VMs and the MN."""
+    from skylift.lab.installation import LabSpec
+    from skylift.lab.installation import up as lab_up
+    from skylift.secrets import read_secret
+
+    password = read_secret(file=None, env_var="SKYLIFT_DB_PASSWORD", prompt=None) if db else None
+    spec = LabSpec(name=name, release=release, hosts=hosts, vms=vms, db_url=db,
+                   db_password=password, driver=driver, farm=farm, os_release=os_release,
+                   agent_port=agent_port)
+    state = lab_up(spec, on_step=lambda msg: console_err.print(f"· {msg}", highlight=False))
+    if as_json:
+        emit_json(state)
+        return
+    mn = state["mn"]
+    info(f"lab '{name}': release {state['release']}, {len(state['nodes'])} agents"
+         f"{' (farm)' if state['farm'] else ''}, {len(state['vms'])} running VMs")
+    info(f"  MN:          {mn['url']}  (mode {mn['mode']}, release {mn['release']})")
+    info(f"  admin token: {mn['token_file']}")
+    info(f"  database:    {state['db_url']}")
+    info(f"  state:       {Path(state['dir']) / 'lab.json'}")
+
+
+@app.command()
+def status(name: str = NAME,
+           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """MN mode and version, agents up, VMs answering probes."""
+    from skylift.lab.installation import status as lab_status
+
+    st = lab_status(name)
+    if as_json:
+        emit_json(st)
+        return
+    mn = st["mn"] or {}
+    mn_text = (f"{mn.get('url')} mode {mn.get('mode')}, release {mn.get('release')}"
+               if mn.get("alive") else "not answering")
+    info(f"lab '{name}' (release {st['release']})")
+    info(f"  MN:    {mn_text}")
+    info(f"  hosts: {st['hosts_up']}/{st['hosts']} agents up")
+    info(f"  VMs:   {st['vms_answering']}/{st['vms']} answering probes "
+         f"({st['vms_same_boot_id']} with their first boot id)")
+
+
+@app.command()
+def down(name: str = NAME,
+         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Stop everything the lab started, VMs included (harmless to repeat)."""
+    from skylift.lab.installation import down as lab_down
+
+    result = lab_down(name)
+    if as_json:
+        emit_json(result)
+        return
+    info(f"lab '{name}': stopped {', '.join(result['stopped']) or 'nothing (already down)'}")

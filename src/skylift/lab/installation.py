@@ -1,0 +1,284 @@
+"""A lab installation: a running cloud of any release, built on demand (SPEC R-LIN-3).
+
+    up(LabSpec(name, release, hosts, vms, ...))  -> state dict (also in lab.json)
+    status(name)                                  -> MN mode/version, hosts up, VMs answering
+    down(name)                                    -> stops all it started; idempotent
+
+up seeds a database at the release's revision, points every host's and vRouter's management
+IP at a loopback address, gives each a node root whose package database reports the
+release's versions, starts real agents (one process each, or the host farm), starts the
+inventory's Running VMs on their hosts' hypervisors and finally the MN (in maintenance mode
+on its own when the release is older than the code: that is how an old release's MN looks).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from skylift.agent.client import AgentClient
+from skylift.agent.hypervisor import kill_node_vms, probe
+from skylift.agent.hypervisor.daemon import pid_alive
+from skylift.agent.hypervisor.simaddr import use_shared_daemon
+from skylift.agent.node import init_node
+from skylift.agent.process import find_agent, start_agent, stop_agent
+from skylift.db.engine import Database, drop_database
+from skylift.db.seed import seed
+from skylift.errors import LabError, Refused
+from skylift.lab.addresses import loopback_addresses
+from skylift.lab.farm import find_farm, start_farm, stop_farm
+from skylift.lab.farm_hosts import host_packages
+from skylift.lab.state import block_of, lab_dir, read_state, write_state
+from skylift.lineage import release as get_release
+
+FARM_THRESHOLD = 50  # above this many nodes, one farm process serves them
+
+
+@dataclass
+class LabSpec:
+    """What `skylift lab up` builds."""
+
+    name: str = "default"
+    release: str = "3.7.1"
+    hosts: int = 3
+    vms: int = 6
+    db_url: str | None = None  # default: a SQLite file in the lab folder
+    db_password: str | None = None
+    driver: str = "process"
+    farm: bool | None = None  # None: a farm when there are more than FARM_THRESHOLD nodes
+    os_release: str = "c74"
+    agent_port: int = 7070  # 0: a port free on every lab address
+    mn_port: int = 0
+
+
+def _free_port_everywhere(addresses: list[str]) -> int:
+    for _ in range(50):
+        with socket.socket() as probe_sock:
+            probe_sock.bind(("127.0.0.1", 0))
+            port = probe_sock.getsockname()[1]
+        try:
+            for addr in addresses[:200]:
+                with socket.socket() as s:
+                    s.bind((addr, port))
+            return port
+        except OSError:
+            continue
+    raise LabError("no TCP port is free on every lab address", next="stop other labs")
+
+
+def _nodes(db: Database, first: str) -> list[dict]:
+    """Hosts and vRouters of the inventory, each given a loopback address (written back)."""
+    eng = db.engine()
+    try:
+        with eng.begin() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            vr_table = "vpc_vrouters" if "vpc_vrouters" in tables else "virtual_routers"
+            rows = [("host", "hosts", r) for r in conn.execute(
+                sa.text("SELECT uuid, name FROM hosts ORDER BY name"))]
+            if vr_table in tables:
+                rows += [("vrouter", vr_table, r) for r in conn.execute(
+                    sa.text(f"SELECT uuid, name FROM {vr_table} ORDER BY name"))]
+            addresses = loopback_addresses(len(rows), first)
+            nodes = []
+            for (kind, table, r), addr in zip(rows, addresses):
+                conn.execute(sa.text(f"UPDATE {table} SET management_ip = :ip WHERE uuid = :u"),
+                             {"ip": addr, "u": r.uuid})
+                nodes.append({"kind": kind, "uuid": r.uuid, "name": r.name, "address": addr})
+            vms = [dict(r._mapping) for r in conn.execute(sa.text(
+                "SELECT uuid, name, host_uuid, ha_level FROM vm_instances "
+                "WHERE state = 'Running' AND host_uuid IS NOT NULL ORDER BY name"))]
+    finally:
+        eng.dispose()
+    return nodes, vms
+
+
+def up(spec: LabSpec, on_step=None) -> dict:
+    """Build and start lab installation spec.name; returns its state (see lab.json)."""
+    step = on_step or (lambda msg: None)
+    rel = get_release(spec.release)
+    home = lab_dir(spec.name)
+    old = read_state(spec.name)
+    if old and _anything_alive(old):
+        raise Refused(f"lab '{spec.name}' is up", why=f"its processes still run ({home})",
+                      next=f"run `skylift lab down --name {spec.name}` first")
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for sub in ("nodes", "farm", "sim"):  # a previous lab of this name: start afresh
+        shutil.rmtree(home / sub, ignore_errors=True)
+    own_db = spec.db_url is None
+    db = Database.from_string(spec.db_url or f"sqlite:///{home / 'cloud.db'}", spec.db_password)
+    if own_db:
+        drop_database(db)
+    state = {"name": spec.name, "release": rel.version, "spec": asdict(spec) | {"db_password": None},
+             "dir": str(home), "db_url": db.display(), "own_db": own_db, "nodes": [],
+             "vms": [], "farm": None, "mn": None, "created_at": time.time()}
+    write_state(spec.name, state)
+    try:
+        step(f"seeding a {rel.version} inventory: {spec.hosts} hosts, {spec.vms} VMs")
+        seed(db, rel.version, spec.hosts, spec.vms, os_release=spec.os_release)
+        nodes, vms = _nodes(db, f"127.{block_of(spec.name)}.0.1")
+        use_farm = spec.farm if spec.farm is not None else len(nodes) > FARM_THRESHOLD
+        port = spec.agent_port or _free_port_everywhere([n["address"] for n in nodes])
+        state.update(nodes=nodes, agent_port=port, driver="sim" if use_farm else spec.driver)
+        write_state(spec.name, state)
+        step(f"starting {len(nodes)} agents" + (" (host farm)" if use_farm else ""))
+        if use_farm:
+            _start_farm(spec, state, nodes, port)
+        else:
+            _start_agents(spec, state, nodes, port)
+        write_state(spec.name, state)
+        step(f"starting {len(vms)} running VMs")
+        state["vms"] = _start_vms(state, vms)
+        write_state(spec.name, state)
+        step("starting the management node")
+        state["mn"] = _start_mn(spec, db, home, port)
+        write_state(spec.name, state)
+    except BaseException:
+        write_state(spec.name, state)
+        down(spec.name)
+        raise
+    return state
+
+
+def _start_farm(spec: LabSpec, state: dict, nodes: list[dict], port: int) -> None:
+    handle = start_farm(len(nodes), base_dir=lab_dir(spec.name) / "farm", agent_port=port,
+                        ssh_port=0, release=spec.release, os_release=spec.os_release,
+                        first_address=nodes[0]["address"], uuids=[n["uuid"] for n in nodes],
+                        roles=[n["kind"] for n in nodes],
+                        sim_root=lab_dir(spec.name) / "sim")
+    state["farm"] = handle.to_dict()
+    for n in nodes:
+        n["node_root"] = str(handle.node_root(n["address"]))
+        n["url"] = handle.url(n["address"])
+
+
+def _start_agents(spec: LabSpec, state: dict, nodes: list[dict], port: int) -> None:
+    packages = host_packages(spec.release, spec.os_release)
+    sim_root = lab_dir(spec.name) / "sim"
+    for n in nodes:
+        root = lab_dir(spec.name) / "nodes" / n["name"]
+        init_node(root, n["kind"], spec.os_release, packages, uuid=n["uuid"])
+        if spec.driver == "sim":
+            use_shared_daemon(root, sim_root)  # one hypervisor process for the whole lab
+        n["node_root"] = str(root)
+        n["url"] = f"http://{n['address']}:{port}"
+    with ThreadPoolExecutor(8) as pool:  # an agent takes about a second to start
+        handles = list(pool.map(
+            lambda n: start_agent(Path(n["node_root"]), n["kind"], host=n["address"], port=port,
+                                  driver=spec.driver, os_release=spec.os_release), nodes))
+    for n, h in zip(nodes, handles):
+        n["pid"] = h.pid
+
+
+def _start_vms(state: dict, vms: list[dict]) -> list[dict]:
+    url_of = {n["uuid"]: n["url"] for n in state["nodes"]}
+
+    def start(vm: dict) -> dict:
+        with AgentClient(url_of[vm["host_uuid"]], timeout=30.0) as c:
+            got = c.create_vm(vm["uuid"], vm["name"], ha=vm["ha_level"] == "NeverStop")
+        return {"uuid": vm["uuid"], "name": vm["name"], "host_uuid": vm["host_uuid"],
+                "endpoint": got["endpoint"], "boot_id": got["boot_id"]}
+
+    with ThreadPoolExecutor(16) as pool:
+        return list(pool.map(start, vms))
+
+
+def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int) -> dict:
+    from skylift.mn.process import start_mn
+
+    mn_home = home / "mn-home"
+    mn_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    port = spec.mn_port or _free_port_everywhere(["127.0.0.1"])
+    url = db.url.render_as_string(hide_password=False)
+    handle = start_mn(url, port=port, agent_port=agent_port, env={"SKYLIFT_HOME": str(mn_home)},
+                      timeout=60.0)
+    from skylift.mn.auth import token_path
+
+    return {"pid": handle.pid, "url": handle.url, "mode": handle.mode,
+            "release": handle.release, "home": str(mn_home),
+            "token_file": str(token_path(mn_home)), "log": str(handle.log_path)}
+
+
+# --- status ----------------------------------------------------------------------------------
+
+def status(name: str) -> dict:
+    """The lab's MN (mode, version), agents answering, VMs answering probes with their boot id."""
+    state = read_state(name)
+    if state is None:
+        raise Refused(f"there is no lab '{name}'", next="bring one up with `skylift lab up`")
+    out = {"name": name, "release": state["release"], "dir": state["dir"],
+           "db_url": state["db_url"], "mn": None, "hosts": len(state["nodes"]), "hosts_up": 0,
+           "vms": len(state["vms"]), "vms_answering": 0, "vms_same_boot_id": 0}
+    mn = state.get("mn")
+    if mn:
+        info = {"url": mn["url"], "token_file": mn["token_file"], "alive": False}
+        try:
+            info.update(httpx.get(mn["url"] + "/v1/version", timeout=3.0).json(), alive=True)
+        except (httpx.HTTPError, ValueError):
+            pass
+        out["mn"] = info
+
+    def agent_up(n: dict) -> bool:
+        try:
+            return httpx.get(n["url"] + "/v1/health", timeout=3.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    with ThreadPoolExecutor(32) as pool:
+        out["hosts_up"] = sum(pool.map(agent_up, [n for n in state["nodes"] if n.get("url")]))
+        answers = list(pool.map(lambda vm: probe(vm["endpoint"], 2.0), state["vms"]))
+    out["vms_answering"] = sum(a is not None for a in answers)
+    out["vms_same_boot_id"] = sum(a == vm["boot_id"] for a, vm in zip(answers, state["vms"]))
+    return out
+
+
+# --- down ------------------------------------------------------------------------------------
+
+def _anything_alive(state: dict) -> bool:
+    mn = state.get("mn") or {}
+    if mn.get("pid") and pid_alive(mn["pid"], "skylift.mn"):
+        return True
+    if state.get("farm") and find_farm(Path(state["farm"]["base_dir"])):
+        return True
+    return any(n.get("node_root") and find_agent(Path(n["node_root"])) for n in state["nodes"])
+
+
+def down(name: str) -> dict:
+    """Stop the lab's MN, agents (or farm) and VMs; running it again is harmless."""
+    state = read_state(name)
+    if state is None:
+        return {"name": name, "stopped": []}
+    stopped = []
+    mn = state.get("mn") or {}
+    if mn.get("pid") and pid_alive(mn["pid"], "skylift.mn"):
+        from skylift.mn.process import MnHandle, stop_mn
+
+        stop_mn(MnHandle(mn["pid"], "127.0.0.1", 0, mn.get("mode", ""), "", Path(mn["log"]),
+                         Path(mn["home"])), timeout=20.0)
+        stopped.append("mn")
+    if state.get("farm"):
+        farm = find_farm(Path(state["farm"]["base_dir"]))
+        if farm is not None:
+            stop_farm(farm)
+            stopped.append("farm")
+    roots = [Path(n["node_root"]) for n in state["nodes"] if n.get("node_root")]
+
+    def stop_node(root: Path) -> bool:
+        agent = find_agent(root)
+        if agent is not None:
+            stop_agent(agent, timeout=5.0)
+        kill_node_vms(root)  # VM processes, and a node's own sim daemon
+        return agent is not None
+
+    with ThreadPoolExecutor(16) as pool:
+        agents = sum(pool.map(stop_node, roots))
+    if agents:
+        stopped.append(f"{agents} agents")
+    kill_node_vms(Path(state["dir"]) / "sim")  # the shared sim hypervisor
+    return {"name": name, "stopped": stopped}
