@@ -1,0 +1,54 @@
+"""`skylift mn`: serve a management node, and ask one for its status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import typer
+
+from skylift.cli.common import DB_OPTION, JSON_OPTION, PASSWORD_FILE_OPTION, resolve_database
+from skylift.cli.output import emit_json, info
+from skylift.errors import OperationFailed
+
+app = typer.Typer(help="The management node: serve its API, show its status.",
+                  no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port (shared with the next MN at upgrade)."),
+    maintenance: bool = typer.Option(False, "--maintenance",
+                                     help="Serve only health, version, settings and drain."),
+    release: str = typer.Option(None, "--release", help="Release to report (default: the "
+                                "code's, or the database's in maintenance)."),
+    node_root: Path = typer.Option(None, "--node-root", help="Node root of the local repo "
+                                   "(default $SKYLIFT_HOME/node)."),
+    agent_port: int = typer.Option(7070, "--agent-port", help="Port of the agents."),
+) -> None:
+    """Serve the management node API until SIGTERM (then drain and stop)."""
+    from skylift.mn.server import serve as run
+
+    run(resolve_database(db, password_file), host=host, port=port, maintenance=maintenance,
+        release=release, node_root=node_root, agent_port=agent_port)
+
+
+@app.command()
+def status(url: str = typer.Option("http://127.0.0.1:8080", "--url", help="The MN's URL."),
+           json: bool = JSON_OPTION) -> None:
+    """Ask a management node for its release, revision and mode."""
+    try:
+        resp = httpx.get(f"{url.rstrip('/')}/v1/version", timeout=10)
+        resp.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise OperationFailed(f"no management node answers at {url}",
+                              why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
+                              next="start it with `skylift mn serve`, or pass --url") from None
+    data = resp.json()
+    if json:
+        emit_json(data)
+        return
+    info(f"management node at {url}: release {data['release']} ({data['mode']}), "
+         f"database revision {data['revision']}, pid {data['pid']}")
