@@ -1,0 +1,90 @@
+"""The node registry: how the MN reaches each node to upgrade its agent and packages.
+
+A deployment (or the lab) writes $SKYLIFT_HOME/mn/nodes.json (0600) once nodes are installed:
+
+    {"known_hosts": "/path/known_hosts",
+     "nodes": {"<uuid>": {"transport": "local", "node_root": "/var/lib/skylift/node"},
+               "<uuid>": {"transport": "ssh", "host": "127.0.3.7", "port": 2222,
+                          "user": "root", "key_path": "/path/key", "node_root": "/..."}}}
+
+A node missing from the registry is reached over SSH on its management address with the
+defaults of a real node. No password is ever stored here (ssh keys, or SKYLIFT_SSH_PASSWORD).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skylift.errors import ConfigError
+from skylift.transport import LocalTransport
+from skylift.transport.base import Transport
+
+REGISTRY = "nodes.json"
+
+
+def registry_path(home: Path) -> Path:
+    return home / "mn" / REGISTRY
+
+
+@dataclass
+class NodeRegistry:
+    """Per-node transport and node root, as the installer or the lab recorded them."""
+
+    nodes: dict[str, dict] = field(default_factory=dict)
+    known_hosts: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> "NodeRegistry":
+        """Read the registry; an absent file is an empty registry."""
+        if not path.exists():
+            return cls()
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"cannot read the node registry {path}", why=str(exc),
+                              next="fix or remove the file") from None
+        kh = data.get("known_hosts")
+        return cls(dict(data.get("nodes", {})), Path(kh) if kh else None)
+
+    def save(self, path: Path) -> None:
+        """Write the registry atomically, mode 0600."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"known_hosts": str(self.known_hosts) if self.known_hosts else None,
+                       "nodes": self.nodes}, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+
+    def node_root(self, resource) -> str | None:
+        entry = self.nodes.get(resource.uuid)
+        return entry.get("node_root") if entry else None
+
+    def connection_options(self) -> dict:
+        """Keyword arguments for ConnectionManager: node_roots and transport_for."""
+        if not self.nodes:
+            return {}
+        local = LocalTransport()
+        pool = None
+
+        def transport_for(resource) -> Transport:
+            nonlocal pool
+            entry = self.nodes.get(resource.uuid, {"transport": "ssh"})
+            if entry.get("transport", "ssh") == "local":
+                return local
+            from skylift.transport.ssh import SshPool, SshTarget
+
+            if pool is None:
+                pool = SshPool(self.known_hosts or Path.home() / ".ssh" / "known_hosts")
+            key = entry.get("key_path")
+            return pool.transport(SshTarget(entry.get("host") or resource.address,
+                                            int(entry.get("port", 22)),
+                                            entry.get("user", "root"),
+                                            key_path=Path(key) if key else None))
+
+        return {"node_roots": self.node_root, "transport_for": transport_for}
