@@ -7,7 +7,8 @@ Three background threads: the API sampler (GET a real API endpoint every api_int
 ok, 503 "upgrade in progress", refused, timeout, or another status), the VM prober (rounds of
 skylift.agent.hypervisor.probe on every VM's endpoint with bounded concurrency: answered with
 the same boot id, lost, or a new boot id) and, when agents are given, the placement checker
-(a VM seen Running on two hosts at once was started twice). Everything goes to a timeline of
+(a VM seen Running on two hosts at once was started twice; a VM started again on a new
+endpoint is probed there from then on). Everything goes to a timeline of
 JSON lines (t, kind, target, result); stop() writes summary.json and returns the summary.
 """
 
@@ -217,9 +218,11 @@ class Probes:
         headers = {"X-Skylift-Token": self.agent_token} if self.agent_token else {}
         twice: set[str] = set()
 
-        def running(http: httpx.Client, url: str) -> list[str]:
+        targets = {vm.uuid: vm for vm in self.vms}
+
+        def running(http: httpx.Client, url: str) -> list[dict]:
             try:
-                return [vm["uuid"] for vm in http.get(f"{url}/v1/vms").json()
+                return [vm for vm in http.get(f"{url}/v1/vms").json()
                         if vm.get("state") == "Running"]
             except (httpx.HTTPError, ValueError):
                 return []  # an agent restarting now: its VMs are seen next round
@@ -229,10 +232,17 @@ class Probes:
             while not self._stop.is_set():
                 began = time.time()
                 where: dict[str, list[str]] = {}
-                for url, uuids in zip(self.agent_urls,
-                                      pool.map(lambda u: running(http, u), self.agent_urls)):
-                    for uuid in uuids:
-                        where.setdefault(uuid, []).append(url)
+                for url, vms in zip(self.agent_urls,
+                                    pool.map(lambda u: running(http, u), self.agent_urls)):
+                    for vm in vms:
+                        where.setdefault(vm["uuid"], []).append(url)
+                        target = targets.get(vm["uuid"])
+                        if target is not None and vm.get("endpoint") not in (None, target.endpoint):
+                            # started again elsewhere (another port or host): probe it there,
+                            # still against the boot id it had when watching began
+                            self._record("placement", vm["uuid"], "moved", host=url,
+                                         endpoint=vm["endpoint"])
+                            target.endpoint, target.host = vm["endpoint"], url
                 for uuid, urls in where.items():
                     if len(urls) > 1 and uuid not in twice:
                         twice.add(uuid)

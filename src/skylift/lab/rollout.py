@@ -1,0 +1,100 @@
+"""A farm as a cloud for the connection manager: inventory pointed at the farm, the MN's repo,
+and a reconnect storm that upgrades every farm host's agent over SSH.
+
+Shared by the lab tests and bench/reconnect.py, so both measure the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from skylift.db.engine import Database
+from skylift.db.seed import seed
+from skylift.lab.farm import FarmHandle
+from skylift.release.build import os_image_content
+
+# where the MN believes a node's root is; a farm host maps it to its own (see farm_ssh.py)
+NODE_ROOT = "/var/lib/skylift/node"
+
+
+def seed_for_farm(db: Database, hosts: int, *, release: str = "4.3.12",
+                  agent_version: str = "3.7.1") -> list[tuple[str, str]]:
+    """Seed hosts at release (no VMs) with agents reported at agent_version.
+
+    Returns (uuid, role) of every agent-backed node (hosts, then VPC vRouters), the order in
+    which farm addresses are given out by point_at_farm.
+    """
+    seed(db, release, hosts, 0)
+    eng = db.engine()
+    try:
+        with eng.begin() as conn:
+            conn.execute(sa.text("UPDATE hosts SET agent_version = :v"), {"v": agent_version})
+            nodes = [(r.uuid, "host") for r in conn.execute(
+                sa.text("SELECT uuid FROM hosts ORDER BY name"))]
+            nodes += [(r.uuid, "vrouter") for r in conn.execute(
+                sa.text("SELECT uuid FROM vpc_vrouters ORDER BY name"))]
+    finally:
+        eng.dispose()
+    return nodes
+
+
+def point_at_farm(db: Database, farm: FarmHandle, nodes: list[tuple[str, str]]) -> None:
+    """Set every node's management IP to its farm address."""
+    eng = db.engine()
+    try:
+        with eng.begin() as conn:
+            for (uuid, role), addr in zip(nodes, farm.addresses):
+                table = "hosts" if role == "host" else "vpc_vrouters"
+                conn.execute(sa.text(f"UPDATE {table} SET management_ip = :ip WHERE uuid = :u"),
+                             {"ip": addr, "u": uuid})
+    finally:
+        eng.dispose()
+
+
+def write_mn_repo(node_root: Path, version: str = "4.3.12",
+                  oses: tuple[str, ...] = ("c74",)) -> Path:
+    """The MN's local repo (as skylift.repo.local lays it out) from the release's OS image."""
+    for os_release in oses:
+        _, files = os_image_content(version, os_release)
+        entry = node_root / "repo" / os_release / "store" / f"{version}-lab"
+        for name, data in files:
+            (entry / name).parent.mkdir(parents=True, exist_ok=True)
+            (entry / name).write_bytes(data)
+        (entry / "REPO.json").write_text(json.dumps(
+            {"release": version, "os": os_release, "repo_version": version}))
+        (node_root / "repo" / os_release / "state.json").write_text(
+            json.dumps({"current": entry.name, "previous": None}))
+    return node_root
+
+
+async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
+                         max_concurrency: int = 200, ssh_concurrency: int = 200):
+    """One reconnect storm of the ConnectionManager over the farm, upgrading agents over SSH.
+
+    Returns (ReconnectReport, versions): versions maps address -> agent_version reported now.
+    """
+    from skylift.agent.client import AsyncAgentClient  # noqa: F401  (the MN's own client)
+    from skylift.mn.connections import ConnectionManager
+    from skylift.transport.ssh import SshPool, SshTarget
+
+    pool = SshPool(known_hosts=farm.known_hosts, max_concurrency=ssh_concurrency)
+
+    def transport_for(res):
+        return pool.transport(SshTarget(res.address, farm.ssh_port, "root",
+                                        key_path=farm.client_key))
+
+    eng = db.engine()
+    cm = ConnectionManager(eng, agent_port=farm.agent_port, repo_root=repo_root,
+                           max_concurrency=max_concurrency, transport_for=transport_for,
+                           node_roots=lambda res: NODE_ROOT, update_packages=False,
+                           ping_interval=3600)
+    try:
+        report = await cm.reconnect_all()
+    finally:
+        await cm.stop()
+        pool.close()
+        eng.dispose()
+    return report
