@@ -120,8 +120,17 @@ class AsyncAgentClient:
 
     async def _call(self, method: str, path: str, timeout: float | None = None, **kw):
         try:
-            resp = await self.http.request(method, self.base_url + path, headers=self.headers,
-                                           timeout=timeout or self.timeout, **kw)
+            try:
+                resp = await self.http.request(method, self.base_url + path,
+                                               headers=self.headers,
+                                               timeout=timeout or self.timeout, **kw)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                # a kept-alive connection the agent closed meanwhile: a GET is safe to resend
+                resp = await self.http.request(method, self.base_url + path,
+                                               headers=self.headers,
+                                               timeout=timeout or self.timeout, **kw)
         except httpx.HTTPError as exc:
             raise errors.AgentError(f"agent at {self.base_url} did not answer",
                                     why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
