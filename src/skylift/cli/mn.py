@@ -26,7 +26,8 @@ def serve(
                                 "code's, or the database's in maintenance)."),
     node_root: Path = typer.Option(None, "--node-root", help="Node root of the local repo "
                                    "(default $SKYLIFT_HOME/node)."),
-    agent_port: int = typer.Option(7070, "--agent-port", help="Port of the agents."),
+    agent_port: int = typer.Option(None, "--agent-port", help="Port of the agents (default: "
+                                   "the global setting host.agentPort, else 7070)."),
 ) -> None:
     """Serve the management node API until SIGTERM (then drain and stop)."""
     from skylift.mn.server import serve as run

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "database's in maintenance)")
     serve.add_argument("--node-root", type=Path, help="node root of the local repo "
                                                       "(default $SKYLIFT_HOME/node)")
-    serve.add_argument("--agent-port", type=int, default=7070)
+    serve.add_argument("--agent-port", type=int, help="port of the agents (default: the "
+                       "global setting host.agentPort, else 7070)")
     args = parser.parse_args(argv)
     try:
         from skylift.mn.server import resolve_and_serve

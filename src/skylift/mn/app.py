@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from skylift import __version__
+from skylift.config import skylift_home
 from skylift.mn import console
 from skylift.mn.api import errors as api_errors
 from skylift.mn.api import settings as api_settings
@@ -42,7 +43,7 @@ async def _start_parts(mn: MnState) -> None:
         log.warning("no connection manager in this build: hosts stay as recorded")
         return
     mn.manager = connections.ConnectionManager(mn.engine, agent_port=mn.agent_port,
-                                               repo_root=mn.node_root)
+                                               repo_root=mn.node_root, **_node_options())
     # the reconnect storm runs behind: the API serves meanwhile, and work on a host that is
     # still Connecting is refused (R-CLOUD-3)
     await mn.manager.start(wait=False)
@@ -51,6 +52,14 @@ async def _start_parts(mn: MnState) -> None:
     if factory is not None:
         mn.vm_ha = factory(mn.engine, mn.manager)
         await mn.vm_ha.start()
+
+
+def _node_options() -> dict:
+    """How the manager reaches nodes to upgrade them: the node registry, when there is one."""
+    nodes = _optional("skylift.mn.nodes")
+    if nodes is None:
+        return {}
+    return nodes.NodeRegistry.load(nodes.registry_path(skylift_home())).connection_options()
 
 
 async def _stop_parts(mn: MnState) -> None:
@@ -87,7 +96,8 @@ def create_app(mn: MnState) -> FastAPI:
     app.include_router(api_settings.router)
     app.include_router(console.router())
     if not mn.run.maintenance:
-        for name in ("infrastructure", "network", "inventory"):  # the generic reader last
+        for name in ("infrastructure", "network", "hosts", "catalog", "vms", "volumes",
+                     "inventory"):  # the generic reader last
             module = importlib.import_module(f"skylift.mn.api.{name}")
             app.include_router(module.router)
     # the node's local package repository (R-CLOUD-6); hosts install from it without a token

@@ -29,7 +29,7 @@ GRACE = 30.0  # seconds the calls in flight get to finish after SIGTERM
 
 
 def build_state(db: Database, *, maintenance: bool = False, release: str | None = None,
-                node_root: Path | None = None, agent_port: int = 7070) -> MnState:
+                node_root: Path | None = None, agent_port: int | None = None) -> MnState:
     """The MN's state: mode from the database, admin token, heartbeat (not started yet)."""
     run = detect(db, maintenance=maintenance, release_override=release)
     engine = db.engine()
@@ -43,7 +43,7 @@ def build_state(db: Database, *, maintenance: bool = False, release: str | None 
 
 def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenance: bool = False,
           release: str | None = None, node_root: Path | None = None,
-          agent_port: int = 7070) -> None:
+          agent_port: int | None = None) -> None:
     """Serve the MN API on host:port until SIGTERM/SIGINT (blocks)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per agent ping otherwise

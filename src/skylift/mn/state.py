@@ -24,7 +24,7 @@ class MnState:
     run: RunMode
     token: str
     node_root: Path
-    agent_port: int = 7070
+    agent_port: int | None = None  # None: the global setting host.agentPort, else 7070
     heartbeat: Heartbeat | None = None
     manager: object | None = None  # skylift.mn.connections.ConnectionManager (normal mode)
     vm_ha: object | None = None

@@ -1,0 +1,96 @@
+"""Images, instance offerings and disk offerings: create and delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from skylift.db.models.compute import DiskOffering, Image, ImageBackupStorageRef, InstanceOffering
+from skylift.db.models.infrastructure import BackupStorage
+from skylift.mn.api import mn_of
+from skylift.mn.api.db import as_dict, delete_row, get_or_404, new_uuid, session
+from skylift.mn.state import MnState
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+
+
+class ImageIn(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    format: str = "qcow2"
+    media_type: str = "RootVolumeTemplate"
+    size: int = Field(default=10 << 30, ge=0)
+    md5sum: str | None = None
+    platform: str = "Linux"
+    backup_storage_uuids: list[str] = []
+
+
+class InstanceOfferingIn(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    cpu_num: int = Field(ge=1, le=1024)
+    memory_size: int = Field(ge=1 << 20)
+    type: str = "UserVm"
+
+
+class DiskOfferingIn(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    disk_size: int = Field(ge=1 << 20)
+
+
+@router.post("/images", status_code=201)
+def create_image(body: ImageIn, mn: MnState = Depends(mn_of)) -> dict:
+    """Register an image on the backup storages named."""
+    with session(mn) as ses:
+        image = Image(uuid=new_uuid(), name=body.name, format=body.format,
+                      media_type=body.media_type, size=body.size, md5sum=body.md5sum,
+                      platform=body.platform, status="Ready")
+        ses.add(image)
+        ses.flush()
+        for bs_uuid in body.backup_storage_uuids:
+            get_or_404(ses, BackupStorage, bs_uuid)
+            ses.add(ImageBackupStorageRef(image_uuid=image.uuid, bs_uuid=bs_uuid,
+                                          install_path=f"images/{image.uuid}.{body.format}"))
+        return as_dict(image)
+
+
+@router.delete("/images/{uuid}")
+def delete_image(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
+    """Delete an image (and its copies on backup storages)."""
+    with session(mn) as ses:
+        delete_row(ses, Image, uuid, cascade=("image_backup_storage_refs",))
+    return {"deleted": uuid}
+
+
+@router.post("/instance_offerings", status_code=201)
+def create_instance_offering(body: InstanceOfferingIn, mn: MnState = Depends(mn_of)) -> dict:
+    """Create an instance offering (CPUs and memory in bytes)."""
+    with session(mn) as ses:
+        offering = InstanceOffering(uuid=new_uuid(), **body.model_dump())
+        ses.add(offering)
+        ses.flush()
+        return as_dict(offering)
+
+
+@router.delete("/instance_offerings/{uuid}")
+def delete_instance_offering(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
+    """Delete an instance offering (VMs made from it keep their size)."""
+    with session(mn) as ses:
+        delete_row(ses, InstanceOffering, uuid)
+    return {"deleted": uuid}
+
+
+@router.post("/disk_offerings", status_code=201)
+def create_disk_offering(body: DiskOfferingIn, mn: MnState = Depends(mn_of)) -> dict:
+    """Create a disk offering (size in bytes)."""
+    with session(mn) as ses:
+        offering = DiskOffering(uuid=new_uuid(), **body.model_dump())
+        ses.add(offering)
+        ses.flush()
+        return as_dict(offering)
+
+
+@router.delete("/disk_offerings/{uuid}")
+def delete_disk_offering(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
+    """Delete a disk offering."""
+    with session(mn) as ses:
+        delete_row(ses, DiskOffering, uuid)
+    return {"deleted": uuid}
