@@ -1,0 +1,145 @@
+"""Benchmark: reconnect + agent upgrade of N farm hosts by the ConnectionManager, against the
+same push-and-restart done by Ansible (the old product's tool for it).
+
+    python3 bench/reconnect.py [--sizes 100,1000,10000] [--connect-only-sizes 10000]
+                               [--ansible-hosts 200] [--forks 50] [--base /dev/shm/skylift-bench]
+
+Each size gets a fresh 4.3.12 inventory whose hosts (and VPC vRouters) are farm hosts running
+agent 3.7.1; the MN's repo carries skylift-agent 4.3.12. The ConnectionManager connects every
+node, pushes the new agent over SSH (asyncssh pool) and restarts it; a size counts only when
+every node then reports 4.3.12. "connect only" rows are the same storm with agents already
+current (HTTP only). Ansible runs `-m raw` with the same two commands over OpenSSH against
+its own farm. The farm lives under /dev/shm so fsyncs of thousands of package databases on
+one disk do not stand in for the per-host disks of a real fleet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from skylift.db.engine import Database
+from skylift.lab.farm import start_farm, stop_farm
+from skylift.lab.rollout import (NODE_ROOT, point_at_farm, reconnect_farm, seed_for_farm,
+                                 write_mn_repo)
+
+NEW, OLD = "4.3.12", "3.7.1"
+
+
+def setup() -> None:
+    """ansible-core and the OpenSSH client, installed when missing."""
+    if shutil.which("ssh") is None:
+        subprocess.run(["apt-get", "install", "-y", "openssh-client"], check=True)
+    if shutil.which("ansible") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ansible-core"], check=True)
+
+
+async def versions(farm) -> dict[str, int]:
+    sem = asyncio.Semaphore(200)
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        async def one(addr):
+            async with sem:
+                return (await http.get(farm.url(addr) + "/v1/version")).json()["agent_version"]
+        out: dict[str, int] = {}
+        for v in await asyncio.gather(*(one(a) for a in farm.addresses)):
+            out[v] = out.get(v, 0) + 1
+        return out
+
+
+def skylift_run(n: int, base: Path, upgrade: bool) -> dict:
+    work = base / f"cm-{n}-{'up' if upgrade else 'conn'}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    db = Database.from_string(f"sqlite:///{work / 'cloud.db'}")
+    nodes = seed_for_farm(db, n, agent_version=OLD if upgrade else NEW)
+    farm = start_farm(len(nodes), base_dir=work / "farm", agent_port=0, ssh_port=0,
+                      release=OLD if upgrade else NEW, first_address="127.80.0.1",
+                      uuids=[u for u, _ in nodes], roles=[r for _, r in nodes])
+    try:
+        point_at_farm(db, farm, nodes)
+        rss = farm.rss_bytes()
+        report = asyncio.run(reconnect_farm(db, farm, write_mn_repo(work / "mn")))
+        seen = asyncio.run(versions(farm))
+    finally:
+        stop_farm(farm)
+        shutil.rmtree(work, ignore_errors=True)
+    ok = seen == {NEW: len(nodes)} and not report.failures
+    return {"tool": "skylift" if upgrade else "skylift (connect only)", "hosts": len(nodes),
+            "seconds": report.seconds, "ok": ok, "farm_rss_mib": rss / 2**20,
+            "upgraded": report.agents_upgraded, "failed": report.failed}
+
+
+def ansible_run(n: int, base: Path, forks: int) -> dict:
+    work = base / f"ansible-{n}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    farm = start_farm(n, base_dir=work / "farm", agent_port=0, ssh_port=0, release=OLD,
+                      first_address="127.81.0.1")
+    try:
+        inv = work / "hosts.ini"
+        inv.write_text("[farm]\n" + "".join(f"{a}\n" for a in farm.addresses) + "\n[farm:vars]\n"
+                       f"ansible_port={farm.ssh_port}\nansible_user=root\n"
+                       f"ansible_ssh_private_key_file={farm.client_key}\n"
+                       f"ansible_ssh_common_args='-o UserKnownHostsFile={farm.known_hosts} "
+                       "-o StrictHostKeyChecking=yes'\n")
+        command = (f"python3 -m skylift.agent.packages --node-root {NODE_ROOT} install "
+                   f"skylift-agent {NEW} && systemctl restart skylift-agent")
+        env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "True",
+               "ANSIBLE_LOCAL_TEMP": str(work / "tmp"), "ANSIBLE_SSH_CONTROL_PATH_DIR":
+               str(work / "cp"), "ANSIBLE_PYTHON_INTERPRETER": "auto_silent"}
+        started = time.perf_counter()
+        done = subprocess.run(["ansible", "farm", "-i", str(inv), "-m", "raw", "-a", command,
+                               "-f", str(forks)], env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        seen = asyncio.run(versions(farm))
+    finally:
+        stop_farm(farm)
+    ok = done.returncode == 0 and seen == {NEW: n}
+    if not ok:
+        print(done.stdout[-2000:], done.stderr[-2000:], seen, file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"tool": f"ansible-core -m raw (forks={forks})", "hosts": n, "seconds": seconds,
+            "ok": ok}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--connect-only-sizes", default="10000")
+    parser.add_argument("--ansible-hosts", type=int, default=200)
+    parser.add_argument("--forks", type=int, default=50)
+    parser.add_argument("--base", type=Path, default=Path("/dev/shm/skylift-bench"))
+    args = parser.parse_args()
+    setup()
+    os.environ.setdefault("SKYLIFT_HOME", str(args.base / "home"))
+    rows = []
+    if args.ansible_hosts:
+        rows.append(ansible_run(args.ansible_hosts, args.base, args.forks))
+        print(rows[-1], file=sys.stderr)
+    for n in [int(x) for x in args.sizes.split(",") if x]:
+        rows.append(skylift_run(n, args.base, upgrade=True))
+        print(rows[-1], file=sys.stderr)
+    for n in [int(x) for x in args.connect_only_sizes.split(",") if x]:
+        rows.append(skylift_run(n, args.base, upgrade=False))
+        print(rows[-1], file=sys.stderr)
+    ansible_rate = next((r["hosts"] / r["seconds"] for r in rows if r["tool"].startswith("ansible")),
+                        None)
+    print(f"{'tool':34} {'hosts':>6} {'seconds':>8} {'hosts/s':>8} {'vs ansible':>10} ok")
+    for r in rows:
+        rate = r["hosts"] / r["seconds"]
+        ratio = f"{rate / ansible_rate:.1f}x" if ansible_rate else "-"
+        print(f"{r['tool']:34} {r['hosts']:>6} {r['seconds']:>8.1f} {rate:>8.1f} {ratio:>10} "
+              f"{'yes' if r['ok'] else 'NO'}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
