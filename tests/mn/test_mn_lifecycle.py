@@ -70,6 +70,7 @@ def test_drain_refuses_new_work_and_waits_for_calls_in_flight(tmp_path):
         assert busy.status_code == 503 and busy.json()["what"] == "upgrade in progress"
         assert busy.headers["retry-after"]
         assert [r["state"] for r in heartbeats(db)] == ["draining"]
+        assert "stopping" not in mn.log_path.read_text()  # the parts stopped cleanly
         assert finish_call(held, body)[0] == 200
         assert client.post("/v1/drain", params={"wait": 5}).json()["drained"]
         assert client.get("/v1/health").json()["mode"] == "draining"

@@ -9,66 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from skylift import __version__
-from skylift.config import skylift_home
 from skylift.mn import console
 from skylift.mn.api import errors as api_errors
 from skylift.mn.api import settings as api_settings
 from skylift.mn.api import system as api_system
 from skylift.mn.gate import GateMiddleware
 from skylift.mn.inflight import InFlightMiddleware
+from skylift.mn.parts import start_parts, stop_parts
 from skylift.mn.state import MnState
 from skylift.repo.server import router as repo_router
 
 log = logging.getLogger("skylift.mn")
-
-
-def _optional(module: str):
-    """A module of the MN written separately (connections, VM HA), or None until it exists."""
-    if importlib.util.find_spec(module) is None:
-        return None
-    return importlib.import_module(module)
-
-
-async def _start_parts(mn: MnState) -> None:
-    """Start the connection manager and VM HA (normal mode only)."""
-    connections = _optional("skylift.mn.connections")
-    if connections is None:
-        log.warning("no connection manager in this build: hosts stay as recorded")
-        return
-    mn.manager = connections.ConnectionManager(mn.engine, agent_port=mn.agent_port,
-                                               repo_root=mn.node_root, **_node_options())
-    # the reconnect storm runs behind: the API serves meanwhile, and work on a host that is
-    # still Connecting is refused (R-CLOUD-3)
-    await mn.manager.start(wait=False)
-    vm_ha = _optional("skylift.mn.vm_ha")
-    factory = getattr(vm_ha, "VmHa", None) if vm_ha else None
-    if factory is not None:
-        mn.vm_ha = factory(mn.engine, mn.manager)
-        await mn.vm_ha.start()
-
-
-def _node_options() -> dict:
-    """How the manager reaches nodes to upgrade them: the node registry, when there is one."""
-    nodes = _optional("skylift.mn.nodes")
-    if nodes is None:
-        return {}
-    return nodes.NodeRegistry.load(nodes.registry_path(skylift_home())).connection_options()
-
-
-async def _stop_parts(mn: MnState) -> None:
-    for part in (mn.vm_ha, mn.manager):
-        if part is not None:
-            try:
-                await part.stop()
-            except Exception:  # stopping must go on: the heartbeat still has to say stopped
-                log.exception("stopping %s failed", type(part).__name__)
 
 
 def create_app(mn: MnState) -> FastAPI:
@@ -79,11 +36,11 @@ def create_app(mn: MnState) -> FastAPI:
         if mn.heartbeat is not None:
             await asyncio.to_thread(mn.heartbeat.start)
         if not mn.run.maintenance:
-            await _start_parts(mn)
+            await start_parts(mn)
         try:
             yield
         finally:
-            await _stop_parts(mn)
+            await stop_parts(mn)
             if mn.heartbeat is not None:
                 await asyncio.to_thread(mn.heartbeat.stop)
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 log = logging.getLogger("skylift.mn")
 
 INTERVAL = 5.0
+KEEP_STOPPED = dt.timedelta(days=1)
 STATES = ("running", "maintenance", "draining", "stopped")
 
 _meta = sa.MetaData()
@@ -56,6 +57,10 @@ class Heartbeat:
     def start(self) -> None:
         """Insert the row (a failure here fails the start) and beat in the background."""
         with self.engine.begin() as conn:
+            # rows of MNs that stopped long ago would pile up, one per start
+            conn.execute(mn_heartbeat.delete().where(
+                mn_heartbeat.c.state == "stopped",
+                mn_heartbeat.c.heartbeat_at < utcnow() - KEEP_STOPPED))
             conn.execute(mn_heartbeat.insert().values(
                 uuid=self.uuid, hostname=socket.gethostname(), pid=os.getpid(),
                 version=self.version, state=self.state, heartbeat_at=utcnow()))

@@ -33,7 +33,8 @@ class RunMode:
         return self.mode == MAINTENANCE
 
 
-def detect(db: Database, *, maintenance: bool = False, release_override: str | None = None) -> RunMode:
+def detect(db: Database, *, maintenance: bool = False,
+           release_override: str | None = None) -> RunMode:
     """The mode for this database; refuses an empty database or one newer than this code."""
     st = status(db)  # refuses a revision this code does not know (a newer release)
     if st.revision is None:

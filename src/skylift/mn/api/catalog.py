@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from skylift.db.models.compute import DiskOffering, Image, ImageBackupStorageRef, InstanceOffering
 from skylift.db.models.infrastructure import BackupStorage
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import as_dict, delete_row, get_or_404, new_uuid, session
+from skylift.mn.api.db import add_delete_route, as_dict, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -52,14 +52,6 @@ def create_image(body: ImageIn, mn: MnState = Depends(mn_of)) -> dict:
         return as_dict(image)
 
 
-@router.delete("/images/{uuid}")
-def delete_image(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete an image (and its copies on backup storages)."""
-    with session(mn) as ses:
-        delete_row(ses, Image, uuid, cascade=("image_backup_storage_refs",))
-    return {"deleted": uuid}
-
-
 @router.post("/instance_offerings", status_code=201)
 def create_instance_offering(body: InstanceOfferingIn, mn: MnState = Depends(mn_of)) -> dict:
     """Create an instance offering (CPUs and memory in bytes)."""
@@ -68,14 +60,6 @@ def create_instance_offering(body: InstanceOfferingIn, mn: MnState = Depends(mn_
         ses.add(offering)
         ses.flush()
         return as_dict(offering)
-
-
-@router.delete("/instance_offerings/{uuid}")
-def delete_instance_offering(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete an instance offering (VMs made from it keep their size)."""
-    with session(mn) as ses:
-        delete_row(ses, InstanceOffering, uuid)
-    return {"deleted": uuid}
 
 
 @router.post("/disk_offerings", status_code=201)
@@ -88,9 +72,9 @@ def create_disk_offering(body: DiskOfferingIn, mn: MnState = Depends(mn_of)) -> 
         return as_dict(offering)
 
 
-@router.delete("/disk_offerings/{uuid}")
-def delete_disk_offering(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete a disk offering."""
-    with session(mn) as ses:
-        delete_row(ses, DiskOffering, uuid)
-    return {"deleted": uuid}
+add_delete_route(router, Image,
+                 "Delete an image (and its copies on backup storages).",
+                 cascade=("image_backup_storage_refs",))
+add_delete_route(router, InstanceOffering,
+                 "Delete an instance offering (VMs made from it keep their size).")
+add_delete_route(router, DiskOffering, "Delete a disk offering.")

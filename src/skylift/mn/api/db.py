@@ -91,3 +91,19 @@ def delete_row(ses: Session, cls: type, uuid: str, *, cascade: tuple[str, ...] =
         raise Refused(f"{table} {uuid} is still in use", why=f"used by {listed}",
                       next="delete those first")
     ses.delete(obj)
+
+
+def add_delete_route(router, cls: type, doc: str, *, cascade: tuple[str, ...] = ()) -> None:
+    """Register DELETE /<table>/{uuid} on router: delete_row with these link tables."""
+    from fastapi import Depends
+
+    from skylift.mn.api import mn_of
+
+    def delete(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
+        with session(mn) as ses:
+            delete_row(ses, cls, uuid, cascade=cascade)
+        return {"deleted": uuid}
+
+    delete.__doc__ = doc
+    router.add_api_route(f"/{cls.__tablename__}/{{uuid}}", delete, methods=["DELETE"],
+                         name=f"delete_{cls.__tablename__}")

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from skylift.db.models.infrastructure import (BackupStorage, BackupStorageZoneRef, Cluster,
                                               PrimaryStorage, PrimaryStorageClusterRef, Zone)
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import as_dict, delete_row, get_or_404, new_uuid, session
+from skylift.mn.api.db import add_delete_route, as_dict, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["infrastructure"])
@@ -54,14 +54,6 @@ def create_zone(body: ZoneIn, mn: MnState = Depends(mn_of)) -> dict:
         return as_dict(zone)
 
 
-@router.delete("/zones/{uuid}")
-def delete_zone(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete a zone that holds nothing any more."""
-    with session(mn) as ses:
-        delete_row(ses, Zone, uuid, cascade=("backup_storage_zone_refs",))
-    return {"deleted": uuid}
-
-
 @router.post("/clusters", status_code=201)
 def create_cluster(body: ClusterIn, mn: MnState = Depends(mn_of)) -> dict:
     """Create a cluster in a zone; its QEMU version is set by the first host that joins."""
@@ -73,15 +65,6 @@ def create_cluster(body: ClusterIn, mn: MnState = Depends(mn_of)) -> dict:
         ses.add(cluster)
         ses.flush()
         return as_dict(cluster)
-
-
-@router.delete("/clusters/{uuid}")
-def delete_cluster(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete a cluster without hosts (its storage and network attachments go with it)."""
-    with session(mn) as ses:
-        delete_row(ses, Cluster, uuid, cascade=("primary_storage_cluster_refs",
-                                                "l2_network_cluster_refs"))
-    return {"deleted": uuid}
 
 
 @router.post("/primary_storages", status_code=201)
@@ -101,14 +84,6 @@ def create_primary_storage(body: PrimaryStorageIn, mn: MnState = Depends(mn_of))
         return as_dict(ps)
 
 
-@router.delete("/primary_storages/{uuid}")
-def delete_primary_storage(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete a primary storage that holds no volume."""
-    with session(mn) as ses:
-        delete_row(ses, PrimaryStorage, uuid, cascade=("primary_storage_cluster_refs",))
-    return {"deleted": uuid}
-
-
 @router.post("/backup_storages", status_code=201)
 def create_backup_storage(body: BackupStorageIn, mn: MnState = Depends(mn_of)) -> dict:
     """Add a backup storage, attached to the zones named."""
@@ -124,9 +99,15 @@ def create_backup_storage(body: BackupStorageIn, mn: MnState = Depends(mn_of)) -
         return as_dict(bs)
 
 
-@router.delete("/backup_storages/{uuid}")
-def delete_backup_storage(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete a backup storage that holds no image."""
-    with session(mn) as ses:
-        delete_row(ses, BackupStorage, uuid, cascade=("backup_storage_zone_refs",))
-    return {"deleted": uuid}
+add_delete_route(router, Zone,
+                 "Delete a zone that holds nothing any more.",
+                 cascade=("backup_storage_zone_refs",))
+add_delete_route(router, Cluster,
+                 "Delete a cluster without hosts (its storage and network attachments go with it).",
+                 cascade=("primary_storage_cluster_refs", "l2_network_cluster_refs"))
+add_delete_route(router, PrimaryStorage,
+                 "Delete a primary storage that holds no volume.",
+                 cascade=("primary_storage_cluster_refs",))
+add_delete_route(router, BackupStorage,
+                 "Delete a backup storage that holds no image.",
+                 cascade=("backup_storage_zone_refs",))

@@ -9,7 +9,7 @@ from skylift.db.models.infrastructure import Cluster, Zone
 from skylift.db.models.network import IpRange, L2Network, L2NetworkClusterRef, L3Network
 from skylift.errors import UsageError
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import as_dict, delete_row, get_or_404, new_uuid, session
+from skylift.mn.api.db import add_delete_route, as_dict, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["network"])
@@ -58,14 +58,6 @@ def create_l2(body: L2In, mn: MnState = Depends(mn_of)) -> dict:
         return as_dict(l2)
 
 
-@router.delete("/l2_networks/{uuid}")
-def delete_l2(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete an L2 network without L3 networks."""
-    with session(mn) as ses:
-        delete_row(ses, L2Network, uuid, cascade=("l2_network_cluster_refs",))
-    return {"deleted": uuid}
-
-
 @router.post("/l3_networks", status_code=201)
 def create_l3(body: L3In, mn: MnState = Depends(mn_of)) -> dict:
     """Create an L3 network (flat, vpc, public or management) on an L2 network."""
@@ -85,9 +77,9 @@ def create_l3(body: L3In, mn: MnState = Depends(mn_of)) -> dict:
         return as_dict(l3)
 
 
-@router.delete("/l3_networks/{uuid}")
-def delete_l3(uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """Delete an L3 network no VM, vRouter or VIP uses (its IP ranges go with it)."""
-    with session(mn) as ses:
-        delete_row(ses, L3Network, uuid, cascade=("ip_ranges",))
-    return {"deleted": uuid}
+add_delete_route(router, L2Network,
+                 "Delete an L2 network without L3 networks.",
+                 cascade=("l2_network_cluster_refs",))
+add_delete_route(router, L3Network,
+                 "Delete an L3 network no VM, vRouter or VIP uses (its IP ranges go with it).",
+                 cascade=("ip_ranges",))

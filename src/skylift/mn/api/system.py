@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from skylift import __version__
 from skylift.mn.api import mn_of
+from skylift.mn.parts import stop_parts
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["system"])
@@ -44,6 +45,8 @@ async def drain(request: Request, wait: float = 0.0, mn: MnState = Depends(mn_of
         mn.draining = True
         if mn.heartbeat is not None:
             await asyncio.to_thread(mn.heartbeat.set_state, "draining")
+        # a drained MN hands the cloud over: no more HA decisions or pings from here
+        await stop_parts(mn)
     if wait > 0:
         await mn.inflight.wait_until(1, min(wait, 300.0))
     calls = mn.inflight.list(exclude=request.scope.get("state", {}).get("call_id"))

@@ -1,0 +1,42 @@
+"""The MN's long-running parts: connection manager (with the node registry) and VM HA.
+
+They run in normal mode only, from the app's lifespan; a drain stops them early.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from skylift.config import skylift_home
+from skylift.mn.state import MnState
+
+log = logging.getLogger("skylift.mn")
+
+
+async def start_parts(mn: MnState) -> None:
+    """Start the connection manager and VM HA."""
+    # imported here: the maintenance mode never loads them (they use the newest models)
+    from skylift.mn.connections import ConnectionManager
+    from skylift.mn.nodes import NodeRegistry, registry_path
+    from skylift.mn.vm_ha import VmHa
+
+    # how the manager reaches nodes to upgrade them: the node registry, when there is one
+    options = NodeRegistry.load(registry_path(skylift_home())).connection_options()
+    mn.manager = ConnectionManager(mn.engine, agent_port=mn.agent_port,
+                                   repo_root=mn.node_root, **options)
+    # the reconnect storm runs behind: the API serves meanwhile, and work on a host that is
+    # still Connecting is refused (R-CLOUD-3)
+    await mn.manager.start(wait=False)
+    mn.vm_ha = VmHa(mn.engine, mn.manager)
+    await mn.vm_ha.start()
+
+
+async def stop_parts(mn: MnState) -> None:
+    """Stop VM HA, then the connection manager (at drain or shutdown, whichever is first)."""
+    parts, mn.vm_ha, mn.manager = (mn.vm_ha, mn.manager), None, None  # stop once
+    for part in parts:
+        if part is not None:
+            try:
+                await part.stop()
+            except Exception:  # stopping must go on: the heartbeat still has to say stopped
+                log.exception("stopping %s failed", type(part).__name__)
