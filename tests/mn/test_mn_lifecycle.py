@@ -129,3 +129,34 @@ def test_an_empty_database_is_refused_at_start(make_db, tmp_path):
         start_mn(db_url(db), port=free_port(), env={"SKYLIFT_HOME": str(tmp_path / "h")},
                  timeout=20)
     assert "is empty" in err.value.why
+
+
+def test_the_database_password_never_reaches_argv_or_the_log(make_db, tmp_path):
+    db = make_db("postgresql")  # the test server trusts local connections: any password works
+    migrate(db)
+    secret = "s3cret-Pw-" + tmp_path.name[-6:]
+    url = db.url.set(password=secret).render_as_string(hide_password=False)
+    mn = start_mn(url, port=free_port(), env={"SKYLIFT_HOME": str(tmp_path / "home")})
+    try:
+        cmdline = open(f"/proc/{mn.pid}/cmdline", "rb").read().decode()
+        assert secret not in cmdline and "skylift.mn\x00serve" in cmdline
+        with mn.client() as client:
+            assert client.get("/v1/global-settings").status_code == 200
+    finally:
+        assert stop_mn(mn) == 0
+    assert secret not in mn.log_path.read_text()
+    assert mn.token() not in mn.log_path.read_text()
+
+
+def test_cli_status_reads_the_version(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    db = seeded_sqlite(tmp_path, "4.3.12", hosts=1, vms=0)
+    with running_mn(db, tmp_path / "home") as mn:
+        out = subprocess.run([sys.executable, "-m", "skylift.cli.main", "mn", "status",
+                              "--url", mn.url, "--json"], capture_output=True, text=True,
+                             timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["release"] == "4.3.12"

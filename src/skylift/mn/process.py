@@ -79,7 +79,8 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
     url = make_url(db_url)
     if url.password is not None:  # never on the command line
         child_env["SKYLIFT_DB_PASSWORD"] = url.password
-        db_url = url.set(password=None).render_as_string(hide_password=False)
+        # URL.set(password=None) would keep it (None means "unchanged" there)
+        db_url = url._replace(password=None).render_as_string(hide_password=False)
     home = Path(child_env["SKYLIFT_HOME"]) if child_env.get("SKYLIFT_HOME") else skylift_home()
     (home / "mn").mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = home / "mn" / f"mn-{port}.log"
