@@ -76,7 +76,6 @@ async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
 
     Returns (ReconnectReport, versions): versions maps address -> agent_version reported now.
     """
-    from skylift.agent.client import AsyncAgentClient  # noqa: F401  (the MN's own client)
     from skylift.mn.connections import ConnectionManager
     from skylift.transport.ssh import SshPool, SshTarget
 
