@@ -63,6 +63,8 @@ class SshPool:
     def __init__(self, known_hosts: Path, max_concurrency: int = 64, per_host: int = 8,
                  connect_timeout: float = 10.0) -> None:
         self.known_hosts = Path(known_hosts)
+        self._pins = kh.PinnedKeys(self.known_hosts)
+        self._key_objects: dict[str, asyncssh.SSHKey] = {}
         self.max_concurrency = max_concurrency
         self.per_host = per_host
         self.connect_timeout = connect_timeout
@@ -102,12 +104,12 @@ class SshPool:
 
     # --- connections (on the pool's loop) ------------------------------------------------
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
-        pinned = kh.is_known(self.known_hosts, target.host, target.port)
+        pinned = self._pins.get(target.host, target.port)
         password = target.resolve_password()
         options = dict(
             host=target.host, port=target.port, username=target.username,
             # first contact accepts the key and pins it below; later ones must match it
-            known_hosts=str(self.known_hosts) if pinned else None,
+            known_hosts=([self._key_object(pinned)], [], []) if pinned else None,
             client_keys=[str(target.key_path)] if target.key_path else None,
             password=password, agent_path=None, config=None, gss_auth=False, gss_kex=False,
             connect_timeout=self.connect_timeout,
@@ -128,8 +130,17 @@ class SshPool:
         if not pinned:
             key = conn.get_server_host_key()
             line = " ".join(key.export_public_key("openssh").decode().split()[:2])
-            kh.record(self.known_hosts, target.host, target.port, line)
+            if self._pins.pin(target.host, target.port, line) != line:
+                conn.close()  # another process pinned another key for it first
+                raise kh.changed_error(self.known_hosts, target.host, target.port)
         return conn
+
+    def _key_object(self, key_line: str) -> asyncssh.SSHKey:
+        """The parsed public key of a known_hosts line (parsed once per distinct key)."""
+        key = self._key_objects.get(key_line)
+        if key is None:
+            key = self._key_objects[key_line] = asyncssh.import_public_key(key_line)
+        return key
 
     async def connection(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         """The pooled connection to target, made on first use or after it was lost."""
