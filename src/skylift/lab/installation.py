@@ -34,6 +34,7 @@ from skylift.db.seed import seed
 from skylift.errors import LabError, Refused
 from skylift.lab.addresses import loopback_addresses
 from skylift.lab.farm import find_farm, start_farm, stop_farm
+from skylift.lab import mn_machine
 from skylift.lab.farm_hosts import host_packages
 from skylift.lab.state import block_of, lab_dir, read_state, write_state
 from skylift.lineage import release as get_release
@@ -137,7 +138,7 @@ def up(spec: LabSpec, on_step=None) -> dict:
         state["vms"] = _start_vms(state, vms)
         write_state(spec.name, state)
         step("starting the management node")
-        state["mn"] = _start_mn(spec, db, home, port)
+        state["mn"] = _start_mn(spec, db, home, port, state)
         write_state(spec.name, state)
     except BaseException:
         write_state(spec.name, state)
@@ -189,15 +190,20 @@ def _start_vms(state: dict, vms: list[dict]) -> list[dict]:
         return list(pool.map(start, vms))
 
 
-def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int) -> dict:
+def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int, state: dict) -> dict:
     from skylift.mn.process import start_mn
 
     mn_home = home / "mn-home"
     mn_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    node_root = mn_machine.prepare(mn_home, os_release=spec.os_release, nodes=state["nodes"],
+                                   farm=state["farm"])
     port = spec.mn_port or _free_port_everywhere(["127.0.0.1"])
     url = db.url.render_as_string(hide_password=False)
     handle = start_mn(url, port=port, agent_port=agent_port, env={"SKYLIFT_HOME": str(mn_home)},
-                      timeout=60.0)
+                      timeout=60.0, node_root=node_root)
+    mn_machine.write_config(mn_home, db_url=db.url.set(password=None).render_as_string(
+                                hide_password=False), mn_url=handle.url,
+                            node_root=node_root)
     from skylift.mn.auth import token_path
 
     return {"pid": handle.pid, "url": handle.url, "mode": handle.mode,
