@@ -31,3 +31,8 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
 def info(message: str) -> None:
     """A line of progress or result for people (on stderr when stdout carries JSON)."""
     console.print(message, highlight=False)
+
+
+def plain(text: str) -> None:
+    """Text printed as it is (no rich markup: brackets in it are content)."""
+    console.print(text, markup=False, highlight=False)

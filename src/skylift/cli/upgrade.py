@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from skylift.cli.common import DB_OPTION, JSON_OPTION, PASSWORD_FILE_OPTION, resolve_database
-from skylift.cli.output import console, emit_json, info
+from skylift.cli.output import console, emit_json, info, plain
 from skylift.cli.progress import RichProgress
 from skylift.config import load_config, skylift_home
 from skylift.engine.checks import run_checks
@@ -76,7 +76,7 @@ def check(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
     if json:
         emit_json(report.to_dict())
     else:
-        info(report.render())
+        plain(report.render())
     raise typer.Exit(report.exit_code)
 
 
@@ -89,7 +89,7 @@ def plan(incremental: bool = typer.Option(False, "--incremental", help="Plan an 
     if json:
         emit_json(the_plan.to_dict())
     else:
-        info(the_plan.render())
+        plain(the_plan.render())
 
 
 @app.command()

@@ -20,12 +20,17 @@ class Proof:
     agents_behind: list[str] = field(default_factory=list)
     agents_unreachable: list[str] = field(default_factory=list)
     console_assets_renamed: bool | None = None
+    console_must_change: bool = False  # the release changed, so must the assets' names
+
+    @property
+    def console_stale(self) -> bool:
+        return self.console_must_change and self.console_assets_renamed is False
 
     @property
     def ok(self) -> bool:
         return not (self.inventory_changed or self.vms_restarted or self.vms_missing
                     or self.vms_started_twice or self.agents_behind
-                    or self.agents_unreachable)
+                    or self.agents_unreachable or self.console_stale)
 
     def failures(self) -> list[str]:
         """One line per broken claim, for people."""
@@ -39,6 +44,8 @@ class Proof:
                              ("agents not answering", self.agents_unreachable)):
             if items:
                 out.append(f"{len(items)} {label}: {', '.join(items[:5])}")
+        if self.console_stale:
+            out.append("the web console kept its asset names: browsers could run stale code")
         return out
 
     def to_dict(self) -> dict:

@@ -44,7 +44,8 @@ class RecordCloud(Step):
         view = read_cloud(run.ctx.facts, events=run.events)
         assets = run.console_assets()
         run.state.set("before", {"digests": digests, "cloud": view.to_dict(),
-                                 "console_assets": assets})
+                                 "console_assets": assets,
+                                 "mn_release": run.mn.version().get("release")})
 
 
 class BackupDatabase(Step):

@@ -28,6 +28,7 @@ class ProveCloud(Step):
         old_assets, new_assets = before.get("console_assets"), run.console_assets()
         if old_assets is not None and new_assets is not None:
             proof.console_assets_renamed = old_assets != new_assets
+            proof.console_must_change = before.get("mn_release") != run.ctx.target.version
         run.state.set("proof", proof.to_dict())
         if not proof.ok:
             raise OperationFailed("the proof after the upgrade failed",
