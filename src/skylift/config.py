@@ -37,10 +37,11 @@ class Config:
     mn_url: str | None = None
     node_root: str | None = None
     extra: dict = field(default_factory=dict)
+    home_dir: Path | None = None  # None: $SKYLIFT_HOME
 
     @property
     def home(self) -> Path:
-        return skylift_home()
+        return self.home_dir or skylift_home()
 
     def backups(self) -> Path:
         """The backup folder (created, 0700)."""
@@ -61,15 +62,16 @@ class Config:
         return self.db_url or f"sqlite:///{self.home / 'skylift.db'}"
 
 
-def config_path() -> Path:
-    return skylift_home() / "config.toml"
+def config_path(home: Path | None = None) -> Path:
+    return (home or skylift_home()) / "config.toml"
 
 
-def load_config() -> Config:
-    """Read config.toml if it exists; a malformed file is a ConfigError naming the line."""
-    path = config_path()
+def load_config(home: Path | None = None) -> Config:
+    """Read config.toml (of `home`, default the state folder) if it exists; a malformed file
+    is a ConfigError naming the line."""
+    path = config_path(home)
     if not path.exists():
-        return Config()
+        return Config(home_dir=home)
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -80,6 +82,7 @@ def load_config() -> Config:
         ) from None
     known = {"db_url", "backup_dir", "trusted_keys", "mn_url", "node_root"}
     return Config(
+        home_dir=home,
         db_url=data.get("db_url"),
         backup_dir=data.get("backup_dir"),
         trusted_keys=list(data.get("trusted_keys", [])),

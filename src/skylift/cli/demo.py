@@ -1,52 +1,50 @@
-"""`skylift demo`: build an old cloud database and upgrade it, showing what changed."""
+"""`skylift demo`: a lab cloud of an old release upgraded to the newest, watched and proven."""
 
 from __future__ import annotations
 
 import typer
 
-from skylift.cli.output import info, table
-from skylift.config import skylift_home
-from skylift.db.engine import Database, drop_database
-from skylift.db.inventory import resource_counts
-from skylift.db.migrate import migrate
-from skylift.db.seed import seed
+from skylift.cli.output import console, info, table
+from skylift.cli.progress import RichProgress
+from skylift.engine.events import EventBus
+from skylift.lab.demo import run_demo
 from skylift.lineage import NEWEST
 
-app = typer.Typer(help="Show an upgrade end to end on the embedded database.",
+app = typer.Typer(help="Upgrade a lab cloud end to end on the embedded database.",
                   invoke_without_command=True)
 
 
 @app.callback()
 def demo(
-    release: str = typer.Option("3.2.0", "--release", help="Release to start from."),
-    hosts: int = typer.Option(10, "--hosts"),
-    vms: int = typer.Option(50, "--vms"),
+    release: str = typer.Option("3.7.1", "--release", help="Release to start from."),
+    hosts: int = typer.Option(3, "--hosts"),
+    vms: int = typer.Option(6, "--vms"),
+    keep: bool = typer.Option(False, "--keep", help="Leave the upgraded lab running."),
 ) -> None:
-    """Seed a cloud database of an old release on SQLite and upgrade it to the newest."""
-    db = Database.from_string(f"sqlite:///{skylift_home() / 'demo.db'}")
-    drop_database(db)
-    info(f"[bold]1.[/] building a {release} cloud database ({hosts} hosts, {vms} VMs) "
-         f"in {db.sqlite_path}")
-    seed(db, release, hosts, vms)
-    eng = db.engine()
-    with eng.connect() as conn:
-        before = resource_counts(conn)
-    info(f"[bold]2.[/] upgrading it to {NEWEST.version}")
-    result = migrate(db, NEWEST.version,
-                     on_revision=lambda rev: info(f"   {rev.revision}: {rev.summary}"))
-    with eng.connect() as conn:
-        after = resource_counts(conn)
-        admins = conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM em_users WHERE is_platform_admin").scalar_one()
-    eng.dispose()
-    info(f"[bold]3.[/] done in {result.seconds:.2f}s; resources before and after:")
-    table(None, ["resource", release, NEWEST.version, ""],
+    """Build a lab cloud (SQLite, real agents and VMs) and upgrade it, with probes and proof."""
+    bus = EventBus()
+    progress = RichProgress(console)
+    bus.subscribe(progress)
+    with progress:
+        result = run_demo(release=release, hosts=hosts, vms=vms, keep=keep, events=bus,
+                          on_step=lambda msg: info(f"· {msg}"))
+    before, after = result.counts_before, result.counts_after
+    table(f"inventory {release} -> {NEWEST.version}", ["resource", release, NEWEST.version, ""],
           [[k, before.get(k, 0), after.get(k, 0),
             "kept" if before.get(k, 0) == after.get(k, 0) else "CHANGED"]
            for k in sorted(set(before) | set(after))])
-    lost = [k for k in before if before[k] != after.get(k)]
-    info(f"legacy vRouters are now VPC vRouters, users are Enterprise users "
-         f"({admins} platform admins), LDAP bindings are on Enterprise Management.")
-    info("[green]nothing lost[/]" if not lost else f"[red]changed: {', '.join(lost)}[/]")
-    if lost:
+    proof, probes = result.proof, result.probes
+    info(f"upgrade {release} -> {NEWEST.version} in {result.seconds:.1f}s")
+    info(f"  VM probes lost: {probes.get('vm_probes_lost')} of {probes.get('vm_probes_sent')}; "
+         f"boot id changes: {len(probes.get('boot_id_changes', []))}; "
+         f"VMs running twice: {len(probes.get('started_twice', []))}")
+    info(f"  MN API answers: {probes.get('api_results')} (never a refused connection)")
+    info(f"  inventory unchanged: {not proof.get('inventory_changed')}; agents on "
+         f"{NEWEST.version}: {proof.get('agents_checked', 0) - len(proof.get('agents_behind', []))}"
+         f" of {proof.get('agents_checked')}; console assets renamed: "
+         f"{proof.get('console_assets_renamed')}")
+    info(f"  report: {result.report}")
+    ok = proof.get("ok") and probes.get("vm_probes_lost") == 0
+    info("[green]nothing lost[/]" if ok else "[red]something was lost: read the report[/]")
+    if not ok:
         raise typer.Exit(1)

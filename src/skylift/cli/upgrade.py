@@ -10,11 +10,10 @@ import typer
 from skylift.cli.common import DB_OPTION, JSON_OPTION, PASSWORD_FILE_OPTION, resolve_database
 from skylift.cli.output import console, emit_json, info, plain
 from skylift.cli.progress import RichProgress
-from skylift.config import load_config, skylift_home
+from skylift.config import skylift_home
 from skylift.engine.checks import run_checks
 from skylift.engine.events import EventBus, JsonLinesSink
 from skylift.errors import UsageError
-from skylift.mn.auth import read_token, token_path
 from skylift.upgrade import single_mn
 from skylift.upgrade.checks import ALL as ALL_CHECKS
 from skylift.upgrade.context import Artefacts, UpgradeContext
@@ -28,14 +27,8 @@ MN_URL_OPTION = typer.Option(None, "--mn-url", help="The management node's API "
 
 def _context(db: str | None, password_file: Path | None, mn_url: str | None,
              artefacts: Artefacts | None = None) -> UpgradeContext:
-    cfg = load_config()
-    home = skylift_home()
-    return UpgradeContext(
-        db=resolve_database(db, password_file), home=home,
-        mn_url=(mn_url or cfg.management_node_url()).rstrip("/"),
-        mn_token=read_token(token_path(home)), node_root=cfg.management_node_root(),
-        artefacts=artefacts or Artefacts(), trusted_keys=cfg.trusted_keys,
-        backup_dir=cfg.backups())
+    return UpgradeContext.on_machine(skylift_home(), resolve_database(db, password_file),
+                                     mn_url=mn_url, artefacts=artefacts)
 
 
 def _artefacts(offline: bool, incremental: bool, image, installer, tool, repo_url) -> Artefacts:

@@ -73,6 +73,15 @@ class Database:
         """The URL as it may be shown: password hidden."""
         return self.url.render_as_string(hide_password=True)
 
+    def url_without_password(self) -> str:
+        """The URL with no password at all, for config files and child command lines.
+
+        (URL.set(password=None) would keep the password: None means "unchanged" there.)
+        """
+        u = self.url
+        return URL.create(u.drivername, u.username, None, u.host, u.port, u.database,
+                          u.query).render_as_string(hide_password=False)
+
     def with_name(self, name: str) -> "Database":
         """The same server, another database (a file beside it for SQLite)."""
         if self.dialect == "sqlite":

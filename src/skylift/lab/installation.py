@@ -201,8 +201,7 @@ def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int, state: d
     url = db.url.render_as_string(hide_password=False)
     handle = start_mn(url, port=port, agent_port=agent_port, env={"SKYLIFT_HOME": str(mn_home)},
                       timeout=60.0, node_root=node_root)
-    mn_machine.write_config(mn_home, db_url=db.url.set(password=None).render_as_string(
-                                hide_password=False), mn_url=handle.url,
+    mn_machine.write_config(mn_home, db_url=db.url_without_password(), mn_url=handle.url,
                             node_root=node_root)
     from skylift.mn.auth import token_path
 

@@ -48,3 +48,20 @@ def write_config(mn_home: Path, *, db_url: str, mn_url: str, node_root: Path,
     with os.fdopen(fd, "w") as out:
         out.write("\n".join(lines) + "\n")
     return path
+
+
+def trust_key(mn_home: Path, public_key: Path) -> None:
+    """Add a release public key to trusted_keys in the MN machine's config.toml."""
+    import tomllib
+
+    path = mn_home / "config.toml"
+    text = path.read_text() if path.exists() else ""
+    keys = list(tomllib.loads(text).get("trusted_keys", [])) if text else []
+    if str(public_key) in keys:
+        return
+    keys.append(str(public_key))
+    lines = [ln for ln in text.splitlines() if not ln.startswith("trusted_keys")]
+    lines.append("trusted_keys = [" + ", ".join(f'"{k}"' for k in keys) + "]")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")

@@ -51,7 +51,7 @@ def create_app(mn: MnState) -> FastAPI:
     api_errors.install(app, mn.db.display())
     app.include_router(api_system.router)
     app.include_router(api_settings.router)
-    app.include_router(console.router())
+    app.include_router(console.router(release=mn.run.release))
     if not mn.run.maintenance:
         for name in ("infrastructure", "network", "hosts", "catalog", "vms", "volumes",
                      "inventory"):  # the generic reader last

@@ -32,11 +32,16 @@ class Asset:
     etag: str
 
 
-def load_assets(folder: Path = CONSOLE_DIR) -> dict[str, Asset]:
-    """Every asset keyed by its hashed name, read and hashed once."""
+def load_assets(folder: Path = CONSOLE_DIR, release: str = "") -> dict[str, Asset]:
+    """Every asset keyed by its hashed name, read and hashed once.
+
+    Each asset starts with a banner naming the release it is built for, as a release build
+    stamps its bundles: the console of another release never has the same names.
+    """
     out: dict[str, Asset] = {}
     for name in ASSETS:
-        body = (folder / name).read_bytes()
+        body = f"/* skylift console, release {release} */\n".encode() + \
+            (folder / name).read_bytes()
         digest = hashlib.sha256(body).hexdigest()
         stem, dot, suffix = name.rpartition(".")
         hashed = f"{stem}.{digest[:12]}.{suffix}"
@@ -53,9 +58,9 @@ def render_page(assets: dict[str, Asset], folder: Path = CONSOLE_DIR) -> str:
     return page
 
 
-def router(folder: Path = CONSOLE_DIR) -> APIRouter:
+def router(folder: Path = CONSOLE_DIR, release: str = "") -> APIRouter:
     """The console routes: the page, the hashed assets, and their list."""
-    assets = load_assets(folder)
+    assets = load_assets(folder, release)
     page = render_page(assets, folder)
     page_etag = f'"{hashlib.sha256(page.encode()).hexdigest()}"'
     api = APIRouter()

@@ -56,6 +56,20 @@ class UpgradeContext:
 
         return LocalRepo(self.node_root).node_os()
 
+    @classmethod
+    def on_machine(cls, home: Path, db: Database | None = None, *, mn_url: str | None = None,
+                   artefacts: Artefacts | None = None) -> "UpgradeContext":
+        """The context of an upgrade run on the MN machine whose state folder is `home`."""
+        from skylift.config import load_config
+        from skylift.mn.auth import read_token, token_path
+
+        cfg = load_config(home)
+        return cls(db=db or Database.from_string(cfg.default_db_url()), home=home,
+                   mn_url=(mn_url or cfg.management_node_url()).rstrip("/"),
+                   mn_token=read_token(token_path(home)),
+                   node_root=cfg.management_node_root(), artefacts=artefacts or Artefacts(),
+                   trusted_keys=cfg.trusted_keys, backup_dir=cfg.backups())
+
     def close(self) -> None:
         if "facts" in self.__dict__:
             self.facts.close()

@@ -22,8 +22,9 @@ from skylift.mn.process import MnHandle, start_mn, wait_ready
 class MnControl:
     """The MN at a URL, driven through its API and its process id."""
 
-    def __init__(self, url: str, token: str, db_url: str, node_root: Path) -> None:
+    def __init__(self, url: str, token: str, db_url: str, node_root: Path, home: Path) -> None:
         self.url = url.rstrip("/")
+        self.home = home  # the MN machine's state folder: the MNs started here use it
         self.token = token
         self.db_url = db_url  # without password: the MN reads it from the environment
         self.node_root = node_root
@@ -77,7 +78,7 @@ class MnControl:
 
     def start_next(self, *, maintenance: bool, slot: Path | None) -> MnHandle:
         """Start an MN on the same port (from a slot of installed software, else this code)."""
-        env = {}
+        env = {"SKYLIFT_HOME": str(self.home)}
         if slot is not None:
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(slot)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)

@@ -62,9 +62,10 @@ class UpgradeRun:
 
     def __post_init__(self) -> None:
         self.state = RunState(self.run_dir)
-        db_url = self.ctx.db.url.set(password=None).render_as_string(hide_password=False)
-        self.mn = MnControl(self.ctx.mn_url, self.ctx.mn_token, db_url, self.ctx.node_root)
-        self.backup_dir = self.ctx.backup_dir or load_config().backups()
+        db_url = self.ctx.db.url_without_password()
+        self.mn = MnControl(self.ctx.mn_url, self.ctx.mn_token, db_url, self.ctx.node_root,
+                            self.ctx.home)
+        self.backup_dir = self.ctx.backup_dir or load_config(self.ctx.home).backups()
 
     def console_assets(self) -> dict | None:
         """The web console's asset names as the MN serves them now (None if it cannot say)."""
@@ -122,8 +123,12 @@ def _journal(ctx: UpgradeContext) -> Journal:
 
 
 def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = None,
-        resume: bool = False) -> tuple[RunResult, Path]:
-    """Run (or resume) the upgrade; returns the result and the report's Markdown path."""
+        resume: bool = False, probes=None) -> tuple[RunResult, Path]:
+    """Run (or resume) the upgrade; returns the result and the report's Markdown path.
+
+    probes: optional running samplers (skylift.lab.probes.Probes); they are stopped when the
+    plan ends and their summary goes into the report.
+    """
     if not resume:
         _archive_finished(ctx.home)
     plan = build_plan(incremental)
@@ -132,6 +137,8 @@ def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = Non
     try:
         result = run_plan(plan, up, journal, events=up.events, resume=resume,
                           params=params_of(ctx, incremental))
+        if probes is not None:
+            up.state.set("probes", probes.stop().to_dict())
         report = write_report(plan, up, journal)
     finally:
         journal.close()
@@ -172,5 +179,29 @@ def write_report(plan: Plan, up: UpgradeRun, journal: Journal) -> Path:
         ["VM HA back to", up.state.get("ha_previous")],
         ["database dump (verified)", up.state.get("dump")],
     ])
+    window = maintenance_window(journal)
+    probes = up.state.get("probes")
+    if probes or window is not None:
+        report.add_section("Availability", columns=["measure", "value"], rows=[
+            ["MN API in maintenance (drain to new MN up), s",
+             None if window is None else round(window, 2)],
+            ["API samples by result", (probes or {}).get("api_results")],
+            ["VM probes sent / lost", f"{(probes or {}).get('vm_probes_sent')} / "
+                                      f"{(probes or {}).get('vm_probes_lost')}"],
+            ["VM boot id changes", len((probes or {}).get("boot_id_changes", []))],
+            ["VMs seen running twice", len((probes or {}).get("started_twice", []))],
+        ])
     md, _ = report.write(up.run_dir)
     return md
+
+
+def maintenance_window(journal: Journal) -> float | None:
+    """Seconds from the old MN's drain to the new MN serving (the API's 503 window)."""
+    start = end = None
+    for rec in journal.run_records():
+        key = rec.get("step")
+        if key == "management-node/drain-and-stop-mn" and rec.get("kind") == "step_started":
+            start = start or rec.get("ts")
+        if key == "management-node/start-new-mn" and rec.get("kind") == "step_done":
+            end = rec.get("ts")
+    return end - start if start and end else None

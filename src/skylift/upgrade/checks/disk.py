@@ -12,7 +12,7 @@ BYTES_PER_ROW = 400  # a generous upper bound of a compressed dump row plus the 
        remedy="free space in the backup folder, or set backup_dir in config.toml to a larger "
               "disk")
 def backup_space(ctx):
-    folder = ctx.backup_dir or load_config().backups()
+    folder = ctx.backup_dir or load_config(ctx.home).backups()
     rows = sum(ctx.facts.counts.values())
     need = rows * BYTES_PER_ROW + 64 * 2**20
     free = shutil.disk_usage(folder).free

@@ -1,0 +1,72 @@
+"""The demo: a lab cloud of an old release, upgraded to the newest while it is watched.
+
+Builds a lab (SQLite, real agent and VM processes), the new release's signed artefacts, starts
+probes on the MN API and on every VM, runs the single-MN upgrade, and returns what the proof
+and the probes saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from skylift.db.engine import Database
+from skylift.db.inventory import resource_counts
+from skylift.lab.artefacts import build_for_upgrade
+from skylift.lab.installation import LabSpec, down, up
+from skylift.lab.probes import Probes, vm_targets
+from skylift.upgrade import single_mn
+from skylift.upgrade.context import UpgradeContext
+from skylift.upgrade.run_state import RunState
+
+# Served by an MN in any mode: every answer other than 200 is a real outage.
+PROBE_PATH = "/v1/global-settings"
+
+
+@dataclass
+class DemoResult:
+    """What the demo shows: inventory before and after, the proof, the probes, the report."""
+
+    release: str
+    counts_before: dict[str, int]
+    counts_after: dict[str, int]
+    proof: dict
+    probes: dict
+    report: Path
+    seconds: float
+
+
+def _counts(db: Database) -> dict[str, int]:
+    eng = db.engine()
+    try:
+        with eng.connect() as conn:
+            return resource_counts(conn)
+    finally:
+        eng.dispose()
+
+
+def run_demo(*, release: str = "3.7.1", hosts: int = 3, vms: int = 6, name: str = "demo",
+             keep: bool = False, events=None, on_step=None) -> DemoResult:
+    """Build the lab, upgrade it with probes running, and (unless keep) take the lab down."""
+    step = on_step or (lambda msg: None)
+    state = up(LabSpec(name=name, release=release, hosts=hosts, vms=vms, driver="process"),
+               on_step=step)
+    try:
+        mn_home = Path(state["mn"]["home"])
+        step("building and signing the artefacts of the new release")
+        arts = build_for_upgrade(mn_home)
+        ctx = UpgradeContext.on_machine(mn_home, artefacts=arts)
+        before = _counts(ctx.db)
+        agent_urls = [n["url"] for n in state["nodes"] if n["kind"] == "host"]
+        probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_path=PROBE_PATH,
+                        token=ctx.mn_token, vms=vm_targets(agent_urls),
+                        agent_urls=agent_urls).start()
+        step(f"upgrading {release} to {ctx.target.version} (probes on the API and every VM)")
+        result, report = single_mn.run(ctx, incremental=False, events=events, probes=probes)
+        run_state = RunState(single_mn.run_dir(mn_home))
+        return DemoResult(release, before, _counts(Database.from_string(
+            ctx.db.url.render_as_string(hide_password=False))), run_state.get("proof", {}),
+            run_state.get("probes", {}), report, result.seconds)
+    finally:
+        if not keep:
+            down(name)
