@@ -254,6 +254,30 @@ def _anything_alive(state: dict) -> bool:
     return any(n.get("node_root") and find_agent(Path(n["node_root"])) for n in state["nodes"])
 
 
+def _stop_mns(mn: dict) -> int:
+    """Stop the MN the lab started and any MN that took its port over since (an upgrade)."""
+    from skylift.mn.process import MnHandle, stop_mn
+
+    def stop(pid: int) -> None:
+        stop_mn(MnHandle(pid, "127.0.0.1", 0, mn.get("mode", ""), "", Path(mn["log"]),
+                         Path(mn["home"])), timeout=20.0)
+
+    count = 0
+    if mn.get("pid") and pid_alive(mn["pid"], "skylift.mn"):
+        stop(mn["pid"])
+        count += 1
+    for _ in range(5):  # each answer names the MN now serving the port
+        try:
+            pid = httpx.get(f"{mn['url']}/v1/version", timeout=2.0).json().get("pid")
+        except (httpx.HTTPError, ValueError):
+            break
+        if not pid or not pid_alive(pid, "skylift.mn"):
+            break
+        stop(pid)
+        count += 1
+    return count
+
+
 def down(name: str) -> dict:
     """Stop the lab's MN, agents (or farm) and VMs; running it again is harmless."""
     state = read_state(name)
@@ -261,11 +285,7 @@ def down(name: str) -> dict:
         return {"name": name, "stopped": []}
     stopped = []
     mn = state.get("mn") or {}
-    if mn.get("pid") and pid_alive(mn["pid"], "skylift.mn"):
-        from skylift.mn.process import MnHandle, stop_mn
-
-        stop_mn(MnHandle(mn["pid"], "127.0.0.1", 0, mn.get("mode", ""), "", Path(mn["log"]),
-                         Path(mn["home"])), timeout=20.0)
+    if mn and _stop_mns(mn):
         stopped.append("mn")
     if state.get("farm"):
         farm = find_farm(Path(state["farm"]["base_dir"]))
