@@ -54,6 +54,12 @@ async def versions(farm) -> dict[str, int]:
         return out
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def skylift_run(n: int, base: Path, upgrade: bool) -> dict:
     work = base / f"cm-{n}-{'up' if upgrade else 'conn'}"
     shutil.rmtree(work, ignore_errors=True)
@@ -66,7 +72,10 @@ def skylift_run(n: int, base: Path, upgrade: bool) -> dict:
     try:
         point_at_farm(db, farm, nodes)
         rss = farm.rss_bytes()
-        report = asyncio.run(reconnect_farm(db, farm, write_mn_repo(work / "mn")))
+        repo = write_mn_repo(work / "mn")
+        cpu = cpu_seconds(), cpu_seconds(farm.pid)
+        report = asyncio.run(reconnect_farm(db, farm, repo))
+        mn_cpu, farm_cpu = cpu_seconds() - cpu[0], cpu_seconds(farm.pid) - cpu[1]
         seen = asyncio.run(versions(farm))
     finally:
         stop_farm(farm)
@@ -74,7 +83,10 @@ def skylift_run(n: int, base: Path, upgrade: bool) -> dict:
     ok = seen == {NEW: len(nodes)} and not report.failures
     return {"tool": "skylift" if upgrade else "skylift (connect only)", "hosts": len(nodes),
             "seconds": report.seconds, "ok": ok, "farm_rss_mib": rss / 2**20,
-            "upgraded": report.agents_upgraded, "failed": report.failed}
+            "upgraded": report.agents_upgraded, "failed": report.failed,
+            # CPU per node on each side (the storm plus closing the pools)
+            "mn_cpu_ms": round(1000 * mn_cpu / len(nodes), 2),
+            "farm_cpu_ms": round(1000 * farm_cpu / len(nodes), 2)}
 
 
 def ansible_run(n: int, base: Path, forks: int) -> dict:

@@ -14,6 +14,8 @@ all nodes, and a per-node one stays under OpenSSH's MaxSessions (10 by default).
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import shlex
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +30,17 @@ from skylift.transport import known_hosts as kh
 from skylift.transport.base import Result, Transport
 
 PASSWORD_ENV = "SKYLIFT_SSH_PASSWORD"
+# Algorithm preferences: first the cheapest secure choices, then fallbacks a node's sshd may
+# need. asyncssh's defaults put the hybrid ML-KEM kex and chacha20-poly1305 first; with
+# X25519 and AES-GCM (AES-NI) a connection + command costs ~25% less CPU on both sides
+# (measured 3.3 -> 2.5 ms on the MN, 4.0 -> 2.9 ms on the farm, per node).
+KEX_ALGS = ("curve25519-sha256", "curve25519-sha256@libssh.org", "mlkem768x25519-sha256",
+            "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
+            "diffie-hellman-group16-sha512", "diffie-hellman-group14-sha256")
+ENCRYPTION_ALGS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                   "chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-ctr")
+# commands and their output are a few hundred bytes: zlib would only cost CPU
+COMPRESSION_ALGS = ("none",)
 
 
 @dataclass(frozen=True)
@@ -62,9 +75,15 @@ class SshPool:
 
     def __init__(self, known_hosts: Path, max_concurrency: int = 64, per_host: int = 8,
                  connect_timeout: float = 10.0) -> None:
+        # asyncssh calls getpass.getuser() on every connection; without $LOGNAME (a service
+        # or a container) that is a passwd lookup each time (~4% of the MN's CPU in a storm).
+        # Setting it to the very name getuser() would return changes nothing else.
+        if not any(os.environ.get(v) for v in ("LOGNAME", "USER", "LNAME", "USERNAME")):
+            os.environ["LOGNAME"] = pwd.getpwuid(os.getuid()).pw_name
         self.known_hosts = Path(known_hosts)
         self._pins = kh.PinnedKeys(self.known_hosts)
         self._key_objects: dict[str, asyncssh.SSHKey] = {}
+        self._client_keys: dict[Path, list] = {}
         self.max_concurrency = max_concurrency
         self.per_host = per_host
         self.connect_timeout = connect_timeout
@@ -110,9 +129,10 @@ class SshPool:
             host=target.host, port=target.port, username=target.username,
             # first contact accepts the key and pins it below; later ones must match it
             known_hosts=([self._key_object(pinned)], [], []) if pinned else None,
-            client_keys=[str(target.key_path)] if target.key_path else None,
+            client_keys=self._client_key(target.key_path) if target.key_path else None,
             password=password, agent_path=None, config=None, gss_auth=False, gss_kex=False,
-            connect_timeout=self.connect_timeout,
+            connect_timeout=self.connect_timeout, kex_algs=list(KEX_ALGS),
+            encryption_algs=list(ENCRYPTION_ALGS), compression_algs=list(COMPRESSION_ALGS),
         )
         try:
             conn = await asyncssh.connect(**options)
@@ -141,6 +161,14 @@ class SshPool:
         if key is None:
             key = self._key_objects[key_line] = asyncssh.import_public_key(key_line)
         return key
+
+    def _client_key(self, path: Path) -> list:
+        """The client key pair of path, read once per pool: given a path, asyncssh reads and
+        parses the key file on every connection (measured: ~6% of the MN's CPU at 1,000)."""
+        keys = self._client_keys.get(path)
+        if keys is None:
+            keys = self._client_keys[path] = asyncssh.load_keypairs([str(path)])
+        return keys
 
     async def connection(self, target: SshTarget) -> asyncssh.SSHClientConnection:
         """The pooled connection to target, made on first use or after it was lost."""
