@@ -151,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-dir", required=True, type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(serve(args.base_dir.resolve()))
+    # uvloop (when installed) serves the farm's SSH and HTTP with C transports
+    from skylift.transport.ssh import new_event_loop
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve(args.base_dir.resolve()))
     return 0
 
 

@@ -35,6 +35,7 @@ from skylift.errors import LabError, Refused
 from skylift.lab.addresses import loopback_addresses
 from skylift.lab.farm import find_farm, start_farm, stop_farm
 from skylift.lab import mn_machine
+from skylift.lab.artefacts import install_release_repo
 from skylift.lab.farm_hosts import host_packages
 from skylift.lab.state import block_of, lab_dir, read_state, write_state
 from skylift.lineage import release as get_release
@@ -197,6 +198,7 @@ def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int, state: d
     mn_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     node_root = mn_machine.prepare(mn_home, os_release=spec.os_release, nodes=state["nodes"],
                                    farm=state["farm"])
+    install_release_repo(mn_home, node_root, spec.release, spec.os_release)
     port = spec.mn_port or _free_port_everywhere(["127.0.0.1"])
     url = db.url.render_as_string(hide_password=False)
     handle = start_mn(url, port=port, agent_port=agent_port, env={"SKYLIFT_HOME": str(mn_home)},

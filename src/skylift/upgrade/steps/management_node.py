@@ -7,6 +7,8 @@ maintenance one once the database is migrated.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from skylift.db.backup import restore
 from skylift.db.migrate import migrate, status
 from skylift.engine.plan import Step
@@ -72,6 +74,10 @@ class MigrateDatabase(Step):
         if current:
             run.mn.stop_pid(current["pid"])
         restore(_path(run.state.get("dump")), run.ctx.db, run.backup_dir)
+        # The dump holds the heartbeat of the MN that ran when it was taken; no MN runs now
+        # (the next undo starts one, which writes its own), so none of those rows is alive.
+        with run.ctx.facts.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE mn_heartbeat SET state = 'stopped'"))
 
 
 class StartNewMn(Step):

@@ -1,0 +1,108 @@
+"""A lab cloud ready to upgrade, and the end state an upgrade must reach (for the tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from skylift.agent.hypervisor import probe
+from skylift.db.engine import Database
+from skylift.db.inventory import resource_digests
+from skylift.db.migrate import status
+from skylift.engine.journal import Journal
+from skylift.lab.artefacts import build_for_upgrade
+from skylift.lab.installation import LabSpec, up
+from skylift.repo.local import LocalRepo
+from skylift.upgrade import single_mn, slots
+
+CRASH_SCRIPT = Path(__file__).with_name("crash_upgrade.py")
+
+
+class World:
+    """One lab cloud (3.7.1 by default) with the 4.3.12 artefacts built and trusted."""
+
+    def __init__(self, name: str, release: str = "3.7.1", hosts: int = 2, vms: int = 4):
+        self.state = up(LabSpec(name=name, release=release, hosts=hosts, vms=vms,
+                                driver="process"))
+        self.mn_home = Path(self.state["mn"]["home"])
+        self.arts = build_for_upgrade(self.mn_home)
+        self.db = Database.from_string(self.state["db_url"])
+        self.before_digests = self.digests()
+        self.vms = {v["uuid"]: (v["endpoint"], v["boot_id"]) for v in self.state["vms"]}
+
+    def digests(self) -> dict:
+        eng = self.db.engine()
+        with eng.connect() as conn:
+            out = resource_digests(conn)
+        eng.dispose()
+        return out
+
+    def env(self) -> dict:
+        return dict(os.environ, SKYLIFT_HOME=str(self.mn_home), COLUMNS="200")
+
+    def upgrade_argv(self) -> list[str]:
+        return ["upgrade", "run", "--offline", "--image", str(self.arts.image),
+                "--installer", str(self.arts.installer), "--tool", str(self.arts.tool)]
+
+    def skylift(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "skylift.cli.main", *args],
+                              capture_output=True, text=True, env=self.env(), timeout=600,
+                              stdin=subprocess.DEVNULL)
+
+    def run_until_killed(self, event: str, step: str) -> subprocess.CompletedProcess:
+        """Run the upgrade in a process that SIGKILLs itself at `event` of `step`."""
+        return subprocess.run([sys.executable, str(CRASH_SCRIPT), str(self.mn_home), event, step,
+                               *self.upgrade_argv()[3:]], capture_output=True, text=True,
+                              env=self.env(), timeout=600, stdin=subprocess.DEVNULL)
+
+    def mn_version(self) -> dict:
+        cfg = (self.mn_home / "config.toml").read_text()
+        url = cfg.split('mn_url = "')[1].split('"')[0]
+        return httpx.get(f"{url}/v1/version", timeout=5).json()
+
+    def setting(self, category: str, name: str) -> str | None:
+        eng = self.db.engine()
+        with eng.connect() as conn:
+            value = conn.execute(sa.text("SELECT value FROM global_settings WHERE category = :c "
+                                         "AND name = :n"), {"c": category, "n": name}).scalar()
+        eng.dispose()
+        return value
+
+    def agent_versions(self) -> list[str]:
+        return sorted(httpx.get(f"{n['url']}/v1/version", timeout=5).json()["agent_version"]
+                      for n in self.state["nodes"])
+
+    def live_mns(self) -> int:
+        eng = self.db.engine()
+        with eng.connect() as conn:
+            n = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM mn_heartbeat WHERE state <> 'stopped'")).scalar()
+        eng.dispose()
+        return n
+
+    def end_state(self) -> dict:
+        """What a user checks after an upgrade, with nothing lab-specific in it."""
+        journal = Journal.open(single_mn.journal_path(self.mn_home))
+        run_status = journal.state.status
+        journal.close()
+        version = self.mn_version()
+        return {
+            "db_release": status(self.db).release,
+            "inventory_same": self.digests() == self.before_digests,
+            "mn": (version["release"], version["mode"]),
+            "vm_ha": self.setting("ha", "enable"),
+            "vms_same_boot_id": all(probe(ep) == boot for ep, boot in self.vms.values()),
+            "agents": self.agent_versions(),
+            "repo": LocalRepo(self.mn_home / "node").info("c74").release,
+            "slot": slots.current(self.mn_home),
+            "journal": run_status,
+            "proof_ok": json.loads((single_mn.run_dir(self.mn_home) / "state.json")
+                                   .read_text())["proof"]["ok"],
+            "live_mns": self.live_mns(),
+        }
