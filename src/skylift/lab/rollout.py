@@ -79,7 +79,8 @@ async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
     from skylift.mn.connections import ConnectionManager
     from skylift.transport.ssh import SshPool, SshTarget
 
-    pool = SshPool(known_hosts=farm.known_hosts, max_concurrency=ssh_concurrency)
+    pool = SshPool(known_hosts=farm.known_hosts, max_concurrency=ssh_concurrency,
+                   share_loop=True)
 
     def transport_for(res):
         return pool.transport(SshTarget(res.address, farm.ssh_port, "root",
@@ -94,6 +95,6 @@ async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
         report = await cm.reconnect_all()
     finally:
         await cm.stop()
-        pool.close()
+        await pool.aclose()
         eng.dispose()
     return report
