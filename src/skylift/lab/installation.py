@@ -128,6 +128,7 @@ def up(spec: LabSpec, on_step=None) -> dict:
         use_farm = spec.farm if spec.farm is not None else len(nodes) > FARM_THRESHOLD
         port = spec.agent_port or _free_port_everywhere([n["address"] for n in nodes])
         state.update(nodes=nodes, agent_port=port, driver="sim" if use_farm else spec.driver)
+        _record_agent_port(db, port)
         write_state(spec.name, state)
         step(f"starting {len(nodes)} agents" + (" (host farm)" if use_farm else ""))
         if use_farm:
@@ -146,6 +147,22 @@ def up(spec: LabSpec, on_step=None) -> dict:
         down(spec.name)
         raise
     return state
+
+
+def _record_agent_port(db: Database, port: int) -> None:
+    """The agent port is the cloud's setting (host.agentPort): every MN, including the one an
+    upgrade starts, reads it there."""
+    eng = db.engine()
+    try:
+        with eng.begin() as conn:
+            conn.execute(sa.text("DELETE FROM global_settings WHERE category = 'host' "
+                                 "AND name = 'agentPort'"))
+            conn.execute(sa.text(
+                "INSERT INTO global_settings (category, name, value, default_value, description) "
+                "VALUES ('host', 'agentPort', :p, '7070', 'TCP port of the agents')"),
+                {"p": str(port)})
+    finally:
+        eng.dispose()
 
 
 def _start_farm(spec: LabSpec, state: dict, nodes: list[dict], port: int) -> None:

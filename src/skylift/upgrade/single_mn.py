@@ -200,8 +200,8 @@ def maintenance_window(journal: Journal) -> float | None:
     start = end = None
     for rec in journal.run_records():
         key = rec.get("step")
-        if key == "management-node/drain-and-stop-mn" and rec.get("kind") == "step_started":
+        if key == "management-node/drain-and-stop-mn" and rec.get("type") == "step_started":
             start = start or rec.get("ts")
-        if key == "management-node/start-new-mn" and rec.get("kind") == "step_done":
+        if key == "management-node/start-new-mn" and rec.get("type") == "step_done":
             end = rec.get("ts")
     return end - start if start and end else None

@@ -1,0 +1,114 @@
+"""Benchmark: the whole single-MN upgrade of a lab cloud of 1,000 hosts and 10,000 VMs.
+
+    python bench/upgrade_e2e.py [--releases 3.2.0,3.7.1] [--hosts 1000] [--vms 10000]
+                                [--db mysql://root@127.0.0.1:3306/]
+
+For each starting release: a lab on MariaDB (hosts served by the host farm, VMs held by the
+simulated hypervisor), the 4.3.12 artefacts built and signed, probes on the MN API (every
+0.1 s) and on every VM (rounds), then `skylift upgrade run --offline`. Prints total seconds,
+the window in which the MN API was in maintenance (drain of the old MN to the new MN
+serving, from the journal), the database migration time, VM probes sent/lost, and seconds
+per phase. The floor for the API window is the migration itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from skylift.db.engine import Database, create_database, drop_database
+from skylift.engine.journal import Journal
+from skylift.lab.artefacts import build_for_upgrade
+from skylift.lab.demo import PROBE_PATH
+from skylift.lab.installation import LabSpec, down, up
+from skylift.lab.probes import Probes, vm_targets
+from skylift.upgrade import single_mn
+from skylift.upgrade.context import UpgradeContext
+from skylift.upgrade.run_state import RunState
+
+
+def phase_seconds(journal: Journal) -> dict[str, float]:
+    """Seconds per phase, from the journal's step records."""
+    out: dict[str, float] = {}
+    for rec in journal.run_records():
+        if rec.get("type") == "step_done" and rec.get("step"):
+            phase = rec["step"].split("/")[0]
+            out[phase] = out.get(phase, 0.0) + float(rec.get("seconds") or 0.0)
+    return out
+
+
+def step_seconds(journal: Journal, key: str) -> float:
+    return next((float(r.get("seconds") or 0) for r in journal.run_records()
+                 if r.get("type") == "step_done" and r.get("step") == key), 0.0)
+
+
+def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
+    server_db = Database.from_string(server)
+    db_name = f"skylift_bench_e2e_{release.replace('.', '')}"
+    drop_database(server_db.with_name(db_name))  # a run cut short may have left it
+    db = create_database(server_db, db_name)
+    name = f"bench{release.replace('.', '')}"
+    t0 = time.perf_counter()
+    state = up(LabSpec(name=name, release=release, hosts=hosts, vms=vms, driver="sim",
+                       db_url=db.url_without_password(), agent_port=0),
+               on_step=lambda m: print(f"  {m}", file=sys.stderr))
+    lab_seconds = time.perf_counter() - t0
+    try:
+        mn_home = Path(state["mn"]["home"])
+        arts = build_for_upgrade(mn_home)
+        ctx = UpgradeContext.on_machine(mn_home, artefacts=arts)
+        agent_urls = [n["url"] for n in state["nodes"] if n["kind"] == "host"]
+        probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_path=PROBE_PATH,
+                        token=ctx.mn_token, vms=vm_targets(agent_urls), vm_interval=0.5,
+                        concurrency=64).start()
+        print(f"  upgrading {release} -> 4.3.12", file=sys.stderr)
+        result, _ = single_mn.run(ctx, incremental=False, probes=probes)
+        journal = Journal.open(single_mn.journal_path(mn_home))
+        phases = phase_seconds(journal)
+        window = single_mn.maintenance_window(journal)
+        migrate = step_seconds(journal, "management-node/migrate-database")
+        journal.close()
+        run_state = RunState(single_mn.run_dir(mn_home))
+        p, proof = run_state.get("probes", {}), run_state.get("proof", {})
+        return {"release": release, "hosts": hosts, "vms": vms, "lab": lab_seconds,
+                "total": result.seconds, "window": window, "migrate": migrate,
+                "api": p.get("api_results"), "vm_sent": p.get("vm_probes_sent"),
+                "vm_lost": p.get("vm_probes_lost"), "proof": proof.get("ok"), "phases": phases}
+    finally:
+        down(name)
+        if not os.environ.get("SKYLIFT_BENCH_KEEP"):
+            drop_database(db)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--releases", default="3.2.0,3.7.1")
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--vms", type=int, default=10000)
+    parser.add_argument("--db", default="mysql://root@127.0.0.1:3306/")
+    parser.add_argument("--home", help="state folder to keep (default: a temporary one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SKYLIFT_HOME"] = args.home or tmp
+        rows = [run_one(r, args.hosts, args.vms, args.db) for r in args.releases.split(",")]
+    print("| from | hosts | VMs | upgrade s | API in maintenance s | of which migration s "
+          "| API answers | VM probes sent / lost | proof |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---|")
+    for r in rows:
+        print(f"| {r['release']} | {r['hosts']:,} | {r['vms']:,} | {r['total']:.1f} "
+              f"| {r['window']:.1f} | {r['migrate']:.2f} | {r['api']} "
+              f"| {r['vm_sent']:,} / {r['vm_lost']} | {'ok' if r['proof'] else 'FAILED'} |")
+    print()
+    print("| from | " + " | ".join(rows[0]["phases"]) + " |")
+    print("|---|" + "---:|" * len(rows[0]["phases"]))
+    for r in rows:
+        print(f"| {r['release']} | " + " | ".join(f"{v:.1f}" for v in r["phases"].values())
+              + " |")
+
+
+if __name__ == "__main__":
+    main()
