@@ -57,7 +57,10 @@ for module_name, group in GROUPS:
 def main() -> None:
     """Entry point: run the app, turning SkyliftError into a short message and an exit code."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns typer.Exit's code instead of raising it
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SkyliftError as exc:
         if STATE["verbose"]:
             import traceback
