@@ -3,6 +3,7 @@ same push-and-restart done by Ansible (the old product's tool for it).
 
     python3 bench/reconnect.py [--sizes 100,1000,10000] [--connect-only-sizes 10000]
                                [--ansible-hosts 200] [--forks 50] [--base /dev/shm/skylift-bench]
+                               [--mn-loop asyncio|uvloop]
 
 Each size gets a fresh 4.3.12 inventory whose hosts (and VPC vRouters) are farm hosts running
 agent 3.7.1; the MN's repo carries skylift-agent 4.3.12. The ConnectionManager connects every
@@ -10,7 +11,8 @@ node, pushes the new agent over SSH (asyncssh pool) and restarts it; a size coun
 every node then reports 4.3.12. "connect only" rows are the same storm with agents already
 current (HTTP only). Ansible runs `-m raw` with the same two commands over OpenSSH against
 its own farm. The farm lives under /dev/shm so fsyncs of thousands of package databases on
-one disk do not stand in for the per-host disks of a real fleet.
+one disk do not stand in for the per-host disks of a real fleet. Each skylift row also
+reports the CPU spent per node by the MN side (this process) and by the farm.
 """
 
 from __future__ import annotations
@@ -60,7 +62,17 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def skylift_run(n: int, base: Path, upgrade: bool) -> dict:
+def run_storm(coro, mn_loop: str):
+    """Run the storm on the loop the MN would run it on (asyncio, or uvloop to show what the
+    MN server would gain from it)."""
+    if mn_loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def skylift_run(n: int, base: Path, upgrade: bool, mn_loop: str = "asyncio") -> dict:
     work = base / f"cm-{n}-{'up' if upgrade else 'conn'}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -74,14 +86,16 @@ def skylift_run(n: int, base: Path, upgrade: bool) -> dict:
         rss = farm.rss_bytes()
         repo = write_mn_repo(work / "mn")
         cpu = cpu_seconds(), cpu_seconds(farm.pid)
-        report = asyncio.run(reconnect_farm(db, farm, repo))
+        report = run_storm(reconnect_farm(db, farm, repo), mn_loop)
         mn_cpu, farm_cpu = cpu_seconds() - cpu[0], cpu_seconds(farm.pid) - cpu[1]
         seen = asyncio.run(versions(farm))
     finally:
         stop_farm(farm)
         shutil.rmtree(work, ignore_errors=True)
     ok = seen == {NEW: len(nodes)} and not report.failures
-    return {"tool": "skylift" if upgrade else "skylift (connect only)", "hosts": len(nodes),
+    tool = "skylift" if upgrade else "skylift (connect only)"
+    tool += " [MN loop: uvloop]" if mn_loop == "uvloop" else ""
+    return {"tool": tool, "hosts": len(nodes),
             "seconds": report.seconds, "ok": ok, "farm_rss_mib": rss / 2**20,
             "upgraded": report.agents_upgraded, "failed": report.failed,
             # CPU per node on each side (the storm plus closing the pools)
@@ -128,6 +142,8 @@ def main() -> int:
     parser.add_argument("--connect-only-sizes", default="10000")
     parser.add_argument("--ansible-hosts", type=int, default=200)
     parser.add_argument("--forks", type=int, default=50)
+    parser.add_argument("--mn-loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop of the MN side (the MN server runs asyncio's)")
     parser.add_argument("--base", type=Path, default=Path("/dev/shm/skylift-bench"))
     args = parser.parse_args()
     setup()
@@ -137,18 +153,18 @@ def main() -> int:
         rows.append(ansible_run(args.ansible_hosts, args.base, args.forks))
         print(rows[-1], file=sys.stderr)
     for n in [int(x) for x in args.sizes.split(",") if x]:
-        rows.append(skylift_run(n, args.base, upgrade=True))
+        rows.append(skylift_run(n, args.base, upgrade=True, mn_loop=args.mn_loop))
         print(rows[-1], file=sys.stderr)
     for n in [int(x) for x in args.connect_only_sizes.split(",") if x]:
-        rows.append(skylift_run(n, args.base, upgrade=False))
+        rows.append(skylift_run(n, args.base, upgrade=False, mn_loop=args.mn_loop))
         print(rows[-1], file=sys.stderr)
     ansible_rate = next((r["hosts"] / r["seconds"] for r in rows if r["tool"].startswith("ansible")),
                         None)
-    print(f"{'tool':34} {'hosts':>6} {'seconds':>8} {'hosts/s':>8} {'vs ansible':>10} ok")
+    print(f"{'tool':48} {'hosts':>6} {'seconds':>8} {'hosts/s':>8} {'vs ansible':>10} ok")
     for r in rows:
         rate = r["hosts"] / r["seconds"]
         ratio = f"{rate / ansible_rate:.1f}x" if ansible_rate else "-"
-        print(f"{r['tool']:34} {r['hosts']:>6} {r['seconds']:>8.1f} {rate:>8.1f} {ratio:>10} "
+        print(f"{r['tool']:48} {r['hosts']:>6} {r['seconds']:>8.1f} {rate:>8.1f} {ratio:>10} "
               f"{'yes' if r['ok'] else 'NO'}")
     return 0 if all(r["ok"] for r in rows) else 1
 
