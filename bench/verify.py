@@ -15,7 +15,6 @@ import argparse
 import io
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tarfile

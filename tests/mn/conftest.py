@@ -6,7 +6,6 @@ stopped at teardown: no orphans.
 
 from __future__ import annotations
 
-import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from skylift.lab.rollout import write_mn_repo
 from skylift.agent.client import AgentClient
 from skylift.agent.hypervisor import kill_node_vms
 from skylift.agent.hypervisor.simaddr import use_shared_daemon
@@ -22,7 +22,6 @@ from skylift.agent.node import init_node
 from skylift.agent.process import AgentHandle, find_agent, free_port, start_agent, stop_agent
 from skylift.db.engine import Database
 from skylift.db.seed import seed
-from skylift.release.build import os_image_content
 
 
 @dataclass
@@ -84,19 +83,9 @@ class TestCloud:
 
 
 def write_repo(node_root: Path, version: str = "4.3.12", oses: tuple[str, ...] = ("c74",)) -> Path:
-    """The MN's local repo as skylift.repo.local lays it out, from the release's OS image
-    content (no signing: the repo tool's verification is tested in tests/repo)."""
-    for os_release in oses:
-        manifest, files = os_image_content(version, os_release)
-        entry = node_root / "repo" / os_release / "store" / f"{version}-test"
-        for name, data in files:
-            (entry / name).parent.mkdir(parents=True, exist_ok=True)
-            (entry / name).write_bytes(data)
-        (entry / "REPO.json").write_text(json.dumps(
-            {"release": version, "os": os_release, "repo_version": version}))
-        (node_root / "repo" / os_release / "state.json").write_text(
-            json.dumps({"current": entry.name, "previous": None}))
-    return node_root
+    """The MN's local repo from the release's OS image content (no signing: the repo tool's
+    verification is tested in tests/repo)."""
+    return write_mn_repo(node_root, version, oses)
 
 
 def _free_everywhere(addresses: list[str]) -> int:

@@ -11,7 +11,7 @@ import signal
 import sys
 
 from skylift.cli import upgrade as cli_upgrade
-from skylift.engine.events import EventBus, StepDone, StepStarted
+from skylift.engine.events import StepDone, StepStarted
 
 mn_home, event, target = sys.argv[1], sys.argv[2], sys.argv[3]
 kind = StepStarted if event == "started" else StepDone
