@@ -91,3 +91,34 @@ def test_a_damaged_artefact_stops_the_upgrade_before_anything_changes(world):
     assert world.setting("ha", "enable") == "true"
     assert world.mn_version()["release"] == "3.7.1"
     assert world.digests() == world.before_digests
+
+
+def test_incremental_upgrade_from_an_online_repository(world):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                               "127.0.0.1", "--directory", str(world.arts.image.parent)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        for _ in range(100):  # wait until it serves
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        out = world.skylift("upgrade", "run", "--incremental", "--repo-url",
+                            f"http://127.0.0.1:{port}/")
+    finally:
+        server.terminate()
+        server.wait()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert world.end_state() == expected_end_state()
+    fetched = world.mn_home / "upgrade" / "current" / "artefacts"
+    assert (fetched / world.arts.image.name).read_bytes() == world.arts.image.read_bytes()

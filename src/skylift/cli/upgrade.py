@@ -14,6 +14,7 @@ from skylift.config import skylift_home
 from skylift.engine.checks import run_checks
 from skylift.engine.events import EventBus, JsonLinesSink
 from skylift.errors import UsageError
+from skylift.mn.auth import token_path
 from skylift.upgrade import single_mn
 from skylift.upgrade.checks import ALL as ALL_CHECKS
 from skylift.upgrade.context import Artefacts, UpgradeContext
@@ -76,13 +77,19 @@ def check(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
 @app.command()
 def plan(incremental: bool = typer.Option(False, "--incremental", help="Plan an upgrade "
                                           "from the online repository."),
+         db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
          json: bool = JSON_OPTION) -> None:
     """Print the phases and steps the upgrade would run, with estimates (changes nothing)."""
     the_plan = single_mn.build_plan(incremental)
-    if json:
-        emit_json(the_plan.to_dict())
-    else:
-        plain(the_plan.render())
+    ctx = _context(db, password_file, None) if token_path(skylift_home()).exists() else None
+    try:
+        if json:
+            emit_json(the_plan.to_dict(ctx))
+        else:
+            plain(the_plan.render(ctx))
+    finally:
+        if ctx is not None:
+            ctx.close()
 
 
 @app.command()
@@ -103,7 +110,7 @@ def run(
     """Upgrade the whole cloud to the newest release, proving afterwards that nothing was lost."""
     arts = _artefacts(offline, incremental, image, installer, tool, repo_url)
     if dry_run:
-        plan(incremental=incremental, json=json)
+        plan(incremental=incremental, db=db, password_file=password_file, json=json)
         return
     ctx = _context(db, password_file, mn_url, arts)
     bus, progress = _bus(json)

@@ -132,6 +132,10 @@ def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = Non
     if not resume:
         _archive_finished(ctx.home)
     plan = build_plan(incremental)
+    if incremental:  # what it downloads has known names: a resume finds them again
+        for kind, path in preflight.fetched_paths(run_dir(ctx.home), ctx.target.version,
+                                                  ctx.mn_os).items():
+            setattr(ctx.artefacts, kind, path)
     up = UpgradeRun(ctx, run_dir(ctx.home), events or EventBus())
     journal = _journal(ctx)
     try:
@@ -191,6 +195,12 @@ def write_report(plan: Plan, up: UpgradeRun, journal: Journal) -> Path:
             ["VM boot id changes", len((probes or {}).get("boot_id_changes", []))],
             ["VMs seen running twice", len((probes or {}).get("started_twice", []))],
         ])
+        windows = (probes or {}).get("api_unavailable", [])
+        if windows:
+            report.add_section("API unavailable windows (probe timeline)",
+                               columns=["start", "seconds", "answers"],
+                               rows=[[w.get("start"), w.get("seconds"), w.get("results")]
+                                     for w in windows])
     md, _ = report.write(up.run_dir)
     return md
 

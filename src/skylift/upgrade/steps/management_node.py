@@ -11,11 +11,11 @@ import sqlalchemy as sa
 
 from skylift.db.backup import restore
 from skylift.db.migrate import migrate, status
-from skylift.engine.plan import Step
+from skylift.upgrade.steps import UpgradeStep
 from skylift.upgrade import slots
 
 
-class InstallSoftware(Step):
+class InstallSoftware(UpgradeStep):
     id = "install-software"
     description = "unpack the new MN software into a slot beside the running one"
 
@@ -26,7 +26,7 @@ class InstallSoftware(Step):
         slots.install(run.ctx.home, run.ctx.artefacts.installer, run.ctx.target.version)
 
 
-class MaintenanceHandover(Step):
+class MaintenanceHandover(UpgradeStep):
     id = "drain-and-stop-mn"
     description = "drain the old MN and hand its port to a maintenance MN of the new software"
 
@@ -58,7 +58,7 @@ class MaintenanceHandover(Step):
             run.mn.stop_pid(current["pid"])
 
 
-class MigrateDatabase(Step):
+class MigrateDatabase(UpgradeStep):
     id = "migrate-database"
     description = "migrate the database schema and data to the new release (one chained run)"
 
@@ -80,7 +80,7 @@ class MigrateDatabase(Step):
             conn.execute(sa.text("UPDATE mn_heartbeat SET state = 'stopped'"))
 
 
-class StartNewMn(Step):
+class StartNewMn(UpgradeStep):
     id = "start-new-mn"
     description = ("start the new MN from its slot; it reconnects every agent and upgrades "
                    "them (point of no return)")

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from skylift.engine.checks import run_checks
-from skylift.engine.plan import Step
+from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import ArtefactError, Refused
 from skylift.release.verify import verify_artefacts
 from skylift.upgrade.checks import ALL as ALL_CHECKS
@@ -22,7 +22,13 @@ def artefact_names(release: str, os_release: str) -> dict[str, str]:
             "tool": f"skylift-upgrade-{release}.pyz"}
 
 
-class FetchArtefacts(Step):
+def fetched_paths(run_dir: Path, release: str, mn_os: str | None) -> dict[str, Path]:
+    """Where an incremental upgrade keeps what it downloads (known before it downloads)."""
+    names = artefact_names(release, _image_os(mn_os, release))
+    return {kind: run_dir / "artefacts" / name for kind, name in names.items()}
+
+
+class FetchArtefacts(UpgradeStep):
     id = "fetch-artefacts"
     description = "download the OS image, installer and tool from the online repository"
 
@@ -31,16 +37,13 @@ class FetchArtefacts(Step):
         return all(p is not None and p.exists() for p in (arts.image, arts.installer, arts.tool))
 
     def run(self, run) -> None:
-        arts, ctx = run.ctx.artefacts, run.ctx
-        folder = run.run_dir / "artefacts"
-        folder.mkdir(exist_ok=True, mode=0o700)
-        names = artefact_names(ctx.target.version, _image_os(ctx.mn_os, ctx.target.version))
+        arts = run.ctx.artefacts
         with httpx.Client(timeout=120.0) as client:
-            for kind, name in names.items():
+            for path in (arts.image, arts.installer, arts.tool):
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 for suffix in SIDECARS:
-                    _download(client, f"{arts.repo_url.rstrip('/')}/{name}{suffix}",
-                              folder / f"{name}{suffix}")
-                setattr(arts, kind, folder / name)
+                    _download(client, f"{arts.repo_url.rstrip('/')}/{path.name}{suffix}",
+                              path.with_name(path.name + suffix))
 
 
 def _image_os(mn_os: str | None, release: str) -> str:
@@ -65,7 +68,7 @@ def _download(client: httpx.Client, url: str, dest: Path) -> None:
     shutil.move(tmp, dest)
 
 
-class VerifyArtefacts(Step):
+class VerifyArtefacts(UpgradeStep):
     id = "verify-artefacts"
     description = "verify sums and signatures of the OS image, installer and tool"
 
@@ -75,7 +78,7 @@ class VerifyArtefacts(Step):
                          release=ctx.target.version, os=ctx.mn_os)
 
 
-class PreflightChecks(Step):
+class PreflightChecks(UpgradeStep):
     id = "checks"
     description = "run every preflight check; an inhibitor stops the upgrade here"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from skylift.db.backup import dump, verify
 from skylift.db.inventory import resource_digests
-from skylift.engine.plan import Step
+from skylift.upgrade.steps import UpgradeStep
 from skylift.upgrade.cloud_view import read_cloud
 
 
-class VmHaOff(Step):
+class VmHaOff(UpgradeStep):
     id = "vm-ha-off"
     description = "turn VM HA off (reconnecting hosts can look down), remembering its value"
 
@@ -31,7 +31,7 @@ class VmHaOff(Step):
             run.mn.set_setting("ha", "enable", previous)
 
 
-class RecordCloud(Step):
+class RecordCloud(UpgradeStep):
     id = "record-cloud"
     description = "record the inventory digests, every VM's boot id and every agent's version"
 
@@ -48,7 +48,7 @@ class RecordCloud(Step):
                                  "mn_release": run.mn.version().get("release")})
 
 
-class BackupDatabase(Step):
+class BackupDatabase(UpgradeStep):
     id = "backup-database"
     description = "dump the database into the backup folder and verify the dump by restoring it"
 
@@ -63,7 +63,7 @@ class BackupDatabase(Step):
         run.state.set("dump", str(result.path))
 
 
-class BackupTool(Step):
+class BackupTool(UpgradeStep):
     id = "backup-tool"
     description = "copy the upgrade tool into the backup folder"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 from skylift.engine.events import Progress
-from skylift.engine.plan import Step
+from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import OperationFailed
 
 
-class AwaitReconnect(Step):
+class AwaitReconnect(UpgradeStep):
     id = "reconnect-agents"
     description = "wait until every agent is Connected and on the new version"
 

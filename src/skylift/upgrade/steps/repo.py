@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from skylift.engine.plan import Step
+from skylift.upgrade.steps import UpgradeStep
 from skylift.repo.local import LocalRepo
 from skylift.repo.update import check_repo_matches, update_from_image
 
 
-class RefreshLocalRepo(Step):
+class RefreshLocalRepo(UpgradeStep):
     id = "refresh-local-repo"
     description = "install the OS image into the local repository (atomic; old one kept)"
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from skylift.db.inventory import resource_digests
-from skylift.engine.plan import Step
+from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import OperationFailed
 from skylift.upgrade.cloud_view import CloudView, read_cloud
 from skylift.upgrade.proof import prove
 
 
-class ProveCloud(Step):
+class ProveCloud(UpgradeStep):
     id = "prove"
     description = ("compare inventory, VM boot ids and agent versions with the recorded "
                    "cloud; fresh console assets")
@@ -37,7 +37,7 @@ class ProveCloud(Step):
                                        "taken before the upgrade is kept")
 
 
-class VmHaRestore(Step):
+class VmHaRestore(UpgradeStep):
     id = "vm-ha-restore"
     description = "set VM HA back to the value it had before the upgrade"
 
