@@ -22,8 +22,10 @@ from skylift.mn.process import MnHandle, start_mn, wait_ready
 class MnControl:
     """The MN at a URL, driven through its API and its process id."""
 
-    def __init__(self, url: str, token: str, db_url: str, node_root: Path, home: Path) -> None:
+    def __init__(self, url: str, token: str, db_url: str, node_root: Path, home: Path,
+                 db_password: str | None = None) -> None:
         self.url = url.rstrip("/")
+        self._db_password = db_password  # handed to the MNs it starts through their environment
         self.home = home  # the MN machine's state folder: the MNs started here use it
         self.token = token
         self.db_url = db_url  # without password: the MN reads it from the environment
@@ -79,6 +81,8 @@ class MnControl:
     def start_next(self, *, maintenance: bool, slot: Path | None) -> MnHandle:
         """Start an MN on the same port (from a slot of installed software, else this code)."""
         env = {"SKYLIFT_HOME": str(self.home)}
+        if self._db_password is not None:
+            env["SKYLIFT_DB_PASSWORD"] = self._db_password
         if slot is not None:
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(slot)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)

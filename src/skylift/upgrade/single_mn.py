@@ -64,7 +64,7 @@ class UpgradeRun:
         self.state = RunState(self.run_dir)
         db_url = self.ctx.db.url_without_password()
         self.mn = MnControl(self.ctx.mn_url, self.ctx.mn_token, db_url, self.ctx.node_root,
-                            self.ctx.home)
+                            self.ctx.home, db_password=self.ctx.db.url.password)
         self.backup_dir = self.ctx.backup_dir or load_config(self.ctx.home).backups()
 
     def console_assets(self) -> dict | None:
