@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from skylift.db.engine import Database, create_database, drop_database
+from tests_support import ADMIN_URL as MARIADB_ADMIN_URL
 
 SERVER_URLS = {
     "sqlite": None,
-    "mysql": os.environ.get("SKYLIFT_TEST_MARIADB", "mysql://root@127.0.0.1:3306/"),
+    "mysql": MARIADB_ADMIN_URL,
     "postgresql": os.environ.get("SKYLIFT_TEST_POSTGRES",
                                  "postgresql://postgres@127.0.0.1:5432/postgres"),
 }
