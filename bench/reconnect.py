@@ -142,7 +142,7 @@ def main() -> int:
     parser.add_argument("--connect-only-sizes", default="10000")
     parser.add_argument("--ansible-hosts", type=int, default=200)
     parser.add_argument("--forks", type=int, default=50)
-    parser.add_argument("--mn-loop", choices=("asyncio", "uvloop"), default="asyncio",
+    parser.add_argument("--mn-loop", choices=("asyncio", "uvloop"), default="uvloop",
                         help="the event loop of the MN side (the MN server runs asyncio's)")
     parser.add_argument("--base", type=Path, default=Path("/dev/shm/skylift-bench"))
     args = parser.parse_args()
