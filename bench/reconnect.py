@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("--ansible-hosts", type=int, default=200)
     parser.add_argument("--forks", type=int, default=50)
     parser.add_argument("--mn-loop", choices=("asyncio", "uvloop"), default="uvloop",
-                        help="the event loop of the MN side (the MN server runs asyncio's)")
+                        help="the event loop of the MN side (the MN server runs uvloop when installed)")
     parser.add_argument("--base", type=Path, default=Path("/dev/shm/skylift-bench"))
     args = parser.parse_args()
     setup()
