@@ -27,6 +27,7 @@ from skylift.lab.demo import PROBE_PATH
 from skylift.lab.installation import LabSpec, down, up
 from skylift.lab.probes import Probes, vm_targets
 from skylift.upgrade import single_mn
+from skylift.upgrade.report import maintenance_window
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.run_state import RunState
 
@@ -69,7 +70,7 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         result, _ = single_mn.run(ctx, incremental=False, probes=probes)
         journal = Journal.open(single_mn.journal_path(mn_home))
         phases = phase_seconds(journal)
-        window = single_mn.maintenance_window(journal)
+        window = maintenance_window(journal)
         migrate = step_seconds(journal, "management-node/migrate-database")
         journal.close()
         run_state = RunState(single_mn.run_dir(mn_home))

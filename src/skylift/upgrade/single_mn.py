@@ -19,11 +19,11 @@ from skylift.config import load_config
 from skylift.engine.events import EventBus
 from skylift.engine.journal import Journal
 from skylift.engine.plan import Phase, Plan
-from skylift.engine.report import RunReport
 from skylift.engine.runner import RunResult, rollback as engine_rollback, run_plan
 from skylift.errors import Refused
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.mn_control import MnControl
+from skylift.upgrade.report import write_report
 from skylift.upgrade.run_state import RunState
 from skylift.upgrade.steps import management_node as mn_steps
 from skylift.upgrade.steps import preflight, protect, reconnect, repo, verify_cloud
@@ -143,7 +143,7 @@ def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = Non
                           params=params_of(ctx, incremental))
         if probes is not None:
             up.state.set("probes", probes.stop().to_dict())
-        report = write_report(plan, up, journal)
+        report = write_report(plan, up.state, up.run_dir, journal)
     finally:
         journal.close()
         ctx.close()
@@ -164,54 +164,3 @@ def rollback(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None 
     finally:
         journal.close()
         ctx.close()
-
-
-def write_report(plan: Plan, up: UpgradeRun, journal: Journal) -> Path:
-    """The run report (Markdown and JSON) in the run folder, with the proof."""
-    report = RunReport.from_journal("skylift upgrade", plan, journal)
-    proof = up.state.get("proof") or {}
-    report.add_section("Proof", columns=["claim", "result"], rows=[
-        ["inventory digests equal", "yes" if not proof.get("inventory_changed") else
-         ", ".join(proof["inventory_changed"])],
-        ["VMs checked", proof.get("vms_checked")],
-        ["VMs restarted / missing / running twice",
-         f"{len(proof.get('vms_restarted', []))} / {len(proof.get('vms_missing', []))} / "
-         f"{len(proof.get('vms_started_twice', []))}"],
-        ["agents on the new version", f"{proof.get('agents_checked', 0) - len(proof.get('agents_behind', [])) - len(proof.get('agents_unreachable', []))}"
-                                      f" of {proof.get('agents_checked', 0)}"],
-        ["console assets renamed (no Ctrl+F5)", proof.get("console_assets_renamed")],
-        ["VM HA back to", up.state.get("ha_previous")],
-        ["database dump (verified)", up.state.get("dump")],
-    ])
-    window = maintenance_window(journal)
-    probes = up.state.get("probes")
-    if probes or window is not None:
-        report.add_section("Availability", columns=["measure", "value"], rows=[
-            ["MN API in maintenance (drain to new MN up), s",
-             None if window is None else round(window, 2)],
-            ["API samples by result", (probes or {}).get("api_results")],
-            ["VM probes sent / lost", f"{(probes or {}).get('vm_probes_sent')} / "
-                                      f"{(probes or {}).get('vm_probes_lost')}"],
-            ["VM boot id changes", len((probes or {}).get("boot_id_changes", []))],
-            ["VMs seen running twice", len((probes or {}).get("started_twice", []))],
-        ])
-        windows = (probes or {}).get("api_unavailable", [])
-        if windows:
-            report.add_section("API unavailable windows (probe timeline)",
-                               columns=["start", "seconds", "answers"],
-                               rows=[[w.get("start"), w.get("seconds"), w.get("results")]
-                                     for w in windows])
-    md, _ = report.write(up.run_dir)
-    return md
-
-
-def maintenance_window(journal: Journal) -> float | None:
-    """Seconds from the old MN's drain to the new MN serving (the API's 503 window)."""
-    start = end = None
-    for rec in journal.run_records():
-        key = rec.get("step")
-        if key == "management-node/drain-and-stop-mn" and rec.get("type") == "step_started":
-            start = start or rec.get("ts")
-        if key == "management-node/start-new-mn" and rec.get("type") == "step_done":
-            end = rec.get("ts")
-    return end - start if start and end else None

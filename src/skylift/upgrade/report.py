@@ -1,0 +1,70 @@
+"""The upgrade's report: the run's phases and steps (from the journal), the proof, and what
+the probes saw (Markdown and JSON, in the run folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from skylift.engine.journal import Journal
+from skylift.engine.plan import Plan
+from skylift.engine.report import RunReport
+
+
+def _proof_rows(proof: dict, state) -> list[list]:
+    agents = proof.get("agents_checked", 0)
+    behind = len(proof.get("agents_behind", [])) + len(proof.get("agents_unreachable", []))
+    return [
+        ["inventory digests equal", "yes" if not proof.get("inventory_changed") else
+         ", ".join(proof["inventory_changed"])],
+        ["VMs checked", proof.get("vms_checked")],
+        ["VMs restarted / missing / running twice",
+         f"{len(proof.get('vms_restarted', []))} / {len(proof.get('vms_missing', []))} / "
+         f"{len(proof.get('vms_started_twice', []))}"],
+        ["agents on the new version", f"{agents - behind} of {agents}"],
+        ["console assets renamed (no Ctrl+F5)", proof.get("console_assets_renamed")],
+        ["VM HA back to", state.get("ha_previous")],
+        ["database dump (verified)", state.get("dump")],
+    ]
+
+
+def _availability_rows(window: float | None, probes: dict) -> list[list]:
+    return [
+        ["MN API in maintenance (drain to new MN up), s",
+         None if window is None else round(window, 2)],
+        ["API samples by result", probes.get("api_results")],
+        ["VM probes sent / lost", f"{probes.get('vm_probes_sent')} / "
+                                  f"{probes.get('vm_probes_lost')}"],
+        ["VM boot id changes", len(probes.get("boot_id_changes", []))],
+        ["VMs seen running twice", len(probes.get("started_twice", []))],
+    ]
+
+
+def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
+    """Write report.md and report.json into the run folder; returns the Markdown path."""
+    report = RunReport.from_journal("skylift upgrade", plan, journal)
+    report.add_section("Proof", columns=["claim", "result"],
+                       rows=_proof_rows(state.get("proof") or {}, state))
+    window, probes = maintenance_window(journal), state.get("probes") or {}
+    if probes or window is not None:
+        report.add_section("Availability", columns=["measure", "value"],
+                           rows=_availability_rows(window, probes))
+    windows = probes.get("api_unavailable", [])
+    if windows:
+        report.add_section("API unavailable windows (probe timeline)",
+                           columns=["start", "seconds", "answers"],
+                           rows=[[w.get("start"), w.get("seconds"), w.get("results")]
+                                 for w in windows])
+    md, _ = report.write(run_dir)
+    return md
+
+
+def maintenance_window(journal: Journal) -> float | None:
+    """Seconds from the old MN's drain to the new MN serving (the API's 503 window)."""
+    start = end = None
+    for rec in journal.run_records():
+        key = rec.get("step")
+        if key == "management-node/drain-and-stop-mn" and rec.get("type") == "step_started":
+            start = start or rec.get("ts")
+        if key == "management-node/start-new-mn" and rec.get("type") == "step_done":
+            end = rec.get("ts")
+    return end - start if start and end else None
