@@ -7,6 +7,8 @@ maintenance one once the database is migrated.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from skylift.db.backup import restore
@@ -73,7 +75,7 @@ class MigrateDatabase(UpgradeStep):
         current = run.mn.try_version()
         if current:
             run.mn.stop_pid(current["pid"])
-        restore(_path(run.state.get("dump")), run.ctx.db, run.backup_dir)
+        restore(Path(run.state.get("dump")), run.ctx.db, run.backup_dir)
         # The dump holds the heartbeat of the MN that ran when it was taken; no MN runs now
         # (the next undo starts one, which writes its own), so none of those rows is alive.
         with run.ctx.facts.engine.begin() as conn:
@@ -98,9 +100,3 @@ class StartNewMn(UpgradeStep):
                           slot=slots.path_of(run.ctx.home, run.ctx.target.version))
         if maintenance and maintenance.get("mode") != "normal":
             run.mn.stop_pid(maintenance["pid"])
-
-
-def _path(value):
-    from pathlib import Path
-
-    return Path(value)
