@@ -48,6 +48,10 @@ def test_uninterrupted_upgrade_reaches_the_end_state(world):
 def test_kill_at_any_step_then_resume_ends_as_an_uninterrupted_run(world, step):
     killed = world.run_until_killed("started", step)
     assert killed.returncode == -9, killed.stdout + killed.stderr
+    import json
+
+    where = json.loads(world.skylift("upgrade", "status", "--json").stdout)
+    assert (where["status"], where["in_flight"]) == ("running", step)
     resumed = world.skylift("upgrade", "resume")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert world.end_state() == expected_end_state()

@@ -165,3 +165,24 @@ def rollback(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
     single_mn.rollback(ctx, incremental=params["incremental"], events=bus)
     if not json:
         info("[green]rolled back[/]: database restored, previous MN started, VM HA as before")
+
+
+@app.command()
+def status(json: bool = JSON_OPTION) -> None:
+    """Where the last upgrade stands: done, failed (and why), or interrupted."""
+    st = single_mn.status(skylift_home())
+    if json:
+        emit_json(st)
+        return
+    if st is None:
+        info("no upgrade has run here")
+        return
+    info(f"upgrade {st['run_id']} to {st['target']}: {st['status']}, "
+         f"{st['steps_done']} of {st['steps']} steps done")
+    if st["in_flight"]:
+        info(f"  interrupted in {st['in_flight']}: run `skylift upgrade resume`")
+    for key, error in st["failed"].items():
+        plain(f"  failed at {key}: {error}")
+    if st["report"]:
+        info(f"  report: {st['report']}")
+

@@ -164,3 +164,22 @@ def rollback(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None 
     finally:
         journal.close()
         ctx.close()
+
+
+def status(home: Path) -> dict | None:
+    """Where the last upgrade stands (from its journal), or None when there was none."""
+    if not journal_path(home).exists():
+        return None
+    journal = Journal.open(journal_path(home))
+    state = journal.state
+    journal.close()
+    if state is None:
+        return None
+    plan = build_plan(bool(state.params.get("incremental")))
+    keys = [ps.key for ps in plan.steps()]
+    report = run_dir(home) / "report.md"
+    return {"run_id": state.run_id, "status": state.status, "target": state.params.get("target"),
+            "steps_done": len([k for k in keys if k in state.done]), "steps": len(keys),
+            "in_flight": state.in_flight, "failed": dict(state.failed),
+            "resumes": state.resumes, "report": str(report) if report.exists() else None}
+
