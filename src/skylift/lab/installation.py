@@ -111,7 +111,7 @@ def up(spec: LabSpec, on_step=None) -> dict:
         raise Refused(f"lab '{spec.name}' is up", why=f"its processes still run ({home})",
                       next=f"run `skylift lab down --name {spec.name}` first")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for sub in ("nodes", "farm", "sim"):  # a previous lab of this name: start afresh
+    for sub in ("nodes", "farm", "sim", "mn-home"):  # a previous lab of this name: afresh
         shutil.rmtree(home / sub, ignore_errors=True)
     own_db = spec.db_url is None
     db = Database.from_string(spec.db_url or f"sqlite:///{home / 'cloud.db'}", spec.db_password)
