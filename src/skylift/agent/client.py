@@ -30,17 +30,8 @@ class AgentClient:
         try:
             resp = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise errors.AgentError(f"agent at {self.http.base_url} did not answer",
-                                    why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
-                                    next="check that the agent runs (GET /v1/health)") from None
-        if resp.status_code >= 400:
-            body = _json(resp)
-            cls = getattr(errors, str(body.get("error")), None)
-            if not (isinstance(cls, type) and issubclass(cls, errors.SkyliftError)):
-                cls = errors.AgentError
-            raise cls(body.get("what") or f"agent answered {resp.status_code} to {method} {path}",
-                      why=body.get("why", ""), next=body.get("next", ""))
-        return resp.json()
+            raise _unreachable(self.http.base_url, exc) from None
+        return _answer(resp, method, path)
 
     def health(self) -> dict:
         return self._call("GET", "/v1/health")
@@ -132,17 +123,8 @@ class AsyncAgentClient:
                                                headers=self.headers,
                                                timeout=timeout or self.timeout, **kw)
         except httpx.HTTPError as exc:
-            raise errors.AgentError(f"agent at {self.base_url} did not answer",
-                                    why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
-                                    next="check that the agent runs (GET /v1/health)") from None
-        if resp.status_code >= 400:
-            body = _json(resp)
-            cls = getattr(errors, str(body.get("error")), None)
-            if not (isinstance(cls, type) and issubclass(cls, errors.SkyliftError)):
-                cls = errors.AgentError
-            raise cls(body.get("what") or f"agent answered {resp.status_code} to {method} {path}",
-                      why=body.get("why", ""), next=body.get("next", ""))
-        return resp.json()
+            raise _unreachable(self.base_url, exc) from None
+        return _answer(resp, method, path)
 
     async def health(self, timeout: float | None = None) -> dict:
         return await self._call("GET", "/v1/health", timeout=timeout)
@@ -195,3 +177,22 @@ class AsyncAgentClient:
 
     async def __aexit__(self, *exc) -> None:
         await self.aclose()
+
+
+def _unreachable(base_url, exc: httpx.HTTPError) -> errors.AgentError:
+    """The error for an agent that did not answer at all."""
+    return errors.AgentError(f"agent at {base_url} did not answer",
+                             why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
+                             next="check that the agent runs (GET /v1/health)")
+
+
+def _answer(resp: httpx.Response, method: str, path: str):
+    """The JSON of an agent's answer; its error answers raised as the skylift error they name."""
+    if resp.status_code >= 400:
+        body = _json(resp)
+        cls = getattr(errors, str(body.get("error")), None)
+        if not (isinstance(cls, type) and issubclass(cls, errors.SkyliftError)):
+            cls = errors.AgentError
+        raise cls(body.get("what") or f"agent answered {resp.status_code} to {method} {path}",
+                  why=body.get("why", ""), next=body.get("next", ""))
+    return resp.json()
