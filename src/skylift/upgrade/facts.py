@@ -47,6 +47,13 @@ class CloudFacts:
             return set(sa.inspect(conn).get_table_names())
 
     @cached_property
+    def release(self) -> str | None:
+        """The release of the database (None when it holds no cloud yet)."""
+        from skylift.db.migrate import status
+
+        return status(self.db).release
+
+    @cached_property
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return resource_counts(conn)

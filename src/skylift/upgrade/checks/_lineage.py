@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from skylift.db.migrate import status
 from skylift.lineage import release, version_key
 
 
 def current_release(ctx) -> str | None:
-    """The release of the cloud's database (cached on the context's facts)."""
-    facts = ctx.facts
-    if not hasattr(facts, "_release"):
-        facts._release = status(ctx.db).release
-    return facts._release
+    """The release of the cloud's database (read once per check run)."""
+    return ctx.facts.release
 
 
 def crosses(ctx, version: str) -> bool:
