@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from skylift.agent.client import AgentClient
-from skylift.agent.hypervisor.daemon import pid_alive
+from skylift.processes import pid_alive
 from skylift.agent.process import start_agent, stop_agent
 from skylift.agent.store import read_json
 from skylift.lab.probes import Probes, vm_targets

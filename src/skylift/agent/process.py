@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from skylift.agent.hypervisor.daemon import log_tail, pid_alive
+from skylift.agent.hypervisor.daemon import log_tail
+from skylift.processes import pid_alive
 from skylift.agent.server import AGENT_FILE
 from skylift.agent.store import read_json
 from skylift.errors import AgentError

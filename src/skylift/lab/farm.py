@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skylift.agent.hypervisor.daemon import log_tail, pid_alive
+from skylift.agent.hypervisor.daemon import log_tail
+from skylift.processes import pid_alive
 from skylift.agent.hypervisor.sim import stop_simd
 from skylift.agent.store import read_json, write_json
 from skylift.errors import LabError

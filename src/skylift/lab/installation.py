@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from skylift.agent.client import AgentClient
 from skylift.agent.hypervisor import kill_node_vms, probe
-from skylift.agent.hypervisor.daemon import pid_alive
+from skylift.processes import pid_alive
 from skylift.agent.hypervisor.simaddr import use_shared_daemon
 from skylift.agent.node import init_node
 from skylift.agent.process import find_agent, start_agent, stop_agent

@@ -1,4 +1,4 @@
-"""Starting detached daemons (VM processes, the sim hypervisor) and checking process liveness.
+"""Starting detached daemons (VM processes, the sim hypervisor) and reading their logs.
 
 A daemon is started with a readiness pipe: the launched process forks, the parent exits at
 once (so nobody has to reap the daemon: it is re-parented to init and outlives whoever
@@ -70,53 +70,6 @@ def daemonize_and_ready(ready_fd: int | None):
             os.close(ready_fd)
 
     return ready
-
-
-def pid_alive(pid: int | None, marker: str | None = None) -> bool:
-    """Whether pid runs (not a zombie) and, if marker is given, has it in its command line.
-
-    The marker guards against pid reuse: a pidfile left by a dead VM must not adopt an
-    unrelated process that happens to get the same pid.
-    """
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-        # the state letter follows the command name, which is in parentheses
-        if stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X"):
-            return False
-        if marker is not None:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                return marker.encode() in fh.read()
-        return True
-    except (FileNotFoundError, ProcessLookupError, ValueError):
-        return False
-
-
-def terminate(pid: int, marker: str | None = None, timeout: float = 5.0) -> None:
-    """SIGTERM pid, wait up to timeout, then SIGKILL; returns once it is gone."""
-    import signal
-
-    if not pid_alive(pid, marker):
-        return
-    _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid, marker):
-            return
-        time.sleep(0.01)
-    _signal(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while pid_alive(pid, marker) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def log_tail(path: Path, lines: int = 5) -> str:

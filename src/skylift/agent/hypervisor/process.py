@@ -13,7 +13,8 @@ import threading
 import time
 
 from skylift.agent.hypervisor.base import RUNNING, STOPPED, HypervisorDriver, VmState
-from skylift.agent.hypervisor.daemon import pid_alive, spawn_daemon, terminate
+from skylift.agent.hypervisor.daemon import spawn_daemon
+from skylift.processes import pid_alive, terminate
 from skylift.agent.hypervisor.vmproc import RUN_FILE, vm_dir
 from skylift.agent.store import read_json, write_json
 from skylift.errors import NoSuchVm

@@ -12,7 +12,8 @@ import socket
 from pathlib import Path
 
 from skylift.agent.hypervisor.base import HypervisorDriver, VmState
-from skylift.agent.hypervisor.daemon import pid_alive, spawn_daemon, terminate
+from skylift.agent.hypervisor.daemon import spawn_daemon
+from skylift.processes import pid_alive, terminate
 from skylift.agent.hypervisor.simaddr import PIDFILE, daemon_root, simd_address
 from skylift.agent.store import read_json
 from skylift.errors import HypervisorError, NoSuchVm
