@@ -1,7 +1,9 @@
-"""The cloud as its agents see it: every host's agent version and the VMs it runs.
+"""The cloud as its agents see it: every agent's version (hosts, primary and backup storages,
+vRouters) and the VMs each runs.
 
 Read straight from the agents (not from the MN), with bounded concurrency, so the proof does
-not trust the component being upgraded.
+not trust the component being upgraded. Where the agents are comes from the inventory through
+SQL that works at every release (vRouters were `virtual_routers` before 4.0.0).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from skylift.engine.runner import fan_out
+from skylift.mn.resources import (BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER,
+                                  storage_address)
 from skylift.upgrade.facts import CloudFacts
 
 DEFAULT_AGENT_PORT = 7070
@@ -27,11 +31,12 @@ class AgentView:
     version: str | None = None
     vms: dict[str, dict] = field(default_factory=dict)  # vm uuid -> {boot_id, state, endpoint}
     error: str | None = None
+    kind: str = HOST  # host, primary-storage, backup-storage or vrouter
 
 
 @dataclass
 class CloudView:
-    """Agents by host uuid, and the running VMs with the hosts that run them."""
+    """Agents by resource uuid, and the running VMs with the hosts that run them."""
 
     agents: dict[str, AgentView]
 
@@ -44,14 +49,24 @@ class CloudView:
                     out.setdefault(vm, []).append((host, info.get("boot_id")))
         return out
 
+    def counts(self) -> dict[str, int]:
+        """Agents by kind."""
+        out: dict[str, int] = {}
+        for view in self.agents.values():
+            out[view.kind] = out.get(view.kind, 0) + 1
+        return out
+
     def to_dict(self) -> dict:
-        return {"agents": {u: {"name": a.name, "version": a.version, "error": a.error,
-                               "vms": a.vms} for u, a in self.agents.items()}}
+        return {"agents": {u: {"name": a.name, "kind": a.kind, "version": a.version,
+                               "error": a.error, "vms": a.vms}
+                           for u, a in self.agents.items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CloudView":
+        # a run recorded before kinds were kept read hosts only
         return cls({u: AgentView(u, a["name"], "", a.get("version"), a.get("vms", {}),
-                                 a.get("error")) for u, a in data["agents"].items()})
+                                 a.get("error"), a.get("kind", HOST))
+                    for u, a in data["agents"].items()})
 
 
 def agent_port(facts: CloudFacts) -> int:
@@ -72,12 +87,30 @@ async def _read_agent(client: httpx.AsyncClient, view: AgentView) -> AgentView:
     return view
 
 
+def agent_addresses(facts: CloudFacts) -> list[tuple[str, str, str, str]]:
+    """(kind, uuid, name, address) of every agent-backed resource, as the MN finds them."""
+    out = [(HOST, u, n, ip) for u, n, ip in facts.rows(
+        "SELECT uuid, name, management_ip FROM hosts")]
+    for table in ("vpc_vrouters", "virtual_routers"):
+        if table in facts.tables:
+            out += [(VROUTER, u, n, ip) for u, n, ip in facts.rows(
+                f"SELECT uuid, name, management_ip FROM {table}")]
+            break
+    for kind, table in ((PRIMARY_STORAGE, "primary_storages"),
+                        (BACKUP_STORAGE, "backup_storages")):
+        for u, n, url in facts.rows(f"SELECT uuid, name, url FROM {table}"):
+            address = storage_address(url)
+            if address:  # no host in the URL: served by the hosts' own agents
+                out.append((kind, u, n, address))
+    return out
+
+
 def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None = None,
                events=None) -> CloudView:
-    """Ask every host's agent for its version and VMs."""
+    """Ask every agent (hosts, storages, vRouters) for its version and VMs."""
     port = agent_port(facts)
-    views = [AgentView(u, n, f"http://{ip}:{port}")
-             for u, n, ip in facts.rows("SELECT uuid, name, management_ip FROM hosts")]
+    views = [AgentView(u, n, f"http://{ip}:{port}", kind=kind)
+             for kind, u, n, ip in agent_addresses(facts)]
 
     async def run() -> None:
         headers = {"X-Skylift-Token": token} if token else {}

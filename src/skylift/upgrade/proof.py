@@ -17,8 +17,9 @@ class Proof:
     vms_missing: list[str] = field(default_factory=list)  # ran before, not running after
     vms_started_twice: list[str] = field(default_factory=list)
     agents_checked: int = 0
-    agents_behind: list[str] = field(default_factory=list)
-    agents_unreachable: list[str] = field(default_factory=list)
+    agents_by_kind: dict[str, int] = field(default_factory=dict)  # host, vrouter, storages
+    agents_behind: list[str] = field(default_factory=list)  # "<kind> <name> (<version>)"
+    agents_unreachable: list[str] = field(default_factory=list)  # "<kind> <name>"
     console_assets_renamed: bool | None = None
     console_must_change: bool = False  # the release changed, so must the assets' names
 
@@ -56,7 +57,8 @@ class Proof:
 
 def prove(before_digests: dict[str, str], after_digests: dict[str, str], before: CloudView,
           after: CloudView, target_version: str) -> Proof:
-    """Compare inventory digests, VM boot ids and agent versions."""
+    """Compare inventory digests, VM boot ids and the versions of every agent (hosts,
+    primary and backup storages, vRouters)."""
     proof = Proof()
     proof.inventory_changed = sorted(k for k in before_digests
                                      if before_digests[k] != after_digests.get(k))
@@ -70,9 +72,10 @@ def prove(before_digests: dict[str, str], after_digests: dict[str, str], before:
             proof.vms_restarted.append(vm)
     proof.vms_started_twice = sorted(vm for vm, places in now.items() if len(places) > 1)
     proof.agents_checked = len(after.agents)
+    proof.agents_by_kind = after.counts()
     for view in after.agents.values():
         if view.error:
-            proof.agents_unreachable.append(view.name)
+            proof.agents_unreachable.append(f"{view.kind} {view.name}")
         elif view.version != target_version:
-            proof.agents_behind.append(f"{view.name} ({view.version})")
+            proof.agents_behind.append(f"{view.kind} {view.name} ({view.version})")
     return proof

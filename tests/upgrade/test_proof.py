@@ -1,0 +1,121 @@
+"""The proof covers every agent of the cloud: hosts, primary and backup storages, vRouters."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from skylift.agent.node import init_node
+from skylift.agent.process import start_agent, stop_agent
+from skylift.db.engine import Database
+from skylift.db.seed import seed
+from skylift.lab.farm_hosts import host_packages
+from skylift.upgrade.cloud_view import AgentView, CloudView, read_cloud
+from skylift.upgrade.facts import CloudFacts
+from skylift.upgrade.proof import prove
+
+TARGET = "4.3.12"
+
+
+def view(*agents: AgentView) -> CloudView:
+    return CloudView({a.uuid: a for a in agents})
+
+
+def test_a_storage_agent_behind_fails_the_proof():
+    after = view(AgentView("h1", "host-0", "", TARGET, kind="host"),
+                 AgentView("ps1", "ceph-ps", "", "3.7.1", kind="primary-storage"),
+                 AgentView("bs1", "imagestore-0", "", TARGET, kind="backup-storage"),
+                 AgentView("vr1", "vr-0", "", error="ConnectError: refused", kind="vrouter"))
+    proof = prove({}, {}, view(), after, TARGET)
+    assert not proof.ok
+    assert proof.agents_checked == 4
+    assert proof.agents_by_kind == {"host": 1, "primary-storage": 1, "backup-storage": 1,
+                                    "vrouter": 1}
+    assert proof.agents_behind == ["primary-storage ceph-ps (3.7.1)"]
+    assert proof.agents_unreachable == ["vrouter vr-0"]
+    assert proof.to_dict()["agents_by_kind"]["primary-storage"] == 1
+    assert len(proof.failures()) == 2
+
+
+def test_a_view_recorded_before_kinds_were_kept_reads_as_hosts():
+    recorded = {"agents": {"h1": {"name": "host-0", "version": "3.7.1", "error": None,
+                                  "vms": {}}}}
+    assert CloudView.from_dict(recorded).agents["h1"].kind == "host"
+    again = CloudView.from_dict(view(AgentView("b", "bs", "", TARGET,
+                                               kind="backup-storage")).to_dict())
+    assert again.agents["b"].kind == "backup-storage"
+
+
+def _port_free_on(addresses: list[str]) -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((addresses[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for addr in addresses[1:]:
+                with socket.socket() as s:
+                    s.bind((addr, port))
+            return port
+        except OSError:
+            continue
+    pytest.fail("no port free on every test address")
+
+
+@pytest.fixture
+def cloud_371(tmp_path):
+    """A 3.7.1 inventory whose host, vRouter and storages point at loopback agents."""
+    db = Database.from_string(f"sqlite:///{tmp_path / 'cloud.db'}")
+    seed(db, "3.7.1", 1, 0, os_release="c74")
+    addr = {k: f"127.140.0.{i}" for i, k in enumerate(
+        ("host", "vrouter", "ceph-ps", "imagestore-bs", "ceph-bs"), start=1)}
+    port = _port_free_on(list(addr.values()))
+    eng = db.engine()
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE hosts SET management_ip = :a"), {"a": addr["host"]})
+        conn.execute(sa.text("UPDATE virtual_routers SET management_ip = :a"),
+                     {"a": addr["vrouter"]})
+        conn.execute(sa.text("UPDATE primary_storages SET url = 'ceph://' || :a || url "
+                             "WHERE type = 'Ceph'"), {"a": addr["ceph-ps"]})
+        conn.execute(sa.text("UPDATE backup_storages SET url = 'imagestore://' || :a || url "
+                             "WHERE type = 'ImageStoreBackupStorage'"),
+                     {"a": addr["imagestore-bs"]})
+        conn.execute(sa.text("UPDATE backup_storages SET url = 'ceph://' || :a || url "
+                             "WHERE type = 'Ceph'"), {"a": addr["ceph-bs"]})
+        conn.execute(sa.text("INSERT INTO global_settings (category, name, value, "
+                             "default_value, description) VALUES ('host', 'agentPort', :p, "
+                             "'7070', 'agent port')"), {"p": str(port)})
+    eng.dispose()
+    yield db, addr, port
+
+
+def test_read_cloud_asks_every_agent_backed_resource(cloud_371, tmp_path):
+    db, addr, port = cloud_371
+    # the Ceph backup storage's agent is not started: it must be listed as unreachable
+    started = []
+    try:
+        for key, role, release in (("host", "host", TARGET), ("vrouter", "vrouter", TARGET),
+                                   ("ceph-ps", "primary-storage", "3.7.1"),
+                                   ("imagestore-bs", "backup-storage", TARGET)):
+            root = tmp_path / key
+            init_node(root, role, "c74", host_packages(release, "c74"))
+            started.append(start_agent(root, role, host=addr[key], port=port,
+                                       driver="process", os_release="c74"))
+        facts = CloudFacts(db)
+        try:
+            after = read_cloud(facts, concurrency=4)
+        finally:
+            facts.close()
+    finally:
+        for handle in started:
+            stop_agent(handle)
+    # LocalStorage and SharedBlock are served by the hosts' agents: no agent of their own
+    assert after.counts() == {"host": 1, "vrouter": 1, "primary-storage": 1,
+                              "backup-storage": 2}
+    proof = prove({}, {}, view(), after, TARGET)
+    assert proof.agents_checked == 5
+    assert [b.split()[0] for b in proof.agents_behind] == ["primary-storage"]
+    assert [u.split()[0] for u in proof.agents_unreachable] == ["backup-storage"]
+    assert not proof.ok
