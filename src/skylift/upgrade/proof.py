@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from skylift.mn.resources import BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER
 from skylift.upgrade.cloud_view import CloudView
+
+# every kind of agent the proof reads, in the order people read them, singular and plural
+AGENT_KINDS = {HOST: ("host", "hosts"), PRIMARY_STORAGE: ("primary storage", "primary storages"),
+               BACKUP_STORAGE: ("backup storage", "backup storages"),
+               VROUTER: ("vRouter", "vRouters")}
+
+
+def agents_text(by_kind: dict[str, int]) -> str:
+    """'3 hosts, 1 primary storage, 2 backup storages, 1 vRouter' (a kind with none: 0)."""
+    parts = []
+    for kind, (one, many) in AGENT_KINDS.items():
+        n = by_kind.get(kind, 0)
+        parts.append(f"{n} {one if n == 1 else many}")
+    parts += [f"{n} {kind}" for kind, n in by_kind.items() if kind not in AGENT_KINDS]
+    return ", ".join(parts)
 
 
 @dataclass

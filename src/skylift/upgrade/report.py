@@ -8,11 +8,13 @@ from pathlib import Path
 from skylift.engine.journal import Journal
 from skylift.engine.plan import Plan
 from skylift.engine.report import RunReport
+from skylift.upgrade.proof import agents_text
 
 
 def _proof_rows(proof: dict, state) -> list[list]:
     agents = proof.get("agents_checked", 0)
-    behind = len(proof.get("agents_behind", [])) + len(proof.get("agents_unreachable", []))
+    behind, unreachable = proof.get("agents_behind", []), proof.get("agents_unreachable", [])
+    by_kind = proof.get("agents_by_kind")
     return [
         ["inventory digests equal", "yes" if not proof.get("inventory_changed") else
          ", ".join(proof["inventory_changed"])],
@@ -20,7 +22,10 @@ def _proof_rows(proof: dict, state) -> list[list]:
         ["VMs restarted / missing / running twice",
          f"{len(proof.get('vms_restarted', []))} / {len(proof.get('vms_missing', []))} / "
          f"{len(proof.get('vms_started_twice', []))}"],
-        ["agents on the new version", f"{agents - behind} of {agents}"],
+        ["agents checked", f"{agents}: {agents_text(by_kind)}" if by_kind is not None
+         else agents],
+        ["agents on the new version", f"{agents - len(behind) - len(unreachable)} of {agents}"],
+        ["agents behind / not answering", f"{len(behind)} / {len(unreachable)}"],
         ["console assets renamed (no Ctrl+F5)", proof.get("console_assets_renamed")],
         ["VM HA back to", state.get("ha_previous")],
         ["database dump (verified)", state.get("dump")],
@@ -42,8 +47,9 @@ def _availability_rows(window: float | None, probes: dict) -> list[list]:
 def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
     """Write report.md and report.json into the run folder; returns the Markdown path."""
     report = RunReport.from_journal("skylift upgrade", plan, journal)
-    report.add_section("Proof", columns=["claim", "result"],
-                       rows=_proof_rows(state.get("proof") or {}, state))
+    proof = state.get("proof") or {}
+    report.add_section("Proof", columns=["claim", "result"], rows=_proof_rows(proof, state),
+                       data=proof or None)
     window, probes = maintenance_window(journal), state.get("probes") or {}
     if probes or window is not None:
         report.add_section("Availability", columns=["measure", "value"],
