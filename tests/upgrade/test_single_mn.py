@@ -28,7 +28,7 @@ def expected_end_state() -> dict:
     return {"db_release": NEWEST.version, "inventory_same": True, "mn": (NEWEST.version, "normal"),
             "vm_ha": "true", "vms_same_boot_id": True, "agents": [NEWEST.version] * 3,
             "repo": NEWEST.version, "slot": NEWEST.version, "journal": "ok", "proof_ok": True,
-            "live_mns": 1}
+            "live_mns": 1, "mn_listeners": 1}
 
 
 def test_uninterrupted_upgrade_reaches_the_end_state(world):
@@ -73,6 +73,7 @@ def test_rollback_before_the_point_of_no_return_restores_the_old_cloud(world):
     assert LocalRepo(world.mn_home / "node").info("c74").release == "3.7.1"
     assert world.agent_versions() == ["3.7.1"] * 3
     assert world.live_mns() == 1
+    assert world.mn_listeners() == 1
 
 
 def test_rollback_after_the_point_of_no_return_is_refused_then_resume_finishes(world):

@@ -12,12 +12,14 @@ import httpx
 import sqlalchemy as sa
 
 from skylift.agent.hypervisor import probe
+from skylift.db.backup import running_management_nodes
 from skylift.db.engine import Database
 from skylift.db.inventory import resource_digests
 from skylift.db.migrate import status
 from skylift.engine.journal import Journal
 from skylift.lab.artefacts import build_for_upgrade
 from skylift.lab.installation import LabSpec, up
+from skylift.processes import listening_pids
 from skylift.repo.local import LocalRepo
 from skylift.upgrade import single_mn, slots
 
@@ -79,12 +81,35 @@ class World:
                       for n in self.state["nodes"])
 
     def live_mns(self) -> int:
-        eng = self.db.engine()
-        with eng.connect() as conn:
-            n = conn.execute(sa.text(
-                "SELECT COUNT(*) FROM mn_heartbeat WHERE state <> 'stopped'")).scalar()
-        eng.dispose()
-        return n
+        """MNs whose heartbeat row is fresh and not 'stopped' (what a restore would refuse)."""
+        return len(running_management_nodes(self.db))
+
+    @property
+    def mn_port(self) -> int:
+        return int(self.state["mn"]["url"].rsplit(":", 1)[1])
+
+    def mn_listeners(self) -> int:
+        """How many processes listen on the MN's port."""
+        return len(listening_pids(self.mn_port))
+
+    def popen_upgrade(self, *args: str) -> subprocess.Popen:
+        """Start `skylift upgrade ARGS` (default: run) without waiting, in its own session."""
+        argv = list(args) or self.upgrade_argv()
+        return subprocess.Popen([sys.executable, "-m", "skylift.cli.main", *argv],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, env=self.env(),
+                                start_new_session=True)
+
+    def in_flight(self) -> str | None:
+        """The step the journal says is running now (read without a lock)."""
+        path = single_mn.journal_path(self.mn_home)
+        if not path.exists():
+            return None
+        journal = Journal.open(path)
+        try:
+            return journal.state.in_flight if journal.state else None
+        finally:
+            journal.close()
 
     def end_state(self) -> dict:
         """What a user checks after an upgrade, with nothing lab-specific in it."""
@@ -105,4 +130,5 @@ class World:
             "proof_ok": json.loads((single_mn.run_dir(self.mn_home) / "state.json")
                                    .read_text())["proof"]["ok"],
             "live_mns": self.live_mns(),
+            "mn_listeners": self.mn_listeners(),
         }

@@ -9,7 +9,7 @@ import typer
 
 from skylift.cli.common import DB_OPTION, JSON_OPTION, PASSWORD_FILE_OPTION, resolve_database
 from skylift.cli.output import emit_json, info
-from skylift.errors import OperationFailed
+from skylift.errors import OperationFailed, UsageError
 
 app = typer.Typer(help="The management node: serve its API, show its status.",
                   no_args_is_help=True)
@@ -28,12 +28,18 @@ def serve(
                                    "(default $SKYLIFT_HOME/node)."),
     agent_port: int = typer.Option(None, "--agent-port", help="Port of the agents (default: "
                                    "the global setting host.agentPort, else 7070)."),
+    instance: str = typer.Option(None, "--instance", help="This MN's identity (32 hex "
+                                 "digits; default: a new one)."),
 ) -> None:
     """Serve the management node API until SIGTERM (then drain and stop)."""
     from skylift.mn.server import serve as run
 
+    if instance is not None and (len(instance) != 32 or
+                                 any(c not in "0123456789abcdef" for c in instance)):
+        raise UsageError(f"--instance {instance!r} is not an instance id",
+                         next="give 32 lowercase hex digits, or leave it out")
     run(resolve_database(db, password_file), host=host, port=port, maintenance=maintenance,
-        release=release, node_root=node_root, agent_port=agent_port)
+        release=release, node_root=node_root, agent_port=agent_port, instance=instance)
 
 
 @app.command()

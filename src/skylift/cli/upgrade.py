@@ -113,6 +113,14 @@ def run(
         plan(incremental=incremental, db=db, password_file=password_file, json=json)
         return
     ctx = _context(db, password_file, mn_url, arts)
+    up_to_date = single_mn.already_at_target(ctx)
+    if up_to_date:
+        ctx.close()
+        if json:
+            emit_json({"upgraded": False, "release": ctx.target.version, "message": up_to_date})
+        else:
+            info(up_to_date)
+        return
     bus, progress = _bus(json)
     if progress:
         with progress:
@@ -124,15 +132,28 @@ def run(
 
 @app.command()
 def resume(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
+           image: Path = typer.Option(None, "--image", help="A new copy of the OS image (when "
+                                      "the run stopped on the one it had)."),
+           installer: Path = typer.Option(None, "--installer", help="A new copy of the "
+                                          "installer bundle."),
+           tool: Path = typer.Option(None, "--tool", help="A new copy of the upgrade tool."),
            json: bool = JSON_OPTION) -> None:
     """Continue an interrupted upgrade from where it stopped (same end state as one run)."""
-    params = single_mn.last_params(skylift_home())
+    home = skylift_home()
+    params = single_mn.last_params(home)
     if params is None:
         raise UsageError("there is no upgrade to resume", next="start one with "
                          "`skylift upgrade run`")
+    st = single_mn.status(home)
+    if st and st["status"] in ("ok", "refused", "rolled_back"):
+        _nothing_to_resume(st, json)
+        return
     a = params["artefacts"]
     arts = Artefacts(*(Path(a[k]) if a.get(k) else None for k in ("image", "installer",
                                                                  "tool")), a.get("repo_url"))
+    for kind, path in (("image", image), ("installer", installer), ("tool", tool)):
+        if path is not None:
+            setattr(arts, kind, path.absolute())
     ctx = _context(db, password_file, params["mn_url"], arts)
     bus, progress = _bus(json)
     if progress:
@@ -142,6 +163,20 @@ def resume(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
         info(f"[green]upgrade finished[/]; report: {report}")
     else:
         single_mn.run(ctx, incremental=params["incremental"], events=bus, resume=True)
+
+
+def _nothing_to_resume(st: dict, json: bool) -> None:
+    """Resume after a run that ended: say how it ended; nothing changes (exit 0)."""
+    said = {"ok": f"the upgrade to {st['target']} finished; the cloud is upgraded",
+            "refused": "the last run was refused before it changed anything; start a new one "
+                       "with `skylift upgrade run` once the cause is fixed",
+            "rolled_back": "the last run was rolled back; start a new one with "
+                           "`skylift upgrade run`"}[st["status"]]
+    if json:
+        emit_json({"resumed": False, "status": st["status"], "run_id": st["run_id"],
+                   "message": said})
+    else:
+        info(f"nothing to resume: {said}")
 
 
 @app.command()
@@ -162,9 +197,9 @@ def rollback(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
                                                                  "tool")), a.get("repo_url"))
     ctx = _context(db, password_file, params["mn_url"], arts)
     bus, _ = _bus(json)
-    single_mn.rollback(ctx, incremental=params["incremental"], events=bus)
+    said = single_mn.rollback(ctx, incremental=params["incremental"], events=bus)
     if not json:
-        info("[green]rolled back[/]: database restored, previous MN started, VM HA as before")
+        info(f"[green]rolled back[/]: {'; '.join(said) or 'nothing had changed'}")
 
 
 @app.command()

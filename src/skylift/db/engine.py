@@ -108,7 +108,17 @@ class Database:
         return sa.create_engine(self.url, **kwargs)
 
     def check_reachable(self) -> None:
-        """Connect once; a failure becomes a DatabaseError that says what to check."""
+        """Connect once; a failure becomes a DatabaseError that says what to check.
+
+        A missing SQLite file is unreachable, not made: a probe must not create a database.
+        """
+        if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "",
+                                                                                ":memory:"):
+            if not Path(self.url.database).exists():
+                raise DatabaseError(f"cannot reach the database: {self.display()}",
+                                    why="there is no such file",
+                                    next="point --db (or db_url in config.toml) at the "
+                                         "cloud's database")
         eng = self.engine()
         try:
             with eng.connect() as conn:

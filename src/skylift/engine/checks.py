@@ -79,13 +79,15 @@ class Check:
     """A preflight check. Subclass and override `check(ctx)`, or use the `@check` decorator.
 
     Class attributes: `id` (stable, used in reports and `--skip`), `title`, `severity`
-    (the default for what it finds) and `remedy` (the default fix).
+    (the default for what it finds), `remedy` (the default fix) and `gate` (the checks after
+    it assume what it checks: when it finds an inhibitor they are not run, only listed).
     """
 
     id: str = ""
     title: str = ""
     severity: Severity = Severity.INHIBITOR
     remedy: str = ""
+    gate: bool = False
 
     def check(self, ctx: Any) -> CheckResult:  # pragma: no cover - overridden
         """Look at ctx; return None when all is well, else summaries, Issues or Findings."""
@@ -128,8 +130,9 @@ class FunctionCheck(Check):
     """A check made from a plain function by the `@check` decorator."""
 
     def __init__(self, fn: Callable[[Any], CheckResult], *, id: str, title: str,
-                 severity: Severity | str, remedy: str) -> None:
+                 severity: Severity | str, remedy: str, gate: bool = False) -> None:
         self.fn = fn
+        self.gate = gate
         self.id = id
         self.title = title
         self.severity = Severity(severity)
@@ -141,11 +144,13 @@ class FunctionCheck(Check):
 
 
 def check(id: str, title: str, *, severity: Severity | str = Severity.INHIBITOR,
-          remedy: str = "") -> Callable[[Callable[[Any], CheckResult]], FunctionCheck]:
+          remedy: str = "", gate: bool = False
+          ) -> Callable[[Callable[[Any], CheckResult]], FunctionCheck]:
     """Decorator: turn `fn(ctx) -> None | str | Issue | list` into a Check."""
 
     def wrap(fn: Callable[[Any], CheckResult]) -> FunctionCheck:
-        return FunctionCheck(fn, id=id, title=title, severity=severity, remedy=remedy)
+        return FunctionCheck(fn, id=id, title=title, severity=severity, remedy=remedy,
+                             gate=gate)
 
     return wrap
 
@@ -159,10 +164,13 @@ class CheckOutcome:
     findings: list[Finding]
     seconds: float
     crashed: bool = False
+    skipped: bool = False  # not run: a gate check before it found an inhibitor
 
     @property
     def status(self) -> str:
-        """'passed', or the worst severity among its findings."""
+        """'passed', 'skipped', or the worst severity among its findings."""
+        if self.skipped:
+            return "skipped"
         if not self.findings:
             return "passed"
         return max(self.findings, key=lambda f: f.severity.rank).severity.value
@@ -204,6 +212,7 @@ class CheckReport:
         """How many findings of each severity, and how many checks passed."""
         counts = {s.value: len(self.of(s)) for s in Severity}
         counts["passed"] = sum(1 for o in self.outcomes if o.status == "passed")
+        counts["skipped"] = sum(1 for o in self.outcomes if o.skipped)
         return counts
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,8 +235,10 @@ class CheckReport:
                 lines.append(f"    fix: {f.remedy}")
         c = self.counts()
         verdict = "blocked" if not self.ok else "ok to proceed"
+        skipped = f", {c['skipped']} not run (they need what blocks)" if c["skipped"] else ""
         lines.append(f"{len(self.outcomes)} checks: {c['passed']} passed, {c['inhibitor']} "
-                     f"inhibitor(s), {c['warning']} warning(s), {c['info']} note(s) — {verdict}")
+                     f"inhibitor(s), {c['warning']} warning(s), {c['info']} note(s){skipped} "
+                     f"— {verdict}")
         return "\n".join(lines)
 
 
@@ -249,8 +260,13 @@ def run_checks(checks: Iterable[Check], ctx: Any, *, events: EventBus | None = N
         raise PlanError(f"no such check: {', '.join(unknown)}", next=f"known: {', '.join(ids)}")
     bus = ensure_bus(events)
     outcomes = []
+    gated = False
     for c in checks:
         if c.id in set(skip):
+            continue
+        if gated:
+            outcomes.append(CheckOutcome(c.id, c.title, [], 0.0, skipped=True))
+            bus.emit(CheckFinished(c.id, "skipped"))
             continue
         start = time.monotonic()
         crashed = False
@@ -270,5 +286,6 @@ def run_checks(checks: Iterable[Check], ctx: Any, *, events: EventBus | None = N
             )]
         outcome = CheckOutcome(c.id, c.title, findings, time.monotonic() - start, crashed)
         outcomes.append(outcome)
+        gated = c.gate and outcome.status == Severity.INHIBITOR.value
         bus.emit(CheckFinished(c.id, outcome.status))
     return CheckReport(outcomes)

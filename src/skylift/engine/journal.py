@@ -51,7 +51,8 @@ class RunState:
     fingerprint: str
     params: dict[str, Any]
     started: float
-    status: str = "running"  # running, failed, ok, rolling_back, rolled_back, rollback_failed
+    # running, failed, ok, refused, rolling_back, rolled_back, rollback_failed
+    status: str = "running"
     done: dict[str, dict] = field(default_factory=dict)  # key -> its step_done record, in order
     in_flight: str | None = None  # started and not ended: the process died while running it
     failed: dict[str, str] = field(default_factory=dict)  # key -> error, for the last attempt
@@ -61,8 +62,9 @@ class RunState:
 
     @property
     def finished(self) -> bool:
-        """True when the run ended (all done, or rolled back): there is nothing to resume."""
-        return self.status in ("ok", "rolled_back")
+        """True when the run ended (all done, refused before any change, or rolled back):
+        there is nothing to resume."""
+        return self.status in ("ok", "refused", "rolled_back")
 
     def apply(self, rec: dict) -> None:
         """Fold one record of this run into the state."""
@@ -70,6 +72,7 @@ class RunState:
         if kind == "run_resumed":
             self.resumes += 1
             self.status = "running"
+            self.params.update(rec.get("params") or {})
         elif kind == "step_started":
             self.in_flight = key
             self.failed.pop(key, None)
@@ -222,8 +225,10 @@ class Journal:
                      params=dict(params or {}), pid=os.getpid())
         return run_id
 
-    def run_resumed(self) -> None:
-        self._run_record("run_resumed", pid=os.getpid())
+    def run_resumed(self, params: dict[str, Any] | None = None) -> None:
+        """Record a resume; `params` are the parameters it changed (e.g. new artefact paths)."""
+        fields = {"params": dict(params)} if params else {}
+        self._run_record("run_resumed", pid=os.getpid(), **fields)
 
     def step_started(self, key: str) -> None:
         self._run_record("step_started", step=key)

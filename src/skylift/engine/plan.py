@@ -23,12 +23,16 @@ class Step:
     """One idempotent unit of work. Subclass it, or build one with `step(...)`.
 
     Class attributes: `id` (unique in its phase, no '/'), `description` (one line),
-    `point_of_no_return` (once done, `rollback` is refused: roll forward instead).
+    `point_of_no_return` (once done, `rollback` is refused: roll forward instead),
+    `changes_nothing` (it only reads, fetches or verifies: a refusal by such a step before
+    any changing step ran ends the run as refused, with nothing to resume or roll back).
     """
 
     id: str = ""
     description: str = ""
     point_of_no_return: bool = False
+    changes_nothing: bool = False
+    undo_summary: str = ""  # what `undo` takes back, in words for people ("" = nothing to say)
 
     def is_done(self, ctx: Any) -> bool:
         """True when the step's effect is already there (then it is recorded done, not run).

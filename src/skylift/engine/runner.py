@@ -7,7 +7,10 @@ Resume semantics (the contract that makes `skylift upgrade resume` safe):
   effect is there it is recorded done, otherwise it runs again (steps are idempotent);
 - any other step whose `is_done` is already true is recorded done without running;
 - the first failure is journalled and stops the run with a StepError saying which step, why,
-  and to fix the cause and resume.
+  and to fix the cause and resume;
+- a refusal (skylift.errors.Refused) by a step that changes nothing, while no step that
+  changes something is done, ends the run as "refused" and is raised as it is (exit 2):
+  nothing changed, so there is nothing to resume or roll back and the next run starts clean.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from skylift.engine.events import (EventBus, Message, PhaseFinished, PhaseStarte
                                    StepUndone, ensure_bus)
 from skylift.engine.journal import Journal, RunState
 from skylift.engine.plan import Plan, PlannedStep
-from skylift.errors import (JournalMismatch, RollbackFailed, RollbackRefused, SkyliftError,
-                            StepError)
+from skylift.errors import (JournalMismatch, Refused, RollbackFailed, RollbackRefused,
+                            SkyliftError, StepError)
 
 RESUME_HINT = "fix the cause and run `skylift upgrade resume`"
 
@@ -86,7 +89,8 @@ def run_plan(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
                          f"({journal.torn.size} bytes); it is dropped", level="warning"))
     if resume:
         assert state is not None
-        journal.run_resumed()
+        changed = {k: v for k, v in (params or {}).items() if state.params.get(k) != v}
+        journal.run_resumed(changed)
         run_id = state.run_id
     else:
         run_id = journal.start_run(plan.id, plan.fingerprint(), params)
@@ -96,6 +100,7 @@ def run_plan(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
     result = RunResult(run_id, plan.id, "running")
     start = time.monotonic()
     steps = plan.steps()
+    quiet = {s.key for s in steps if s.step.changes_nothing}
     bus.emit(RunStarted(plan.id, run_id, len(steps), [p.name for p in plan.phases],
                         resume=resume, estimate_seconds=plan.estimate_seconds(ctx)))
     try:
@@ -103,11 +108,13 @@ def run_plan(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
             phase_start = time.monotonic()
             bus.emit(PhaseStarted(phase.name, phase.description, len(phase.steps)))
             for ps in (s for s in steps if s.phase is phase):
-                _run_step(ps, ctx, journal, bus, result, crashed=ps.key == in_flight)
+                _run_step(ps, ctx, journal, bus, result, crashed=ps.key == in_flight,
+                          quiet=quiet)
             bus.emit(PhaseFinished(phase.name, time.monotonic() - phase_start))
     except BaseException as exc:
         # Renderers close their bars on RunFinished, also when the run stops early.
-        status = "failed" if isinstance(exc, StepError) else "interrupted"
+        status = ("failed" if isinstance(exc, StepError) else
+                  "refused" if result.status == "refused" else "interrupted")
         bus.emit(RunFinished(plan.id, run_id, status, time.monotonic() - start,
                              len(result.ran), len(result.skipped)))
         raise
@@ -120,7 +127,7 @@ def run_plan(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
 
 
 def _run_step(ps: PlannedStep, ctx: Any, journal: Journal, bus: EventBus, result: RunResult,
-              *, crashed: bool) -> None:
+              *, crashed: bool, quiet: set[str]) -> None:
     key, step = ps.key, ps.step
     assert journal.state is not None
     if key in journal.state.done:
@@ -146,6 +153,10 @@ def _run_step(ps: PlannedStep, ctx: Any, journal: Journal, bus: EventBus, result
         # broken and resuming would run it forever, so stop here and say so.
         if step.verifiable and not step.is_done(ctx):
             raise StepError(f"step {key} ran but its effect is not there", step=key)
+    except Refused as exc:
+        if step.changes_nothing and _nothing_changed(journal, quiet):
+            _refuse(ps, journal, bus, result, exc)
+        _fail(ps, journal, bus, result, _error_text(exc))
     except Exception as exc:  # noqa: BLE001 - journalled, then raised as a typed error
         _fail(ps, journal, bus, result, _error_text(exc))
     seconds = time.monotonic() - t0
@@ -162,6 +173,22 @@ def _fail(ps: PlannedStep, journal: Journal, bus: EventBus, result: RunResult,
     bus.emit(StepFailed(ps.key, text))
     raise StepError(f"step {ps.key} ({ps.step.description}) failed", step=ps.key, why=text,
                     next=RESUME_HINT)
+
+
+def _nothing_changed(journal: Journal, quiet: set[str]) -> bool:
+    """Whether every step done so far in this run is one of the `quiet` (change-nothing) ones."""
+    assert journal.state is not None
+    return set(journal.state.done) <= quiet
+
+
+def _refuse(ps: PlannedStep, journal: Journal, bus: EventBus, result: RunResult,
+            exc: Refused) -> NoReturn:
+    text = journal.redact(_error_text(exc))
+    journal.step_failed(ps.key, text)
+    journal.run_finished("refused")
+    result.status = "refused"
+    bus.emit(StepFailed(ps.key, text))
+    raise exc
 
 
 def _estimate(ps: PlannedStep, ctx: Any) -> float | None:

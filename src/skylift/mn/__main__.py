@@ -12,6 +12,12 @@ from pathlib import Path
 from skylift.errors import SkyliftError
 
 
+def _instance_id(text: str) -> str:
+    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+        raise argparse.ArgumentTypeError("an instance id is 32 lowercase hex digits")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skylift.mn")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -28,13 +34,16 @@ def main(argv: list[str] | None = None) -> int:
                                                       "(default $SKYLIFT_HOME/node)")
     serve.add_argument("--agent-port", type=int, help="port of the agents (default: the "
                        "global setting host.agentPort, else 7070)")
+    serve.add_argument("--instance", type=_instance_id, help="this MN's identity (32 hex "
+                       "digits; default: a new one)")
     args = parser.parse_args(argv)
     try:
         from skylift.mn.server import resolve_and_serve
 
         resolve_and_serve(args.db, args.password_file, host=args.host, port=args.port,
                           maintenance=args.maintenance, release=args.release,
-                          node_root=args.node_root, agent_port=args.agent_port)
+                          node_root=args.node_root, agent_port=args.agent_port,
+                          instance=args.instance)
     except SkyliftError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return exc.exit_code

@@ -43,9 +43,10 @@ class Heartbeat:
     """Writes this MN's row now and every INTERVAL seconds from a thread, until stopped."""
 
     def __init__(self, engine: sa.Engine, *, version: str, state: str,
-                 interval: float = INTERVAL) -> None:
+                 interval: float = INTERVAL, uuid: str | None = None) -> None:
         self.engine = engine
-        self.uuid = uuidlib.uuid4().hex
+        # the uuid is the MN instance's identity: whoever started the MN may have chosen it
+        self.uuid = uuid or uuidlib.uuid4().hex
         self.version = version
         self.state = state
         self.interval = interval

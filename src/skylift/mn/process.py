@@ -41,6 +41,7 @@ class MnHandle:
     log_path: Path
     home: Path
     popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    instance: str | None = None  # the MN's identity (its heartbeat uuid)
 
     @property
     def url(self) -> str:
@@ -68,11 +69,12 @@ class MnHandle:
 def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,
              password_file: Path | None = None, env: dict[str, str] | None = None,
              timeout: float = 30.0, release: str | None = None, node_root: Path | None = None,
-             agent_port: int | None = None) -> MnHandle:
+             agent_port: int | None = None, instance: str | None = None) -> MnHandle:
     """Start an MN and return once it listens and answers (raises OperationFailed if not).
 
     Readiness is the MN's own ready file, not any answer on the port: with SO_REUSEPORT the
-    previous MN may be answering there too.
+    previous MN may be answering there too. instance: the identity to give it (32 hex; it
+    is on its command line, so the process can be found again after a crash of the caller).
     """
     child_env = dict(os.environ)
     child_env.update(env or {})
@@ -98,6 +100,8 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
         argv += ["--node-root", str(node_root)]
     if agent_port is not None:
         argv += ["--agent-port", str(agent_port)]
+    if instance is not None:
+        argv += ["--instance", instance]
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  env=child_env, start_new_session=True, cwd="/")
@@ -118,7 +122,8 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
     finally:
         ready.unlink(missing_ok=True)
         ready.parent.rmdir()
-    handle = MnHandle(popen.pid, host, port, info["mode"], info["release"], log_path, home, popen)
+    handle = MnHandle(popen.pid, host, port, info["mode"], info["release"], log_path, home, popen,
+                      info.get("instance"))
     wait_ready(handle.url, timeout=max(1.0, deadline - time.monotonic()))
     return handle
 

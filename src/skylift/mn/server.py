@@ -29,7 +29,8 @@ GRACE = 30.0  # seconds the calls in flight get to finish after SIGTERM
 
 
 def build_state(db: Database, *, maintenance: bool = False, release: str | None = None,
-                node_root: Path | None = None, agent_port: int | None = None) -> MnState:
+                node_root: Path | None = None, agent_port: int | None = None,
+                instance: str | None = None) -> MnState:
     """The MN's state: mode from the database, admin token, heartbeat (not started yet)."""
     run = detect(db, maintenance=maintenance, release_override=release)
     engine = db.engine()
@@ -37,18 +38,23 @@ def build_state(db: Database, *, maintenance: bool = False, release: str | None 
                  node_root=Path(node_root) if node_root else skylift_home() / "node",
                  agent_port=agent_port)
     mn.heartbeat = Heartbeat(engine, version=run.release,
-                             state="maintenance" if run.maintenance else "running")
+                             state="maintenance" if run.maintenance else "running",
+                             uuid=instance)
     return mn
 
 
 def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenance: bool = False,
           release: str | None = None, node_root: Path | None = None,
-          agent_port: int | None = None) -> None:
-    """Serve the MN API on host:port until SIGTERM/SIGINT (blocks)."""
+          agent_port: int | None = None, instance: str | None = None) -> None:
+    """Serve the MN API on host:port until SIGTERM/SIGINT (blocks).
+
+    instance: this MN's identity (32 hex), chosen by whoever starts it so that it can find
+    and stop exactly this process later; also the uuid of its heartbeat row.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per agent ping otherwise
     mn = build_state(db, maintenance=maintenance, release=release, node_root=node_root,
-                     agent_port=agent_port)
+                     agent_port=agent_port, instance=instance)
     log.info("management node %s starting in %s mode (%s) on %s:%d", mn.run.release,
              mn.run.mode, mn.run.reason, host, port)
     sock = listen.bind_socket(host, port)
@@ -82,7 +88,8 @@ async def _when_listening(server, mn: MnState, sock, host: str, port: int) -> No
     ready = os.environ.get(READY_ENV)
     if ready:
         tmp = Path(ready + ".tmp")
-        tmp.write_text(json.dumps({"pid": mn.pid, "host": host, "port": port,
+        tmp.write_text(json.dumps({"pid": mn.pid, "instance": mn.heartbeat.uuid
+                                   if mn.heartbeat else None, "host": host, "port": port,
                                    "mode": mn.run.mode, "release": mn.run.release}))
         tmp.replace(ready)
     log.info("management node ready (pid %d)", mn.pid)

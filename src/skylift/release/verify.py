@@ -109,8 +109,11 @@ class VerificationFailed(ArtefactError):
             super().__init__(f"{f.file}: {f.problem}", why="refused before use; nothing was "
                              "changed", next=f.remedy)
         else:
+            files = len({Path(f.file).name for f in failures})
+            extra = f" ({len(failures)} problems)" if len(failures) != files else ""
             super().__init__(
-                f"{len(failures)} artefacts refused; nothing was changed",
+                f"{files} artefact{'s' if files != 1 else ''} refused{extra}; nothing was "
+                "changed",
                 why="\n".join(f"  {f.file}: {f.problem}" for f in failures),
                 next="\n".join(f"  {f.file}: {f.remedy}" for f in failures),
             )

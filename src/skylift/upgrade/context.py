@@ -7,7 +7,9 @@ from functools import cached_property
 from pathlib import Path
 
 from skylift.db.engine import Database
+from skylift.errors import ArtefactError
 from skylift.lineage import NEWEST, Release
+from skylift.release.verify import VerifiedSet, verify_artefacts
 from skylift.upgrade.facts import CloudFacts
 
 
@@ -37,7 +39,7 @@ class UpgradeContext:
     db: Database
     home: Path
     mn_url: str
-    mn_token: str
+    mn_token: str | None  # None: no MN ever ran with this state folder (no cloud here)
     node_root: Path  # the MN's node: its local repo and node.json
     artefacts: Artefacts = field(default_factory=Artefacts)
     trusted_keys: list[str] = field(default_factory=list)
@@ -48,6 +50,23 @@ class UpgradeContext:
     @cached_property
     def facts(self) -> CloudFacts:
         return CloudFacts(self.db)
+
+    @cached_property
+    def verified(self) -> VerifiedSet | ArtefactError | None:
+        """The artefacts verified (for the release they are of), or why they were refused;
+        None when none were given. Verified once per process: checks and steps share it."""
+        if not self.artefacts.paths:
+            return None
+        try:
+            return verify_artefacts(self.artefacts.paths, self.trusted_keys, need="offline",
+                                    release=None, os=self.mn_os)
+        except ArtefactError as exc:
+            return exc
+
+    @property
+    def artefacts_release(self) -> str | None:
+        """The release the verified artefacts are of (None: none given, or refused)."""
+        return self.verified.release if isinstance(self.verified, VerifiedSet) else None
 
     @property
     def mn_os(self) -> str | None:
@@ -64,9 +83,10 @@ class UpgradeContext:
         from skylift.mn.auth import read_token, token_path
 
         cfg = load_config(home)
+        token = token_path(home)
         return cls(db=db or Database.from_string(cfg.default_db_url()), home=home,
                    mn_url=(mn_url or cfg.management_node_url()).rstrip("/"),
-                   mn_token=read_token(token_path(home)),
+                   mn_token=read_token(token) if token.exists() else None,
                    node_root=cfg.management_node_root(), artefacts=artefacts or Artefacts(),
                    trusted_keys=cfg.trusted_keys, backup_dir=cfg.backups())
 

@@ -2,14 +2,13 @@
 
 The next MN is always started on the port the running one listens on before the running one
 is stopped (SO_REUSEPORT handover), so API clients see "upgrade in progress", never a refused
-connection.
+connection. Which MN processes run is known by identity (upgrade.mn_instances), never by
+asking the shared port.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -56,12 +55,6 @@ class MnControl:
     def version(self) -> dict:
         return self._call("GET", "/v1/version")
 
-    def try_version(self) -> dict | None:
-        try:
-            return self.version()
-        except OperationFailed:
-            return None
-
     def get_setting(self, category: str, name: str) -> str | None:
         body = self._call("GET", "/v1/global-settings")
         for item in body.get("settings", body if isinstance(body, list) else []):
@@ -78,7 +71,8 @@ class MnControl:
     def drain(self, wait: float = 30.0) -> dict:
         return self._call("POST", f"/v1/drain?wait={wait}", timeout=wait + 10)
 
-    def start_next(self, *, maintenance: bool, slot: Path | None) -> MnHandle:
+    def start_next(self, *, maintenance: bool, slot: Path | None,
+                   instance: str | None = None) -> MnHandle:
         """Start an MN on the same port (from a slot of installed software, else this code)."""
         env = {"SKYLIFT_HOME": str(self.home)}
         if self._db_password is not None:
@@ -88,31 +82,7 @@ class MnControl:
                 [str(slot)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                                if p])
         return start_mn(self.db_url, port=self.port, host=self.host, maintenance=maintenance,
-                        env=env, node_root=self.node_root, timeout=60.0)
-
-    def stop_pid(self, pid: int, timeout: float = 60.0) -> None:
-        """Stop the MN process `pid` gracefully (it drains, then exits)."""
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            if _is_zombie(pid):
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+                        env=env, node_root=self.node_root, timeout=60.0, instance=instance)
 
     def wait_ready(self, timeout: float = 60.0) -> dict:
         return wait_ready(self.url, timeout)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except (OSError, IndexError):
-        return True

@@ -20,9 +20,10 @@ from skylift.engine.events import EventBus
 from skylift.engine.journal import Journal
 from skylift.engine.plan import Phase, Plan
 from skylift.engine.runner import RunResult, rollback as engine_rollback, run_plan
-from skylift.errors import Refused
+from skylift.errors import OperationFailed, Refused, SkyliftError
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.mn_control import MnControl
+from skylift.upgrade.mn_instances import MnInstances, describe
 from skylift.upgrade.report import write_report
 from skylift.upgrade.run_state import RunState
 from skylift.upgrade.steps import management_node as mn_steps
@@ -115,6 +116,20 @@ def last_params(home: Path) -> dict | None:
     return dict(state.params) if state else None
 
 
+def already_at_target(ctx: UpgradeContext) -> str | None:
+    """Why a new run has nothing to do (the cloud's database is at the target), or None."""
+    st = status(ctx.home)
+    if st is not None and st["status"] not in ("ok", "refused", "rolled_back"):
+        return None  # an unfinished run: `run` refuses it with what to do
+    try:
+        release = ctx.facts.release
+    except SkyliftError:
+        return None  # the checks say what is wrong with the database
+    if release != ctx.target.version:
+        return None
+    return f"the cloud is already at {release}: there is nothing to upgrade"
+
+
 def _journal(ctx: UpgradeContext) -> Journal:
     journal = Journal.open(journal_path(ctx.home))
     journal.register_secret(ctx.db.url.password)
@@ -150,20 +165,55 @@ def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = Non
     return result, report
 
 
-def rollback(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = None) -> None:
-    """Undo a run that has not passed the point of no return (refused after it)."""
-    if not journal_path(ctx.home).exists():
+def rollback(ctx: UpgradeContext, *, incremental: bool,
+             events: EventBus | None = None) -> list[str]:
+    """Undo a run that has not passed the point of no return (refused after it); returns what
+    was taken back, in words. Ends with exactly one MN serving, the previous one."""
+    st = status(ctx.home)
+    if st is None:
         raise Refused("there is no upgrade to roll back",
                       why=f"no journal in {run_dir(ctx.home)}",
                       next="nothing to do")
+    if st["status"] in ("ok", "refused"):
+        raise Refused(*_not_to_roll_back(st, ctx))
     plan = build_plan(incremental)
     up = UpgradeRun(ctx, run_dir(ctx.home), events or EventBus())
     journal = _journal(ctx)
     try:
-        engine_rollback(plan, up, journal, events=up.events)
+        undone = engine_rollback(plan, up, journal, events=up.events)
+        _one_mn_serving(up)
     finally:
         journal.close()
         ctx.close()
+    steps = {ps.key: ps.step for ps in plan.steps()}
+    return [steps[k].undo_summary for k in undone if steps[k].undo_summary]
+
+
+def _not_to_roll_back(st: dict, ctx: UpgradeContext) -> tuple[str, str, str]:
+    """What, why and next for a rollback asked of a run that ended on its own."""
+    if st["status"] == "refused":
+        return ("there is nothing to roll back",
+                "the last run was refused before it changed anything",
+                "fix what it named (`skylift upgrade status`), then `skylift upgrade run`")
+    dump = RunState(run_dir(ctx.home)).get("dump")
+    return (f"the upgrade to {st['target']} has finished; a finished upgrade is not rolled "
+            "back", "the new MN has reconnected and upgraded the agents since",
+            "to go back all the same, stop the MN and restore the pre-upgrade dump with "
+            f"`skylift db restore {dump}`" if dump else "nothing to do")
+
+
+def _one_mn_serving(up: UpgradeRun) -> None:
+    """Fail unless exactly one recorded MN runs and is the port's only listener."""
+    mns = MnInstances(up)
+    if mns.old() is None:
+        return  # the MN was never touched
+    serving = mns.serving()
+    if len(serving) != 1 or not mns.only(serving[0]):
+        raise OperationFailed(
+            "the rollback did not end with exactly one management node serving",
+            why=f"running: {describe(serving)}; listening on port {up.mn.port}: "
+                f"{sorted(mns.listeners()) or 'none'}",
+            next="run `skylift upgrade rollback --yes` again")
 
 
 def status(home: Path) -> dict | None:

@@ -1,11 +1,13 @@
 """Preflight checks of an upgrade, one module per concern; ALL lists them in report order."""
 
-from skylift.upgrade.checks import (accounts, bundle, database, disk, hosts, libvirt, mn_api,
-                                    os_repo, qemu, storage, versions, vm_ha, vrouter)
+from skylift.upgrade.checks import (accounts, bundle, cloud, database, disk, hosts, libvirt,
+                                    mn_api, os_repo, qemu, storage, versions, vm_ha, vrouter)
 
 ALL = [
     database.reachable,
+    cloud.present,
     versions.no_downgrade,
+    versions.target_release,
     versions.lineage,
     bundle.artefacts_verified,
     os_repo.same_os_release,

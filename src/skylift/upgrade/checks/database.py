@@ -4,7 +4,7 @@ from skylift.engine.checks import check
 from skylift.errors import SkyliftError
 
 
-@check("database-reachable", "The cloud database is reachable",
+@check("database-reachable", "The cloud database is reachable", gate=True,
        remedy="start the database server, or give the right password with --password-file "
               "or SKYLIFT_DB_PASSWORD")
 def reachable(ctx):

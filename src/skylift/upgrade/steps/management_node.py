@@ -2,7 +2,8 @@
 
 The MN's port never refuses a connection: a maintenance MN (answering "upgrade in progress")
 takes the port over before the old MN stops, and the new MN takes it over from the
-maintenance one once the database is migrated.
+maintenance one once the database is migrated. Each step ends with exactly one MN running,
+chosen and checked by identity (upgrade.mn_instances), whatever a crash left behind.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import sqlalchemy as sa
 
 from skylift.db.backup import restore
 from skylift.db.migrate import migrate, status
-from skylift.upgrade.steps import UpgradeStep
+from skylift.errors import OperationFailed
 from skylift.upgrade import slots
+from skylift.upgrade.mn_instances import MnInstances
+from skylift.upgrade.steps import UpgradeStep
 
 
 class InstallSoftware(UpgradeStep):
@@ -31,38 +34,41 @@ class InstallSoftware(UpgradeStep):
 class MaintenanceHandover(UpgradeStep):
     id = "drain-and-stop-mn"
     description = "drain the old MN and hand its port to a maintenance MN of the new software"
+    undo_summary = "the previous MN serves again"
 
     def is_done(self, run) -> bool:
-        old = run.state.get("old_mn")
-        now = run.mn.try_version()
-        return bool(old and now and now.get("pid") != old["pid"])
+        mns = MnInstances(run)
+        return mns.old() is not None and mns.only(mns.ready("maintenance"))
 
     def run(self, run) -> None:
-        if "old_mn" not in run.state:
-            version = run.mn.version()
-            run.state.set("old_mn", {"pid": version["pid"], "release": version["release"],
-                                     "slot": slots.current(run.ctx.home)})
-        old = run.state.get("old_mn")
-        run.mn.drain(wait=30.0)
-        run.mn.start_next(maintenance=True,
-                          slot=slots.path_of(run.ctx.home, run.ctx.target.version))
-        run.mn.stop_pid(old["pid"])
+        mns = MnInstances(run)
+        old = mns.record_old()
+        if old.proc is not None and mns.listeners() == {old.proc.pid}:
+            # the old MN is the port's only listener, so this call reaches it; otherwise a
+            # maintenance MN already took the port and the old one drains at its SIGTERM
+            run.mn.drain(wait=30.0)
+        keep = mns.ready("maintenance") or mns.start("maintenance", maintenance=True,
+                                                     slot=run.ctx.target.version)
+        mns.keep_only(keep)
 
     def undo(self, run) -> None:
-        """Start the MN of the previous software again (it picks its mode from the database)."""
-        old = run.state.get("old_mn")
-        if not old:
-            return
-        current = run.mn.try_version()
-        run.mn.start_next(maintenance=False, slot=slots.path_of(run.ctx.home, old["slot"]))
-        slots.switch(run.ctx.home, old["slot"])
-        if current:
-            run.mn.stop_pid(current["pid"])
+        """Start the MN of the previous software again and stop every other MN."""
+        mns = MnInstances(run)
+        old = mns.old()
+        if old is None:
+            return  # nothing was done to the MN
+        keep = mns.ready("restored")
+        if keep is None:
+            slots.switch(run.ctx.home, old.slot)
+            # it picks its mode from the database, restored by now if it was migrated
+            keep = mns.start("restored", maintenance=False, slot=old.slot)
+        mns.keep_only(keep)
 
 
 class MigrateDatabase(UpgradeStep):
     id = "migrate-database"
     description = "migrate the database schema and data to the new release (one chained run)"
+    undo_summary = "database restored from the verified pre-upgrade dump"
 
     def is_done(self, run) -> bool:
         return status(run.ctx.db).release == run.ctx.target.version
@@ -71,10 +77,8 @@ class MigrateDatabase(UpgradeStep):
         migrate(run.ctx.db, run.ctx.target.version)
 
     def undo(self, run) -> None:
-        """Restore the verified dump (the MN is stopped first: restore refuses under an MN)."""
-        current = run.mn.try_version()
-        if current:
-            run.mn.stop_pid(current["pid"])
+        """Restore the verified dump (every MN is stopped first: restore refuses under an MN)."""
+        MnInstances(run).keep_only(None)
         restore(Path(run.state.get("dump")), run.ctx.db, run.backup_dir)
         # The dump holds the heartbeat of the MN that ran when it was taken; no MN runs now
         # (the next undo starts one, which writes its own), so none of those rows is alive.
@@ -89,14 +93,20 @@ class StartNewMn(UpgradeStep):
     point_of_no_return = True
 
     def is_done(self, run) -> bool:
-        now = run.mn.try_version()
-        return bool(now and now.get("release") == run.ctx.target.version
-                    and now.get("mode") == "normal")
+        mns = MnInstances(run)
+        new = mns.ready("new")
+        return bool(new and new.mode == "normal" and new.release == run.ctx.target.version
+                    and mns.only(new))
 
     def run(self, run) -> None:
-        maintenance = run.mn.try_version()
+        mns = MnInstances(run)
         slots.switch(run.ctx.home, run.ctx.target.version)
-        run.mn.start_next(maintenance=False,
-                          slot=slots.path_of(run.ctx.home, run.ctx.target.version))
-        if maintenance and maintenance.get("mode") != "normal":
-            run.mn.stop_pid(maintenance["pid"])
+        keep = mns.ready("new") or mns.start("new", maintenance=False,
+                                             slot=run.ctx.target.version)
+        if keep.mode != "normal" or keep.release != run.ctx.target.version:
+            mns.stop(keep)  # the maintenance MN keeps the port meanwhile
+            raise OperationFailed(
+                f"the new management node came up as {keep.release} in {keep.mode} mode",
+                why=f"expected {run.ctx.target.version} in normal mode",
+                next="read the MN log under $SKYLIFT_HOME/mn, fix the cause, then resume")
+        mns.keep_only(keep)

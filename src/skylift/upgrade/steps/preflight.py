@@ -10,8 +10,8 @@ import httpx
 from skylift.engine.checks import run_checks
 from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import ArtefactError, Refused
-from skylift.release.verify import verify_artefacts
 from skylift.upgrade.checks import ALL as ALL_CHECKS
+from skylift.upgrade.checks.versions import downgrade, wrong_target
 
 SIDECARS = ("", ".md5", ".sha256", ".sig")
 
@@ -31,6 +31,7 @@ def fetched_paths(run_dir: Path, release: str, mn_os: str | None) -> dict[str, P
 class FetchArtefacts(UpgradeStep):
     id = "fetch-artefacts"
     description = "download the OS image, installer and tool from the online repository"
+    changes_nothing = True
 
     def is_done(self, run) -> bool:
         arts = run.ctx.artefacts
@@ -71,16 +72,23 @@ def _download(client: httpx.Client, url: str, dest: Path) -> None:
 class VerifyArtefacts(UpgradeStep):
     id = "verify-artefacts"
     description = "verify sums and signatures of the OS image, installer and tool"
+    changes_nothing = True
 
     def run(self, run) -> None:
-        ctx = run.ctx
-        verify_artefacts(ctx.artefacts.paths, ctx.trusted_keys, need="offline",
-                         release=ctx.target.version, os=ctx.mn_os)
+        result = run.ctx.verified
+        if isinstance(result, ArtefactError):
+            raise result
+        problem = downgrade(run.ctx) or wrong_target(run.ctx)
+        if problem:
+            raise Refused("the artefacts do not upgrade this cloud", why=problem,
+                          next=f"bring the artefacts of {run.ctx.target.version}, then run "
+                               "again")
 
 
 class PreflightChecks(UpgradeStep):
     id = "checks"
     description = "run every preflight check; an inhibitor stops the upgrade here"
+    changes_nothing = True
 
     def run(self, run) -> None:
         report = run_checks(ALL_CHECKS, run.ctx, events=run.events)

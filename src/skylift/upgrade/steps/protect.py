@@ -16,6 +16,7 @@ from skylift.upgrade.cloud_view import read_cloud
 class VmHaOff(UpgradeStep):
     id = "vm-ha-off"
     description = "turn VM HA off (reconnecting hosts can look down), remembering its value"
+    undo_summary = "VM HA as it was before"
 
     def is_done(self, run) -> bool:
         return "ha_previous" in run.state and run.mn.get_setting("ha", "enable") == "false"

@@ -10,6 +10,7 @@ from skylift.repo.update import check_repo_matches, update_from_image
 class RefreshLocalRepo(UpgradeStep):
     id = "refresh-local-repo"
     description = "install the OS image into the local repository (atomic; old one kept)"
+    undo_summary = "local repository switched back to the previous release"
 
     def is_done(self, run) -> bool:
         try:

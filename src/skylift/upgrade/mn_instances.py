@@ -1,0 +1,193 @@
+"""The management node processes an upgrade replaces, starts or restores, each by identity.
+
+The MN port is shared (SO_REUSEPORT): during a handover several MNs listen on it and any of
+them may answer a call there. So the upgrade never asks the port which MN runs. Instead:
+
+- the MN that served before the upgrade is recorded (pid + start time, heartbeat uuid)
+  before anything is done to it, while it is the only process listening on the port;
+- every MN the upgrade starts is recorded under an instance id of the upgrade's choosing
+  *before* it is started; the id goes on the MN's command line (so the process is found
+  again if the upgrade dies before it learnt the pid) and becomes its heartbeat uuid;
+- once it is ready, its pid and start time are recorded, and its status becomes 'ready'.
+
+A step then keeps exactly one of them and stops every other one by identity. An instance
+still 'starting' after a crash was never confirmed, so it is stopped, never adopted.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from skylift import processes
+from skylift.errors import OperationFailed
+from skylift.mn.heartbeat import mn_heartbeat
+from skylift.processes import ProcessId
+
+STOP_TIMEOUT = 60.0  # an MN drains its calls in flight (up to 30 s) before it exits
+KEY = "mns"
+
+
+@dataclass
+class MnInstance:
+    """One MN process as the upgrade knows it."""
+
+    id: str  # its heartbeat uuid
+    role: str  # old | maintenance | new | restored
+    slot: str | None  # the software slot it runs from (None: the machine's installed code)
+    status: str  # starting | ready | stopped
+    proc: ProcessId | None = None
+    mode: str | None = None  # normal | maintenance, as it said when it was ready
+    release: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "role": self.role, "slot": self.slot, "status": self.status,
+                "proc": self.proc.to_dict() if self.proc else None, "mode": self.mode,
+                "release": self.release}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MnInstance":
+        proc = data.get("proc")
+        return cls(data["id"], data["role"], data.get("slot"), data["status"],
+                   ProcessId.from_dict(proc) if proc else None, data.get("mode"),
+                   data.get("release"))
+
+
+class MnInstances:
+    """The MN instances of one upgrade run, kept in its run state."""
+
+    def __init__(self, run) -> None:
+        self.run = run
+
+    # -- the record -------------------------------------------------------------------------
+
+    def all(self) -> list[MnInstance]:
+        return [MnInstance.from_dict(d) for d in self.run.state.get(KEY, [])]
+
+    def _save(self, inst: MnInstance) -> None:
+        items = [i for i in self.all() if i.id != inst.id] + [inst]
+        self.run.state.set(KEY, [i.to_dict() for i in items])
+
+    def of_role(self, role: str) -> list[MnInstance]:
+        return [i for i in self.all() if i.role == role]
+
+    def old(self) -> MnInstance | None:
+        olds = self.of_role("old")
+        return olds[0] if olds else None
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def alive(self, inst: MnInstance) -> bool:
+        """Whether this very MN process runs (found by its instance id if its pid is unknown)."""
+        if inst.proc is not None:
+            return inst.proc.alive()
+        if inst.role == "old":
+            return False
+        found = processes.find("--instance", inst.id)
+        if found:  # started, then the upgrade died before it recorded the pid
+            inst.proc = found[0]
+            self._save(inst)
+            return True
+        return False
+
+    def serving(self) -> list[MnInstance]:
+        """Every recorded MN that still runs."""
+        return [i for i in self.all() if self.alive(i)]
+
+    def ready(self, role: str) -> MnInstance | None:
+        """A running instance of `role` that was seen ready (the newest, if several)."""
+        live = [i for i in self.of_role(role) if i.status == "ready" and self.alive(i)]
+        return live[-1] if live else None
+
+    def only(self, inst: MnInstance | None) -> bool:
+        """Whether `inst` runs and is the only recorded MN running and the port's only listener."""
+        if inst is None or inst.proc is None or not self.alive(inst):
+            return False
+        return ([i.id for i in self.serving()] == [inst.id]
+                and self.listeners() == {inst.proc.pid})
+
+    def listeners(self) -> set[int]:
+        """The pids of every process listening on the MN's port now."""
+        return processes.listening_pids(self.run.mn.port)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def record_old(self) -> MnInstance:
+        """Record the MN serving before the upgrade; it must be the port's only listener."""
+        old = self.old()
+        if old is not None:
+            return old
+        version = self.run.mn.version()
+        pid = int(version["pid"])
+        listeners = self.listeners()
+        proc = ProcessId.of(pid)
+        if proc is None or listeners != {pid}:
+            raise OperationFailed(
+                f"cannot tell which management node serves port {self.run.mn.port}",
+                why=f"the MN answering says pid {pid}; processes listening there: "
+                    f"{sorted(listeners) or 'none'}",
+                next="leave exactly one MN running on that port (stop the others), then "
+                     "run the upgrade again")
+        from skylift.upgrade import slots
+
+        old = MnInstance(version.get("mn_uuid") or "", "old", slots.current(self.run.ctx.home),
+                         "ready", proc, version.get("mode"), version.get("release"))
+        self._save(old)
+        return old
+
+    def start(self, role: str, *, maintenance: bool, slot: str | None) -> MnInstance:
+        """Record, then start, a new MN instance; recorded ready once it answers."""
+        from skylift.upgrade import slots
+
+        inst = MnInstance(uuidlib.uuid4().hex, role, slot, "starting")
+        self._save(inst)  # before it exists: a crash from here on can still find it
+        try:
+            handle = self.run.mn.start_next(maintenance=maintenance,
+                                            slot=slots.path_of(self.run.ctx.home, slot),
+                                            instance=inst.id)
+        except BaseException:
+            self.stop(inst)
+            raise
+        inst.proc = ProcessId.of(handle.pid)
+        inst.status = "ready" if inst.proc is not None else "stopped"
+        inst.mode, inst.release = handle.mode, handle.release
+        self._save(inst)
+        if inst.proc is None:
+            raise OperationFailed("the management node exited right after it started",
+                                  why=f"pid {handle.pid} is gone", next=f"read {handle.log_path}")
+        return inst
+
+    def stop(self, inst: MnInstance) -> None:
+        """Stop this MN (drain, then exit); a killed one gets its heartbeat marked stopped."""
+        killed = False
+        if self.alive(inst) and inst.proc is not None:
+            killed = processes.stop(inst.proc, STOP_TIMEOUT)
+        if inst.status == "starting" or killed:
+            self._mark_stopped(inst.id)  # it wrote no 'stopped' itself
+        inst.status = "stopped"
+        self._save(inst)
+
+    def keep_only(self, keep: MnInstance | None) -> None:
+        """Stop every recorded MN but `keep` (None: stop them all)."""
+        for inst in self.all():
+            if keep is None or inst.id != keep.id:
+                if inst.status != "stopped" or self.alive(inst):
+                    self.stop(inst)
+
+    def _mark_stopped(self, heartbeat_uuid: str) -> None:
+        if not heartbeat_uuid:
+            return
+        try:
+            with self.run.ctx.facts.engine.begin() as conn:
+                conn.execute(mn_heartbeat.update().where(mn_heartbeat.c.uuid == heartbeat_uuid)
+                             .values(state="stopped"))
+        except sa.exc.SQLAlchemyError:
+            pass  # no table yet, or the database restarts: the row then ages out on its own
+
+
+def describe(instances: list[MnInstance]) -> str:
+    """The instances for an error message: role, id prefix and pid."""
+    return ", ".join(f"{i.role} {i.id[:8]} (pid {i.proc.pid if i.proc else '?'})"
+                     for i in instances) or "none"
