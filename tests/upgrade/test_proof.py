@@ -119,3 +119,20 @@ def test_read_cloud_asks_every_agent_backed_resource(cloud_371, tmp_path):
     assert [b.split()[0] for b in proof.agents_behind] == ["primary-storage"]
     assert [u.split()[0] for u in proof.agents_unreachable] == ["backup-storage"]
     assert not proof.ok
+
+
+def test_read_cloud_finds_the_vrouters_again_after_the_migration_renamed_their_table(cloud_371):
+    from skylift.db.migrate import migrate
+
+    db, addr, _ = cloud_371
+    facts = CloudFacts(db)  # one CloudFacts lives through the whole upgrade run
+    try:
+        before = read_cloud(facts, concurrency=4)
+        migrate(db)  # 4.0.0 turns virtual_routers into vpc_vrouters, same uuids
+        after = read_cloud(facts, concurrency=4)
+    finally:
+        facts.close()
+    vrouters = [u for u, a in before.agents.items() if a.kind == "vrouter"]
+    assert len(vrouters) == 1
+    assert [u for u, a in after.agents.items() if a.kind == "vrouter"] == vrouters
+    assert after.counts() == before.counts()

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 import httpx
+import sqlalchemy as sa
 
 from skylift.engine.runner import fan_out
 from skylift.mn.resources import (BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER,
@@ -91,8 +92,10 @@ def agent_addresses(facts: CloudFacts) -> list[tuple[str, str, str, str]]:
     """(kind, uuid, name, address) of every agent-backed resource, as the MN finds them."""
     out = [(HOST, u, n, ip) for u, n, ip in facts.rows(
         "SELECT uuid, name, management_ip FROM hosts")]
+    with facts.engine.connect() as conn:  # not facts.tables: cached, and a migration renames
+        tables = set(sa.inspect(conn).get_table_names())
     for table in ("vpc_vrouters", "virtual_routers"):
-        if table in facts.tables:
+        if table in tables:
             out += [(VROUTER, u, n, ip) for u, n, ip in facts.rows(
                 f"SELECT uuid, name, management_ip FROM {table}")]
             break
