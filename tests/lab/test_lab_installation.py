@@ -59,9 +59,18 @@ def test_lab_of_3_7_1_survives_agent_kills_and_goes_down_clean(skylift_home, tmp
         assert "password" not in state["db_url"]
         hosts = [n for n in state["nodes"] if n["kind"] == "host"]
         assert len(hosts) == 3 and all(n["address"].startswith("127.") for n in hosts)
+        # every agent-backed resource has an agent: hosts, the vRouter, the Ceph primary
+        # storage, the ImageStore and Ceph backup storages (LocalStorage and SharedBlock are
+        # served by the hosts' agents)
+        kinds = [n["kind"] for n in state["nodes"]]
+        by_kind = {k: kinds.count(k) for k in ("host", "primary-storage", "backup-storage",
+                                               "vrouter")}
+        assert by_kind == {"host": 3, "primary-storage": 1, "backup-storage": 2, "vrouter": 1}
+        assert len({n["address"] for n in state["nodes"]}) == len(state["nodes"])
         st = json.loads(cli("status", "--name", "t371", "--json", home=skylift_home).stdout)
         assert st["mn"]["mode"] == "maintenance" and st["mn"]["release"] == "3.7.1"
-        assert st["hosts_up"] == st["hosts"] == len(state["nodes"])
+        assert (st["release"], st["release_from"]) == ("3.7.1", "database")
+        assert st["agents_up"] == st["agents"] == by_kind
         assert st["vms"] == st["vms_answering"] == st["vms_same_boot_id"] == 6
 
         token = Path(state["mn"]["token_file"]).read_text().strip()
@@ -76,7 +85,7 @@ def test_lab_of_3_7_1_survives_agent_kills_and_goes_down_clean(skylift_home, tmp
             os.kill(read_json(Path(n["node_root"]) / "agent.json")["pid"], signal.SIGKILL)
         time.sleep(1.0)
         st = json.loads(cli("status", "--name", "t371", "--json", home=skylift_home).stdout)
-        assert st["hosts_up"] == 0 and st["vms_same_boot_id"] == 6
+        assert sum(st["agents_up"].values()) == 0 and st["vms_same_boot_id"] == 6
 
         # kill one VM, bring its host's agent back and start the VM again: a new boot id
         vm = state["vms"][0]
@@ -97,8 +106,9 @@ def test_lab_of_3_7_1_survives_agent_kills_and_goes_down_clean(skylift_home, tmp
     finally:
         down = cli("down", "--name", "t371", home=skylift_home)
     assert down.returncode == 0, down.stderr
-    assert summary.api_results.get("503", 0) > 0 and summary.api_results.get("refused", 0) > 0
-    assert summary.api_ok == 0 and summary.api_unavailable_seconds > 1.0
+    api = summary.api["api"]  # the default probe: GET /v1/zones, which maintenance answers 503
+    assert api.answers_503 > 0 and api.refused > 0
+    assert api.ok == 0 and api.unavailable_seconds > 1.0 and api.longest_gap_seconds > 1.0
     assert summary.vm_probes_lost >= 1
     assert summary.boot_id_changes == [vm["uuid"]]  # only the VM that was really restarted
     assert summary.started_twice == []

@@ -33,6 +33,7 @@ def up(
     from skylift.lab.installation import LabSpec
     from skylift.lab.installation import up as lab_up
     from skylift.secrets import read_secret
+    from skylift.upgrade.proof import agents_text
 
     password = read_secret(file=None, env_var="SKYLIFT_DB_PASSWORD", prompt=None) if db else None
     spec = LabSpec(name=name, release=release, hosts=hosts, vms=vms, db_url=db,
@@ -43,7 +44,11 @@ def up(
         emit_json(state)
         return
     mn = state["mn"]
-    info(f"lab '{name}': release {state['release']}, {len(state['nodes'])} agents"
+    kinds: dict[str, int] = {}
+    for n in state["nodes"]:
+        kinds[n["kind"]] = kinds.get(n["kind"], 0) + 1
+    info(f"lab '{name}': release {state['release']}, {len(state['nodes'])} agents "
+         f"({agents_text(kinds)})"
          f"{' (farm)' if state['farm'] else ''}, {len(state['vms'])} running VMs")
     info(f"  MN:          {mn['url']}  (mode {mn['mode']}, release {mn['release']})")
     info(f"  admin token: {mn['token_file']}")
@@ -54,20 +59,26 @@ def up(
 @app.command()
 def status(name: str = NAME,
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """MN mode and version, agents up, VMs answering probes."""
+    """The cloud's release now, MN mode and version, agents up by kind, VMs answering probes."""
     from skylift.lab.installation import status as lab_status
+    from skylift.secrets import read_secret
+    from skylift.upgrade.proof import agents_text
 
-    st = lab_status(name)
+    password = read_secret(file=None, env_var="SKYLIFT_DB_PASSWORD", prompt=None)
+    st = lab_status(name, db_password=password)
     if as_json:
         emit_json(st)
         return
     mn = st["mn"] or {}
     mn_text = (f"{mn.get('url')} mode {mn.get('mode')}, release {mn.get('release')}"
                if mn.get("alive") else "not answering")
-    info(f"lab '{name}' (release {st['release']})")
-    info(f"  MN:    {mn_text}")
-    info(f"  hosts: {st['hosts_up']}/{st['hosts']} agents up")
-    info(f"  VMs:   {st['vms_answering']}/{st['vms']} answering probes "
+    release = (f"release {st['release']} (from the {st['release_from']})" if st["release"]
+               else "release unknown (database and MN not answering)")
+    info(f"lab '{name}': {release}; built at {st['built_release']}")
+    info(f"  MN:     {mn_text}")
+    info(f"  agents: {sum(st['agents_up'].values())}/{sum(st['agents'].values())} up; up: "
+         f"{agents_text(st['agents_up'])}")
+    info(f"  VMs:    {st['vms_answering']}/{st['vms']} answering probes "
          f"({st['vms_same_boot_id']} with their first boot id)")
 
 

@@ -1,14 +1,15 @@
 """A lab installation: a running cloud of any release, built on demand (SPEC R-LIN-3).
 
     up(LabSpec(name, release, hosts, vms, ...))  -> state dict (also in lab.json)
-    status(name)                                  -> MN mode/version, hosts up, VMs answering
+    status(name)                                  -> release now, MN, agents up by kind, VMs
     down(name)                                    -> stops all it started; idempotent
 
-up seeds a database at the release's revision, points every host's and vRouter's management
-IP at a loopback address, gives each a node root whose package database reports the
-release's versions, starts real agents (one process each, or the host farm), starts the
-inventory's Running VMs on their hosts' hypervisors and finally the MN (in maintenance mode
-on its own when the release is older than the code: that is how an old release's MN looks).
+up seeds a database at the release's revision, gives every agent-backed resource (hosts,
+vRouters, storages with an agent of their own) a loopback address where the MN looks for its
+agent, gives each a node root whose package database reports the release's versions, starts
+real agents (one process each, or the host farm), starts the inventory's Running VMs on their
+hosts' hypervisors and finally the MN (in maintenance mode on its own when the release is
+older than the code: that is how an old release's MN looks).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
@@ -31,7 +33,7 @@ from skylift.agent.node import init_node
 from skylift.agent.process import find_agent, start_agent, stop_agent
 from skylift.db.engine import Database, drop_database
 from skylift.db.seed import seed
-from skylift.errors import LabError, Refused
+from skylift.errors import LabError, Refused, SkyliftError
 from skylift.lab.addresses import loopback_addresses
 from skylift.lab.farm import find_farm, start_farm, stop_farm
 from skylift.lab import mn_machine
@@ -75,8 +77,17 @@ def _free_port_everywhere(addresses: list[str]) -> int:
     raise LabError("no TCP port is free on every lab address", next="stop other labs")
 
 
-def _nodes(db: Database, first: str) -> list[dict]:
-    """Hosts and vRouters of the inventory, each given a loopback address (written back)."""
+# Storages with an agent of their own, and the URL scheme naming it. LocalStorage and
+# SharedBlock are served by the agents of the hosts that use them, as in the product modelled.
+STORAGE_AGENTS = {("primary_storages", "Ceph"): "ceph", ("backup_storages", "Ceph"): "ceph",
+                  ("backup_storages", "ImageStoreBackupStorage"): "imagestore"}
+STORAGE_KIND = {"primary_storages": "primary-storage", "backup_storages": "backup-storage"}
+
+
+def _nodes(db: Database, first: str) -> tuple[list[dict], list[dict]]:
+    """Every agent-backed resource of the inventory (hosts, vRouters, storages with an agent
+    of their own), each given a loopback address written back where the MN looks for it:
+    management_ip, or the host part of a storage's URL."""
     eng = db.engine()
     try:
         with eng.begin() as conn:
@@ -87,11 +98,21 @@ def _nodes(db: Database, first: str) -> list[dict]:
             if vr_table in tables:
                 rows += [("vrouter", vr_table, r) for r in conn.execute(
                     sa.text(f"SELECT uuid, name FROM {vr_table} ORDER BY name"))]
+            for table in ("primary_storages", "backup_storages"):
+                rows += [(STORAGE_KIND[table], table, r) for r in conn.execute(
+                    sa.text(f"SELECT uuid, name, type, url FROM {table} ORDER BY name"))
+                    if (table, r.type) in STORAGE_AGENTS]
             addresses = loopback_addresses(len(rows), first)
             nodes = []
             for (kind, table, r), addr in zip(rows, addresses):
-                conn.execute(sa.text(f"UPDATE {table} SET management_ip = :ip WHERE uuid = :u"),
-                             {"ip": addr, "u": r.uuid})
+                if table in STORAGE_KIND:
+                    scheme = STORAGE_AGENTS[(table, r.type)]
+                    conn.execute(sa.text(f"UPDATE {table} SET url = :url WHERE uuid = :u"),
+                                 {"url": f"{scheme}://{addr}{urlsplit(r.url).path}",
+                                  "u": r.uuid})
+                else:
+                    conn.execute(sa.text(f"UPDATE {table} SET management_ip = :ip "
+                                         "WHERE uuid = :u"), {"ip": addr, "u": r.uuid})
                 nodes.append({"kind": kind, "uuid": r.uuid, "name": r.name, "address": addr})
             vms = [dict(r._mapping) for r in conn.execute(sa.text(
                 "SELECT uuid, name, host_uuid, ha_level FROM vm_instances "
@@ -181,7 +202,9 @@ def _start_agents(spec: LabSpec, state: dict, nodes: list[dict], port: int) -> N
     packages = host_packages(spec.release, spec.os_release)
     sim_root = lab_dir(spec.name) / "sim"
     for n in nodes:
-        root = lab_dir(spec.name) / "nodes" / n["name"]
+        # names are unique per table only (a Ceph primary and backup storage may share one)
+        root = lab_dir(spec.name) / "nodes" / (n["name"] if n["kind"] == "host"
+                                               else f"{n['kind']}-{n['name']}")
         init_node(root, n["kind"], spec.os_release, packages, uuid=n["uuid"])
         if spec.driver == "sim":
             use_shared_daemon(root, sim_root)  # one hypervisor process for the whole lab
@@ -231,14 +254,17 @@ def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int, state: d
 
 # --- status ----------------------------------------------------------------------------------
 
-def status(name: str) -> dict:
-    """The lab's MN (mode, version), agents answering, VMs answering probes with their boot id."""
+def status(name: str, db_password: str | None = None) -> dict:
+    """The lab's release as the cloud reports it now (an upgrade changes it), its MN (mode,
+    version), agents answering by kind, VMs answering probes with their boot id."""
     state = read_state(name)
     if state is None:
         raise Refused(f"there is no lab '{name}'", next="bring one up with `skylift lab up`")
-    out = {"name": name, "release": state["release"], "dir": state["dir"],
-           "db_url": state["db_url"], "mn": None, "hosts": len(state["nodes"]), "hosts_up": 0,
-           "vms": len(state["vms"]), "vms_answering": 0, "vms_same_boot_id": 0}
+    nodes = state["nodes"]
+    out = {"name": name, "release": None, "release_from": None,
+           "built_release": state["release"], "dir": state["dir"], "db_url": state["db_url"],
+           "mn": None, "agents": _by_kind(nodes), "agents_up": {}, "vms": len(state["vms"]),
+           "vms_answering": 0, "vms_same_boot_id": 0}
     mn = state.get("mn")
     if mn:
         info = {"url": mn["url"], "token_file": mn["token_file"], "alive": False}
@@ -247,6 +273,7 @@ def status(name: str) -> dict:
         except (httpx.HTTPError, ValueError):
             pass
         out["mn"] = info
+    out["release"], out["release_from"] = _cloud_release(state, out["mn"], db_password)
 
     def agent_up(n: dict) -> bool:
         try:
@@ -255,11 +282,38 @@ def status(name: str) -> dict:
             return False
 
     with ThreadPoolExecutor(32) as pool:
-        out["hosts_up"] = sum(pool.map(agent_up, [n for n in state["nodes"] if n.get("url")]))
+        with_url = [n for n in nodes if n.get("url")]
+        up_nodes = [n for n, ok in zip(with_url, pool.map(agent_up, with_url)) if ok]
         answers = list(pool.map(lambda vm: probe(vm["endpoint"], 2.0), state["vms"]))
+    out["agents_up"] = _by_kind(up_nodes)
     out["vms_answering"] = sum(a is not None for a in answers)
     out["vms_same_boot_id"] = sum(a == vm["boot_id"] for a, vm in zip(answers, state["vms"]))
     return out
+
+
+def _by_kind(nodes: list[dict]) -> dict[str, int]:
+    out = {kind: 0 for kind in ("host", "primary-storage", "backup-storage", "vrouter")}
+    for n in nodes:
+        out[n["kind"]] = out.get(n["kind"], 0) + 1
+    return out
+
+
+def _cloud_release(state: dict, mn: dict | None,
+                   db_password: str | None) -> tuple[str | None, str | None]:
+    """The release of the cloud's database, else the one its MN reports; the lab's record is
+    only what it was built at, and an upgrade moves the cloud on from there."""
+    from skylift.db.migrate import status as db_status
+
+    db = Database.from_string(state["db_url"], db_password)
+    try:
+        release = db_status(db).release
+        if release:
+            return release, "database"
+    except (SkyliftError, sa.exc.SQLAlchemyError, OSError):
+        pass  # a server down or a password not given: the MN still knows
+    if mn and mn.get("alive") and mn.get("release"):
+        return mn["release"], "mn"
+    return None, None
 
 
 # --- down ------------------------------------------------------------------------------------
