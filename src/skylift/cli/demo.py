@@ -9,6 +9,7 @@ from skylift.cli.progress import RichProgress
 from skylift.engine.events import EventBus
 from skylift.lab.demo import run_demo
 from skylift.lineage import NEWEST
+from skylift.upgrade.proof import agents_text
 
 app = typer.Typer(help="Upgrade a lab cloud end to end on the embedded database.",
                   invoke_without_command=True)
@@ -38,10 +39,17 @@ def demo(
     info(f"  VM probes lost: {probes.get('vm_probes_lost')} of {probes.get('vm_probes_sent')}; "
          f"boot id changes: {len(probes.get('boot_id_changes', []))}; "
          f"VMs running twice: {len(probes.get('started_twice', []))}")
-    info(f"  MN API answers: {probes.get('api_results')} (never a refused connection)")
+    for name, api in probes.get("api", {}).items():
+        other = api["samples"] - api["ok"] - api["refused"] - api["answers_503"]
+        info(f"  MN API probe {name} ({api['path']}): {api['samples']} samples, {api['ok']} ok, "
+             f"{api['refused']} refused, {api['answers_503']} answered 503, {other} other; "
+             f"longest gap {api['longest_gap_seconds']:.2f}s")
+    agents = proof.get("agents_checked", 0)
+    on_target = agents - len(proof.get("agents_behind", [])) - len(
+        proof.get("agents_unreachable", []))
     info(f"  inventory unchanged: {not proof.get('inventory_changed')}; agents on "
-         f"{NEWEST.version}: {proof.get('agents_checked', 0) - len(proof.get('agents_behind', []))}"
-         f" of {proof.get('agents_checked')}; console assets renamed: "
+         f"{NEWEST.version}: {on_target} of {agents} "
+         f"({agents_text(proof.get('agents_by_kind', {}))}); console assets renamed: "
          f"{proof.get('console_assets_renamed')}")
     info(f"  report: {result.report}")
     ok = proof.get("ok") and probes.get("vm_probes_lost") == 0

@@ -19,8 +19,12 @@ from skylift.upgrade import single_mn
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.run_state import RunState
 
-# Served by an MN in any mode: every answer other than 200 is a real outage.
-PROBE_PATH = "/v1/global-settings"
+# Two API probes: health, served by an MN in any mode (any other answer than 200 is a real
+# outage), and a call users make, which maintenance answers 503 (whether the API was up).
+HEALTH_PATH = "/v1/health"
+USER_CALL_PATH = "/v1/vm_instances?limit=20"  # list VMs, a page: cheap at any cloud size
+API_PROBES = {"health": HEALTH_PATH, "api": USER_CALL_PATH}
+PROBE_PATH = HEALTH_PATH  # the one probe of bench/upgrade_e2e.py
 
 
 @dataclass
@@ -58,7 +62,7 @@ def run_demo(*, release: str = "3.7.1", hosts: int = 3, vms: int = 6, name: str 
         ctx = UpgradeContext.on_machine(mn_home, artefacts=arts)
         before = _counts(ctx.db)
         agent_urls = [n["url"] for n in state["nodes"] if n["kind"] == "host"]
-        probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_path=PROBE_PATH,
+        probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_paths=API_PROBES,
                         token=ctx.mn_token, vms=vm_targets(agent_urls),
                         agent_urls=agent_urls).start()
         step(f"upgrading {release} to {ctx.target.version} (probes on the API and every VM)")

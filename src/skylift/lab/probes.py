@@ -3,13 +3,15 @@
     probes = Probes(out_dir, api_url=mn.url, token=tok, vms=vm_targets(agent_urls))
     probes.start(); ...the operation...; summary = probes.stop()
 
-Three background threads: the API sampler (GET a real API endpoint every api_interval s:
-ok, 503 "upgrade in progress", refused, timeout, or another status), the VM prober (rounds of
+Background threads: one API sampler per API probe (GET an MN path every api_interval s on a
+new connection: ok, 503 "upgrade in progress", refused, timeout, or another status; e.g. the
+health call beside a user's call, which maintenance answers 503), the VM prober (rounds of
 skylift.agent.hypervisor.probe on every VM's endpoint with bounded concurrency: answered with
 the same boot id, lost, or a new boot id) and, when agents are given, the placement checker
 (a VM seen Running on two hosts at once was started twice; a VM started again on a new
-endpoint is probed there from then on). Everything goes to a timeline of
-JSON lines (t, kind, target, result); stop() writes summary.json and returns the summary.
+endpoint is probed there from then on). Everything goes to a timeline of JSON lines (t, kind,
+target, result); stop() writes summary.json and returns the summary: per API probe the answers
+by result, refused connections, 503 answers and the longest stretch without an ok answer.
 """
 
 from __future__ import annotations
@@ -39,14 +41,40 @@ class VmTarget:
 
 
 @dataclass
+class ApiSummary:
+    """What one API probe saw."""
+
+    path: str
+    samples: int = 0
+    ok: int = 0
+    refused: int = 0
+    answers_503: int = 0
+    timeouts: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+    unavailable: list[dict] = field(default_factory=list)  # {start, end, seconds, results}
+    unavailable_seconds: float = 0.0
+    longest_gap_seconds: float = 0.0  # the longest stretch without an ok answer
+
+    def count(self, result: str) -> None:
+        self.samples += 1
+        self.results[result] = self.results.get(result, 0) + 1
+        self.ok += result == "ok"
+        self.refused += result == "refused"
+        self.answers_503 += result == "503"
+        self.timeouts += result == "timeout"
+
+
+@dataclass
 class Summary:
     """What the probes saw."""
 
     seconds: float = 0.0
+    api: dict[str, ApiSummary] = field(default_factory=dict)  # by probe name
+    # the first API probe's figures again, for callers that watch one endpoint
     api_samples: int = 0
     api_ok: int = 0
     api_results: dict[str, int] = field(default_factory=dict)
-    api_unavailable: list[dict] = field(default_factory=list)  # {start, end, seconds, results}
+    api_unavailable: list[dict] = field(default_factory=list)
     api_unavailable_seconds: float = 0.0
     vm_rounds: int = 0
     vm_probes_sent: int = 0
@@ -75,26 +103,27 @@ class Probes:
     """Background samplers writing one timeline; start() then stop()."""
 
     def __init__(self, out_dir: Path, *, api_url: str | None = None, api_path: str = API_PATH,
-                 token: str | None = None, api_interval: float = 0.1, api_timeout: float = 2.0,
+                 api_paths: dict[str, str] | None = None, token: str | None = None, api_interval: float = 0.1, api_timeout: float = 2.0,
                  vms: list[VmTarget] = (), vm_interval: float = 0.5, vm_timeout: float = 1.0,
                  concurrency: int = 64, agent_urls: list[str] = (), agent_token: str | None = None,
                  placement_interval: float = 2.0) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.timeline_path = self.out_dir / "timeline.jsonl"
-        self.api_url, self.api_path, self.token = api_url, api_path, token
+        self.api_url, self.token = api_url, token
+        self.api_paths = dict(api_paths or {"api": api_path})  # probe name -> path
         self.api_interval, self.api_timeout = api_interval, api_timeout
         self.vms = list(vms)
         self.vm_interval, self.vm_timeout, self.concurrency = vm_interval, vm_timeout, concurrency
         self.agent_urls, self.agent_token = list(agent_urls), agent_token
         self.placement_interval = placement_interval
-        self.summary = Summary()
+        self.summary = Summary(api={name: ApiSummary(path)
+                                    for name, path in self.api_paths.items()} if api_url else {})
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._fh = None
-        self._down_since: float | None = None
-        self._down_results: dict[str, int] = {}
+        self._down: dict[str, tuple[float, dict[str, int]]] = {}  # probe -> (since, results)
         self._started = 0.0
 
     # --- timeline ----------------------------------------------------------------------------
@@ -109,15 +138,13 @@ class Probes:
         """Start sampling in background threads."""
         self._fh = open(self.timeline_path, "a", buffering=1)
         self._started = time.monotonic()
-        loops = []
-        if self.api_url:
-            loops.append(self._api_loop)
+        loops = [(f"api-{name}", lambda n=name: self._api_loop(n)) for name in self.summary.api]
         if self.vms:
-            loops.append(self._vm_loop)
+            loops.append(("vms", self._vm_loop))
         if self.agent_urls:
-            loops.append(self._placement_loop)
-        for loop in loops:
-            t = threading.Thread(target=loop, name=f"probe-{loop.__name__}", daemon=True)
+            loops.append(("placement", self._placement_loop))
+        for name, loop in loops:
+            t = threading.Thread(target=loop, name=f"probe-{name}", daemon=True)
             t.start()
             self._threads.append(t)
         return self
@@ -129,10 +156,18 @@ class Probes:
             t.join(timeout=30)
         self._threads.clear()
         s = self.summary
-        if self._down_since is not None:
-            self._close_window(time.time())
+        now = time.time()
+        for name in list(self._down):  # still down when watching ended: the gap ends here
+            self._close_window(name, now)
         s.seconds = round(time.monotonic() - self._started, 3)
-        s.api_unavailable_seconds = round(sum(w["seconds"] for w in s.api_unavailable), 3)
+        for api in s.api.values():
+            api.unavailable_seconds = round(sum(w["seconds"] for w in api.unavailable), 3)
+            api.longest_gap_seconds = max((w["seconds"] for w in api.unavailable), default=0.0)
+        first = next(iter(s.api.values()), None)
+        if first is not None:
+            s.api_samples, s.api_ok, s.api_results = first.samples, first.ok, first.results
+            s.api_unavailable = first.unavailable
+            s.api_unavailable_seconds = first.unavailable_seconds
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -146,10 +181,10 @@ class Probes:
         self.stop()
 
     # --- the API -----------------------------------------------------------------------------
-    def api_sample(self, http: httpx.Client) -> str:
+    def api_sample(self, http: httpx.Client, path: str) -> str:
         """One GET of the API: ok, 503, refused, timeout, or http-<status> / error."""
         try:
-            resp = http.get(self.api_url + self.api_path)
+            resp = http.get(self.api_url + path)
         except httpx.ConnectError:
             return "refused"
         except httpx.TimeoutException:
@@ -160,33 +195,31 @@ class Probes:
             return "ok"
         return "503" if resp.status_code == 503 else f"http-{resp.status_code}"
 
-    def _api_loop(self) -> None:
+    def _api_loop(self, name: str) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        api = self.summary.api[name]
         # a new connection per sample: a kept-alive one would hide a listener that went away
         with httpx.Client(timeout=self.api_timeout, headers=headers,
                           limits=httpx.Limits(max_keepalive_connections=0)) as http:
             while not self._stop.is_set():
                 began = time.time()
-                result = self.api_sample(http)
-                s = self.summary
-                s.api_samples += 1
-                s.api_results[result] = s.api_results.get(result, 0) + 1
+                result = self.api_sample(http, api.path)
+                api.count(result)
                 if result == "ok":
-                    s.api_ok += 1
-                    if self._down_since is not None:
-                        self._close_window(began)
-                elif self._down_since is None:
-                    self._down_since, self._down_results = began, {}
-                if result != "ok":
-                    self._down_results[result] = self._down_results.get(result, 0) + 1
-                self._record("api", self.api_url + self.api_path, result)
+                    if name in self._down:
+                        self._close_window(name, began)
+                else:
+                    self._down.setdefault(name, (began, {}))
+                    results = self._down[name][1]
+                    results[result] = results.get(result, 0) + 1
+                self._record("api", self.api_url + api.path, result, probe=name)
                 self._stop.wait(max(0.0, self.api_interval - (time.time() - began)))
 
-    def _close_window(self, end: float) -> None:
-        self.summary.api_unavailable.append({
-            "start": round(self._down_since, 3), "end": round(end, 3),
-            "seconds": round(end - self._down_since, 3), "results": self._down_results})
-        self._down_since = None
+    def _close_window(self, name: str, end: float) -> None:
+        since, results = self._down.pop(name)
+        self.summary.api[name].unavailable.append({
+            "start": round(since, 3), "end": round(end, 3), "seconds": round(end - since, 3),
+            "results": results})
 
     # --- the VMs -----------------------------------------------------------------------------
     def _vm_loop(self) -> None:

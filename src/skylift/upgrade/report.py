@@ -33,10 +33,14 @@ def _proof_rows(proof: dict, state) -> list[list]:
 
 
 def _availability_rows(window: float | None, probes: dict) -> list[list]:
-    return [
-        ["MN API in maintenance (drain to new MN up), s",
-         None if window is None else round(window, 2)],
-        ["API samples by result", probes.get("api_results")],
+    rows = [["MN API in maintenance (drain to new MN up), s",
+             None if window is None else round(window, 2)]]
+    for name, api in (probes.get("api") or {}).items():
+        rows += [[f"API probe {name} ({api.get('path')}): samples by result", api.get("results")],
+                 [f"API probe {name}: refused connections / 503 answers / longest gap s",
+                  f"{api.get('refused')} / {api.get('answers_503')} / "
+                  f"{api.get('longest_gap_seconds')}"]]
+    return rows + [
         ["VM probes sent / lost", f"{probes.get('vm_probes_sent')} / "
                                   f"{probes.get('vm_probes_lost')}"],
         ["VM boot id changes", len(probes.get("boot_id_changes", []))],
@@ -54,12 +58,13 @@ def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
     if probes or window is not None:
         report.add_section("Availability", columns=["measure", "value"],
                            rows=_availability_rows(window, probes))
-    windows = probes.get("api_unavailable", [])
+    windows = [(name, w) for name, api in (probes.get("api") or {}).items()
+               for w in api.get("unavailable", [])]
     if windows:
         report.add_section("API unavailable windows (probe timeline)",
-                           columns=["start", "seconds", "answers"],
-                           rows=[[w.get("start"), w.get("seconds"), w.get("results")]
-                                 for w in windows])
+                           columns=["probe", "start", "seconds", "answers"],
+                           rows=[[name, w.get("start"), w.get("seconds"), w.get("results")]
+                                 for name, w in windows])
     md, _ = report.write(run_dir)
     return md
 

@@ -1,0 +1,64 @@
+"""The probes measure each API probe apart: a user's call answered 503 while the MN is drained
+(health still ok), and refused connections while nothing listens on the MN port."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from skylift.agent.process import free_port
+from skylift.db.engine import Database
+from skylift.db.seed import seed
+from skylift.lab.demo import API_PROBES
+from skylift.lab.probes import Probes
+from skylift.mn.auth import token_path
+from skylift.mn.process import start_mn, stop_mn
+
+
+def test_each_api_probe_counts_503_refused_and_its_longest_gap(tmp_path):
+    db = Database.from_string(f"sqlite:///{tmp_path / 'cloud.db'}")
+    seed(db, "4.3.12", 1, 2, os_release="c74")
+    home, port = tmp_path / "mn-home", free_port()
+    env = {"SKYLIFT_HOME": str(home)}
+    url = db.url.render_as_string(hide_password=False)
+    mn = start_mn(url, port=port, env=env)
+    token = token_path(home).read_text().strip()
+    probes = Probes(tmp_path / "probes", api_url=mn.url, token=token, api_paths=API_PROBES,
+                    api_interval=0.05).start()
+    try:
+        time.sleep(0.6)
+        drained_at = time.time()
+        httpx.post(f"{mn.url}/v1/drain", headers={"Authorization": f"Bearer {token}"},
+                   timeout=5).raise_for_status()
+        drained = time.time()
+        time.sleep(0.8)
+        stopped_at = time.time()
+        stop_mn(mn)  # nothing listens on the port until the next MN is up: refused
+        stopped = time.time()
+        time.sleep(0.8)
+        restarting = time.time()
+        mn = start_mn(url, port=port, env=env)
+        up_at = time.time()
+        time.sleep(0.6)
+    finally:
+        summary = probes.stop()
+        stop_mn(mn)
+    api, health = summary.api["api"], summary.api["health"]
+    assert api.answers_503 > 0 and api.refused > 0 and api.ok > 0
+    assert health.answers_503 == 0 and health.refused > 0 and health.ok > 0
+    # the user's call was out from the drain to the new MN, health only while the port was shut
+    # (the new MN may answer a little before start_mn returns: bounds from sure instants)
+    assert restarting - drained < api.longest_gap_seconds < up_at - drained_at + 1.0
+    assert restarting - stopped < health.longest_gap_seconds < up_at - stopped_at + 0.5
+    assert len(health.unavailable) == 1
+    for probe in (api, health):
+        assert probe.samples == probe.ok + probe.answers_503 + probe.refused + sum(
+            n for r, n in probe.results.items() if r not in ("ok", "503", "refused"))
+    written = json.loads((tmp_path / "probes" / "summary.json").read_text())
+    assert written["api"]["api"]["answers_503"] == api.answers_503
+    assert written["api"]["health"]["refused"] == health.refused
+    timeline = [json.loads(x) for x in (tmp_path / "probes" / "timeline.jsonl").open()]
+    assert sum(e.get("probe") == "api" and e["result"] == "503" for e in timeline) == \
+        api.answers_503
