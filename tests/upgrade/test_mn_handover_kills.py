@@ -53,17 +53,20 @@ def test_kill_while_two_mns_listen_then_resume_leaves_exactly_one(world, step):
     resumed = world.skylift("upgrade", "resume")
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert world.end_state() == expected_end_state()
+    assert world.end_state() == expected_end_state(world)
 
 
 def test_kill_while_two_mns_listen_then_rollback_leaves_the_old_release_alone(world):
+    before = world.mn_version()
     kill_when(world.popen_upgrade(), two_mns_in(world, "management-node/drain-and-stop-mn"))
 
     out = world.skylift("upgrade", "rollback", "--yes")
 
     assert out.returncode == 0, out.stdout + out.stderr
     version = world.mn_version()
-    assert (version["release"], version["mode"]) == ("3.7.1", "normal")
+    # the lab's 3.7.1 MN is this code in maintenance mode (docs/lab.md): as it was before
+    assert (version["release"], version["mode"]) == (before["release"], before["mode"])
+    assert version["pid"] != before["pid"]  # the drained one was stopped, not left beside
     assert world.mn_listeners() == 1
     assert world.live_mns() == 1
     assert world.setting("ha", "enable") == "true"
@@ -78,4 +81,4 @@ def test_kill_of_the_resume_inside_the_handover_then_resume_again(world):
     resumed = world.skylift("upgrade", "resume")
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert world.end_state() == expected_end_state()
+    assert world.end_state() == expected_end_state(world)

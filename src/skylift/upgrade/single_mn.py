@@ -40,7 +40,7 @@ def build_plan(incremental: bool) -> Plan:
               obtain + [preflight.VerifyArtefacts(), preflight.PreflightChecks()]),
         Phase("protect", "VM HA off, the cloud recorded, database and tool backed up",
               [protect.VmHaOff(), protect.RecordCloud(), protect.BackupDatabase(),
-               protect.BackupTool()]),
+               protect.RehearseMigration(), protect.BackupTool()]),
         Phase("repo", "refresh the local repository from the OS image",
               [repo.RefreshLocalRepo()]),
         Phase("management-node", "new MN software beside the old, migrate, start",
@@ -127,6 +127,8 @@ def already_at_target(ctx: UpgradeContext) -> str | None:
         return None  # the checks say what is wrong with the database
     if release != ctx.target.version:
         return None
+    if ctx.artefacts.paths and ctx.artefacts_release != release:
+        return None  # artefacts of another release (or refused): the run says what is wrong
     return f"the cloud is already at {release}: there is nothing to upgrade"
 
 
@@ -175,7 +177,8 @@ def rollback(ctx: UpgradeContext, *, incremental: bool,
                       why=f"no journal in {run_dir(ctx.home)}",
                       next="nothing to do")
     if st["status"] in ("ok", "refused"):
-        raise Refused(*_not_to_roll_back(st, ctx))
+        what, why, next_ = _not_to_roll_back(st, ctx)
+        raise Refused(what, why=why, next=next_)
     plan = build_plan(incremental)
     up = UpgradeRun(ctx, run_dir(ctx.home), events or EventBus())
     journal = _journal(ctx)
