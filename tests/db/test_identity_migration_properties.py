@@ -1,4 +1,10 @@
-"""Property-based tests of the 4.0.0 data migration on random small inventories."""
+"""Property-based tests of the 4.0.0 data migration on random small inventories.
+
+Accounts, users, groups, policies and their links are drawn at random, cross-account links
+included, so the admin rule is tried on shapes the sample cloud never has: only an allow-all
+policy of the user's own account makes an admin, and only the admin account's users become
+platform admins. Names come from a small pool, so local users and LDAP uids often clash.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lineage_facts import identity_facts, router_facts
+from identity_facts import identity_facts, shared_names
+from lineage_facts import router_facts
 from skylift.db.engine import Database
 from skylift.db.migrate import migrate
 
@@ -26,10 +33,11 @@ def uid(prefix: str, i: int) -> str:
     return f"{prefix}{i:0>{32 - len(prefix)}}"
 
 
+names = st.sampled_from(["alice", "bob", "x", "a-b"]) | st.text("abcxyz-", min_size=1,
+                                                                max_size=8)
 inventories = st.fixed_dictionaries({
     "accounts": st.integers(1, 4),
-    "users": st.lists(st.tuples(st.integers(0, 3), st.text("abcxyz-", min_size=1,
-                                                            max_size=8)), max_size=12),
+    "users": st.lists(st.tuples(st.integers(0, 3), names), max_size=12),
     "groups": st.lists(st.integers(0, 3), max_size=5),
     "policies": st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["Allow", "Deny"]),
                                    st.sampled_from(["**", "instance:*", "volume:Query*"])),
@@ -37,7 +45,7 @@ inventories = st.fixed_dictionaries({
     "memberships": st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=20),
     "user_policies": st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=20),
     "group_policies": st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), max_size=10),
-    "ldap": st.lists(st.integers(0, 3), max_size=5),
+    "ldap": st.lists(st.tuples(st.integers(0, 3), names), max_size=5),
     "routers": st.lists(st.integers(0, 3), max_size=4),
 })
 
@@ -75,8 +83,8 @@ def _fill(conn, inv: dict) -> None:
     ins("ldap_servers", [{"uuid": uid("s", 0), "name": "ldap", "url": "ldap://x",
                           "base_dn": "dc=x", "username": "r", "encryption": "None"}])
     ins("ldap_account_bindings", [
-        {"uuid": uid("b", i), "ldap_server_uuid": uid("s", 0), "ldap_uid": f"uid{i}",
-         "account_uuid": uid("a", a % n_acc)} for i, a in enumerate(inv["ldap"])])
+        {"uuid": uid("b", i), "ldap_server_uuid": uid("s", 0), "ldap_uid": name,
+         "account_uuid": uid("a", a % n_acc)} for i, (a, name) in enumerate(inv["ldap"])])
     if inv["routers"]:
         ins("zones", [{"uuid": uid("z", 0), "name": "z", "state": "Enabled"}])
         ins("clusters", [{"uuid": uid("c", 0), "zone_uuid": uid("z", 0), "name": "c",
@@ -114,7 +122,14 @@ def test_identity_and_router_migration_preserves_meaning(template, tmp_path, inv
         after = identity_facts(conn), router_facts(conn)
         ldap_users = conn.execute(sa.text(
             "SELECT COUNT(*) FROM em_users WHERE source = 'ldap'")).scalar_one()
+        shared = shared_names(conn)
+        tenant_platform_admins = conn.execute(sa.text(
+            "SELECT COUNT(*) FROM em_users u JOIN accounts a ON a.uuid = u.account_uuid "
+            "WHERE u.is_platform_admin = :t AND a.type <> 'SystemAdmin'"),
+            {"t": True}).scalar_one()
     eng.dispose()
     path.unlink()
     assert after == before
     assert ldap_users == len(inv["ldap"])
+    assert shared == []
+    assert tenant_platform_admins == 0

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from lineage_facts import identity_facts, router_facts
+from identity_facts import LDAP_SUFFIX, identity_facts, shared_names
+from lineage_facts import router_facts
 from skylift.db.inventory import resource_counts, resource_digests, table_counts
 from skylift.db.migrate import migrate, status
 from skylift.db.models import metadata
@@ -47,10 +48,14 @@ def test_old_release_upgrades_to_newest_losing_nothing(make_db, dialect, old):
     # every legacy vRouter is a VPC vRouter with the same UUID, name and attachments
     assert after["routers"] == before["routers"]
     assert before["routers"]["routers"], "the sample cloud has vRouters"
-    # every user is an Enterprise user: same uuid, name, account, groups; admins kept
+    # every user is an Enterprise user: same uuid, name, account, groups; the admin
+    # account's admins are platform admins, a tenant's admins administer its project only
     assert after["identity"] == before["identity"]
-    assert before["identity"]["admins"], "the sample cloud has admin users"
+    assert before["identity"]["platform_admins"], "the sample cloud has platform admins"
+    assert before["identity"]["project_admins"], "the sample cloud has tenant admins"
     assert before["identity"]["ldap"], "the sample cloud has LDAP bindings"
+    assert any(name.endswith(LDAP_SUFFIX) for *_, name in before["identity"]["ldap"]), \
+        "the sample cloud has an LDAP uid named like a local user of its account"
     eng = db.engine()
     with eng.connect() as conn:
         vrouter_nets = conn.execute(sa.text(
@@ -64,7 +69,14 @@ def test_old_release_upgrades_to_newest_losing_nothing(make_db, dialect, old):
         ha = conn.execute(sa.text(
             "SELECT value FROM global_settings WHERE category = 'ha' AND name = 'enable'"
         )).scalar_one()
+        tenant_platform_admins = conn.execute(sa.text(
+            "SELECT u.name FROM em_users u JOIN accounts a ON a.uuid = u.account_uuid "
+            "WHERE u.is_platform_admin = :t AND a.type <> 'SystemAdmin'"),
+            {"t": True}).scalars().all()
+        shared = shared_names(conn)
     eng.dispose()
+    assert tenant_platform_admins == []
+    assert shared == []
     assert vrouter_nets == 0 and vpc_nets > 0
     assert qemu and all(qemu)
     assert update_setting == "true"

@@ -337,6 +337,26 @@ class SampleCloud:
             # The first tenant's group holds admin rights: its members become admins too.
             group_pol.append({"group_uuid": gid,
                               "policy_uuid": pol["all"] if ai == 0 else pol["read"]})
+        ldap = self.uuid()
+        servers = [{"uuid": ldap, "name": "corp-ldap", "url": "ldaps://ldap.corp",
+                    "base_dn": "dc=corp,dc=example", "username": "cn=reader",
+                    "encryption": "TLS"}]
+        bindings = [{"uuid": self.uuid(), "ldap_server_uuid": ldap,
+                     "ldap_uid": f"ldap-{a['name']}", "account_uuid": a["uuid"]}
+                    for a in accounts]
+        # The first tenant's LDAP uid is also the name of one of its local users: the upgrade
+        # must keep both, and the preflight check must say so.
+        bindings[1]["ldap_uid"] = users[1]["name"]
+        # An admin of the admin account itself (the one kind of user that becomes a platform
+        # admin); drawn last so that every other UUID stays what it was.
+        admin, admin_all = accounts[0]["uuid"], self.uuid()
+        ops = self.uuid()
+        policies.append({"uuid": admin_all, "account_uuid": admin, "name": "allow-all",
+                         "effect": "Allow", "actions": ALL_ACTIONS})
+        users.append({"uuid": ops, "account_uuid": admin, "name": "platform-ops",
+                      "password_hash": f"sha512:{ops[:8]}", "description": None,
+                      "created_at": self.now})
+        user_pol.append({"user_uuid": ops, "policy_uuid": admin_all})
         yield "accounts", accounts
         yield "users", users
         yield "user_groups", groups
@@ -344,10 +364,5 @@ class SampleCloud:
         yield "policies", policies
         yield "user_policy_refs", user_pol
         yield "user_group_policy_refs", group_pol
-        ldap = self.uuid()
-        yield "ldap_servers", [{"uuid": ldap, "name": "corp-ldap", "url": "ldaps://ldap.corp",
-                                "base_dn": "dc=corp,dc=example", "username": "cn=reader",
-                                "encryption": "TLS"}]
-        yield "ldap_account_bindings", [
-            {"uuid": self.uuid(), "ldap_server_uuid": ldap, "ldap_uid": f"ldap-{a['name']}",
-             "account_uuid": a["uuid"]} for a in accounts]
+        yield "ldap_servers", servers
+        yield "ldap_account_bindings", bindings

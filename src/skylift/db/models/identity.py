@@ -72,12 +72,14 @@ class EmRole(Base):
     actions: Mapped[str] = mapped_column(sa.String(1024))
 
 
-def _pair(table: str, left: tuple[str, str], right: tuple[str, str]) -> sa.Table:
+def _pair(table: str, left: tuple[str, str], right: tuple[str, str],
+          *extra: sa.Column) -> sa.Table:
     return sa.Table(
         table, Base.metadata,
         sa.Column(left[0], sa.String(32), sa.ForeignKey(f"{left[1]}.uuid"), primary_key=True),
         sa.Column(right[0], sa.String(32), sa.ForeignKey(f"{right[1]}.uuid"),
                   primary_key=True, index=True),
+        *extra,
     )
 
 
@@ -86,8 +88,12 @@ em_member_group_users = _pair("em_member_group_users", ("group_uuid", "em_member
 em_user_roles = _pair("em_user_roles", ("user_uuid", "em_users"), ("role_uuid", "em_roles"))
 em_member_group_roles = _pair("em_member_group_roles", ("group_uuid", "em_member_groups"),
                               ("role_uuid", "em_roles"))
+# A tenant's admin administers its own project only; platform-wide rights are
+# EmUser.is_platform_admin, for admins of the admin account.
 em_project_members = _pair("em_project_members", ("project_uuid", "em_projects"),
-                           ("user_uuid", "em_users"))
+                           ("user_uuid", "em_users"),
+                           sa.Column("is_project_admin", sa.Boolean, nullable=False,
+                                     server_default=sa.false()))
 
 
 class LdapServer(Base):

@@ -1,7 +1,8 @@
 """Preflight checks of an upgrade, one module per concern; ALL lists them in report order."""
 
-from skylift.upgrade.checks import (accounts, bundle, cloud, database, disk, hosts, libvirt,
-                                    mn_api, os_repo, qemu, storage, versions, vm_ha, vrouter)
+from skylift.upgrade.checks import (accounts, bundle, cloud, database, disk, hosts, ldap_names,
+                                    libvirt, mn_api, os_repo, qemu, storage, versions, vm_ha,
+                                    vrouter)
 
 ALL = [
     database.reachable,
@@ -18,6 +19,7 @@ ALL = [
     qemu.expansion,
     accounts.enterprise_management,
     accounts.ldap_bindings,
+    ldap_names.ldap_local_names,
     vrouter.vpc_vrouters,
     libvirt.auto_upgrade,
     storage.cephx_cdrom_hotplug,

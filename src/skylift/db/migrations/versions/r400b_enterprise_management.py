@@ -1,10 +1,17 @@
 """Release 4.0.0, part 2: users and user groups are replaced by Enterprise Management.
 
 Every normal account becomes a project linked to it; every user becomes an Enterprise user
-with the same UUID, name and password, member of its account's project; a user that held
-admin rights (an Allow policy on all actions, directly or through a group) becomes a platform
-admin; user groups become member groups with the same memberships; policies become roles
-(account policies stay). Set-based SQL only.
+with the same UUID, name and password, member of its account's project; user groups become
+member groups with the same memberships; policies become roles (account policies stay).
+
+Admin rights. A legacy policy grants within the account that owns it, so a user holds admin
+rights when an Allow policy on all actions ('**') *of its own account* is attached to it,
+directly or through a group. Such a user of the admin account (type SystemAdmin) becomes a
+platform admin. Such a user of a tenant account becomes the administrator of its account's
+project (em_project_members.is_project_admin) and never a platform admin: its rights stay
+within its tenant. An allow-all policy of another account makes nobody an admin (it still
+becomes a role attached to the user). LDAP uids bound to accounts become Enterprise users in
+the next revision (r400). Set-based SQL only.
 
 Revision ID: r400b
 Revises: r400a
@@ -23,12 +30,14 @@ depends_on = None
 ADMIN_ACTIONS = "**"
 
 
-def _pair_table(table: str, left: tuple[str, str], right: tuple[str, str]) -> None:
+def _pair_table(table: str, left: tuple[str, str], right: tuple[str, str],
+                *extra: sa.Column) -> None:
     op.create_table(
         table,
         sa.Column(left[0], sa.String(32), sa.ForeignKey(f"{left[1]}.uuid"), primary_key=True),
         sa.Column(right[0], sa.String(32), sa.ForeignKey(f"{right[1]}.uuid"), primary_key=True,
                   index=True),
+        *extra,
     )
 
 
@@ -63,7 +72,9 @@ def _create_tables() -> None:
     _pair_table("em_member_group_roles", ("group_uuid", "em_member_groups"),
                 ("role_uuid", "em_roles"))
     _pair_table("em_project_members", ("project_uuid", "em_projects"),
-                ("user_uuid", "em_users"))
+                ("user_uuid", "em_users"),
+                sa.Column("is_project_admin", sa.Boolean, nullable=False,
+                          server_default=sa.false()))
 
 
 def _t(table: str, *cols: str) -> sa.TableClause:
@@ -92,7 +103,10 @@ def _migrate_data() -> None:
           sa.select(policies.c.uuid, policies.c.name, policies.c.account_uuid,
                     policies.c.effect, policies.c.actions))
 
-    grants_all = sa.and_(policies.c.effect == "Allow", policies.c.actions == ADMIN_ACTIONS)
+    # Scoped to the user's own account: a tenant's allow-all reaches no further than the
+    # tenant, so it must not turn into rights over the whole platform.
+    grants_all = sa.and_(policies.c.effect == "Allow", policies.c.actions == ADMIN_ACTIONS,
+                         policies.c.account_uuid == users.c.account_uuid)
     admin_direct = sa.exists().where(
         user_policies.c.user_uuid == users.c.uuid,
         user_policies.c.policy_uuid == policies.c.uuid, grants_all)
@@ -100,10 +114,14 @@ def _migrate_data() -> None:
         group_users.c.user_uuid == users.c.uuid,
         group_policies.c.group_uuid == group_users.c.group_uuid,
         group_policies.c.policy_uuid == policies.c.uuid, grants_all)
-    is_admin = sa.case((sa.or_(admin_direct, admin_by_group), sa.true()), else_=sa.false())
+    is_admin = sa.or_(admin_direct, admin_by_group)
+    of_admin_account = sa.exists().where(accounts.c.uuid == users.c.account_uuid,
+                                         accounts.c.type == "SystemAdmin")
+    is_platform_admin = sa.case((sa.and_(of_admin_account, is_admin), sa.true()),
+                                else_=sa.false())
     _copy("em_users", ["uuid", "name", "password_hash", "is_platform_admin", "source",
                        "account_uuid", "description", "state", "created_at"],
-          sa.select(users.c.uuid, users.c.name, users.c.password_hash, is_admin,
+          sa.select(users.c.uuid, users.c.name, users.c.password_hash, is_platform_admin,
                     sa.literal("local"), users.c.account_uuid, users.c.description,
                     sa.literal("Enabled"), users.c.created_at))
 
@@ -118,8 +136,10 @@ def _migrate_data() -> None:
           sa.select(user_policies.c.user_uuid, user_policies.c.policy_uuid))
     _copy("em_member_group_roles", ["group_uuid", "role_uuid"],
           sa.select(group_policies.c.group_uuid, group_policies.c.policy_uuid))
-    _copy("em_project_members", ["project_uuid", "user_uuid"],
-          sa.select(projects.c.uuid, users.c.uuid)
+    # Only tenant accounts have a project, so the admin account's admins get no such marking.
+    is_project_admin = sa.case((is_admin, sa.true()), else_=sa.false())
+    _copy("em_project_members", ["project_uuid", "user_uuid", "is_project_admin"],
+          sa.select(projects.c.uuid, users.c.uuid, is_project_admin)
           .select_from(users.join(projects,
                                   projects.c.linked_account_uuid == users.c.account_uuid)))
 
