@@ -68,13 +68,17 @@ class CloudFacts:
         return dict(self.rows("SELECT os_release, COUNT(*) FROM hosts GROUP BY os_release"))
 
     @cached_property
-    def cluster_qemu(self) -> dict[str, set[str]]:
-        """Cluster name -> the QEMU versions its hosts run."""
-        out: dict[str, set[str]] = {}
-        for name, qemu in self.rows(
-                "SELECT DISTINCT c.name, h.qemu_version FROM hosts h "
+    def cluster_qemu(self) -> dict[tuple[str, str], set[str]]:
+        """(cluster uuid, name) -> the QEMU versions its hosts run.
+
+        Keyed by UUID: names need not be unique, and two clusters of one name are two
+        clusters.
+        """
+        out: dict[tuple[str, str], set[str]] = {}
+        for uuid, name, qemu in self.rows(
+                "SELECT DISTINCT c.uuid, c.name, h.qemu_version FROM hosts h "
                 "JOIN clusters c ON c.uuid = h.cluster_uuid"):
-            out.setdefault(name, set()).add(qemu)
+            out.setdefault((uuid, name), set()).add(qemu)
         return out
 
     @cached_property

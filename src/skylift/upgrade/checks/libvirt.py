@@ -1,7 +1,16 @@
 """3.9.0: libvirt is upgraded on c74 hosts with QEMU 2.9 when they connect."""
 
+import re
+
 from skylift.engine.checks import Severity, check
+from skylift.lineage import release
 from skylift.upgrade.checks._lineage import crosses
+
+NEW_LIBVIRT = release("3.9.0").packages["c74"].libvirt
+
+
+def _key(version: str | None) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version or ""))
 
 
 @check("libvirt-auto-upgrade", "libvirt is upgraded when hosts reconnect",
@@ -9,11 +18,16 @@ from skylift.upgrade.checks._lineage import crosses
        remedy="to keep libvirt as it is, set host.updatePkgWhenConnect to false before the "
               "upgrade (takes effect when the MN restarts)")
 def auto_upgrade(ctx):
-    hosts = ctx.facts.scalar(
-        "SELECT COUNT(*) FROM hosts WHERE os_release = 'c74' AND qemu_version LIKE '2.9%'")
-    if not hosts or not (crosses(ctx, "3.9.0") or crosses(ctx, "4.3.12")):
+    if not (crosses(ctx, "3.9.0") or crosses(ctx, "4.3.12")):
+        return None
+    # Hosts already on the new libvirt are left alone, so they are not counted.
+    hosts = sum(n for version, n in ctx.facts.rows(
+        "SELECT libvirt_version, COUNT(*) FROM hosts WHERE os_release = 'c74' "
+        "AND qemu_version LIKE '2.9%' GROUP BY libvirt_version")
+        if _key(version) < _key(NEW_LIBVIRT))
+    if not hosts:
         return None
     setting = ctx.facts.setting("host", "updatePkgWhenConnect") or "true"
     if setting == "false":
         return f"updatePkgWhenConnect is false: libvirt stays as it is on {hosts} c74 hosts"
-    return f"libvirt will be upgraded to 4.9.0 on {hosts} c74 hosts with QEMU 2.9"
+    return f"libvirt will be upgraded to {NEW_LIBVIRT} on {hosts} c74 hosts with QEMU 2.9"

@@ -9,9 +9,10 @@ from skylift.upgrade.checks._lineage import crosses
        remedy="move hosts so that each cluster runs one QEMU version (live-migrate VMs off "
               "the odd hosts and re-add them to a cluster of their own)")
 def per_cluster(ctx):
-    mixed = {name: versions for name, versions in ctx.facts.cluster_qemu.items()
-             if len(versions) > 1}
-    return [f"cluster {name} mixes QEMU {', '.join(sorted(v))}" for name, v in mixed.items()]
+    return [f"cluster {name} ({uuid}) mixes QEMU {', '.join(sorted(versions))}"
+            for (uuid, name), versions in sorted(ctx.facts.cluster_qemu.items(),
+                                                 key=lambda item: (item[0][1], item[0][0]))
+            if len(versions) > 1]
 
 
 @check("qemu-expansion", "Expansion after the upgrade goes to a new cluster",
