@@ -136,3 +136,47 @@ def test_read_cloud_finds_the_vrouters_again_after_the_migration_renamed_their_t
     assert len(vrouters) == 1
     assert [u for u, a in after.agents.items() if a.kind == "vrouter"] == vrouters
     assert after.counts() == before.counts()
+
+
+def test_the_proof_waits_for_a_storage_agent_the_mn_is_still_upgrading(cloud_371, tmp_path):
+    import threading
+    import time
+
+    from skylift.agent import packages as pkgs
+    from skylift.agent.process import restart_agent
+    from skylift.upgrade.cloud_view import read_settled
+
+    db, addr, port = cloud_371
+    handles = {}
+    for key, role, release in (("host", "host", TARGET), ("vrouter", "vrouter", TARGET),
+                               ("ceph-ps", "primary-storage", "3.7.1"),
+                               ("imagestore-bs", "backup-storage", TARGET),
+                               ("ceph-bs", "backup-storage", TARGET)):
+        root = tmp_path / key
+        init_node(root, role, "c74", host_packages(release, "c74"))
+        handles[key] = start_agent(root, role, host=addr[key], port=port, driver="process",
+                                   os_release="c74")
+
+    def upgrade_storage_agent() -> None:  # what the MN does on reconnect: install, restart
+        time.sleep(1.0)
+        pkgs.install(tmp_path / "ceph-ps", pkgs.AGENT_PACKAGE, TARGET)
+        handles["ceph-ps"] = restart_agent(handles["ceph-ps"])
+
+    facts = CloudFacts(db)
+    try:
+        stuck = read_settled(facts, TARGET, timeout=0.3, interval=0.1)
+        upgrader = threading.Thread(target=upgrade_storage_agent)
+        upgrader.start()
+        began = time.monotonic()
+        settled = read_settled(facts, TARGET, timeout=30.0, interval=0.2)
+        waited = time.monotonic() - began
+        upgrader.join()
+    finally:
+        facts.close()
+        for handle in handles.values():
+            stop_agent(handle)
+    assert [b.split()[0] for b in prove({}, {}, view(), stuck, TARGET).agents_behind] == \
+        ["primary-storage"]
+    proof = prove({}, {}, view(), settled, TARGET)
+    assert proof.ok and proof.agents_checked == 5
+    assert 1.0 < waited < 30.0

@@ -9,6 +9,7 @@ SQL that works at every release (vRouters were `virtual_routers` before 4.0.0).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -109,11 +110,12 @@ def agent_addresses(facts: CloudFacts) -> list[tuple[str, str, str, str]]:
 
 
 def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None = None,
-               events=None) -> CloudView:
-    """Ask every agent (hosts, storages, vRouters) for its version and VMs."""
+               events=None, only: set[str] | None = None) -> CloudView:
+    """Ask every agent (hosts, storages, vRouters), or those of the uuids in only, for its
+    version and VMs."""
     port = agent_port(facts)
     views = [AgentView(u, n, f"http://{ip}:{port}", kind=kind)
-             for kind, u, n, ip in agent_addresses(facts)]
+             for kind, u, n, ip in agent_addresses(facts) if only is None or u in only]
 
     async def run() -> None:
         headers = {"X-Skylift-Token": token} if token else {}
@@ -124,3 +126,21 @@ def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None =
 
     asyncio.run(run())
     return CloudView({v.uuid: v for v in views})
+
+
+def read_settled(facts: CloudFacts, target_version: str, *, timeout: float,
+                 interval: float = 1.0, events=None) -> CloudView:
+    """The cloud once every agent answers on target_version, or as it is at the deadline.
+
+    The MN upgrades agents as they reconnect, and the reconnect step waits only on what the
+    database records (hosts' and vRouters' versions): a storage agent may still be restarting
+    when the proof begins. Only the agents not there yet are asked again.
+    """
+    view = read_cloud(facts, events=events)
+    deadline = time.monotonic() + timeout
+    while True:
+        lagging = {u for u, a in view.agents.items() if a.error or a.version != target_version}
+        if not lagging or time.monotonic() >= deadline:
+            return view
+        time.sleep(interval)
+        view.agents.update(read_cloud(facts, only=lagging).agents)

@@ -5,8 +5,12 @@ from __future__ import annotations
 from skylift.db.inventory import resource_digests
 from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import OperationFailed
-from skylift.upgrade.cloud_view import CloudView, read_cloud
+from skylift.upgrade.cloud_view import CloudView, read_settled
 from skylift.upgrade.proof import prove
+
+# how long an agent the MN is still upgrading may take to answer on the new version before the
+# proof lists it (a restart takes seconds; a broken agent is reported after this wait)
+SETTLE_SECONDS = 60.0
 
 
 class ProveCloud(UpgradeStep):
@@ -22,7 +26,8 @@ class ProveCloud(UpgradeStep):
         before = run.state.get("before")
         with run.ctx.facts.engine.connect() as conn:
             digests = resource_digests(conn)
-        after = read_cloud(run.ctx.facts, events=run.events)
+        after = read_settled(run.ctx.facts, run.ctx.target.version, timeout=SETTLE_SECONDS,
+                             events=run.events)
         proof = prove(before["digests"], digests, CloudView.from_dict(before["cloud"]), after,
                       run.ctx.target.version)
         old_assets, new_assets = before.get("console_assets"), run.console_assets()
