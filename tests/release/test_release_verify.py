@@ -146,3 +146,14 @@ def test_every_single_bit_flip_of_a_signature_file_is_refused(built, signing, tm
             except SignatureProblem:
                 pass
     assert accepted == []
+
+
+def test_the_refusal_counts_files_not_problems():
+    from skylift.release.verify import Failure, VerificationFailed
+
+    two_of_one = VerificationFailed([Failure("a.tar", "truncated", "again"),
+                                     Failure("/x/a.tar", "wrong release", "again")])
+    three = VerificationFailed([Failure(n, "damaged", "again") for n in ("a", "b", "c")])
+
+    assert two_of_one.what.startswith("1 artefact refused (2 problems)")
+    assert three.what.startswith("3 artefacts refused;")

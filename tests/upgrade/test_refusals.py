@@ -180,3 +180,24 @@ def test_plan_shows_estimates_for_a_cloud(make_world):
     steps = [s for p in plan["phases"] for s in p["steps"]]
     assert all(s["estimate_seconds"] is not None for s in steps), steps
     assert plan["estimate_seconds"] == pytest.approx(sum(s["estimate_seconds"] for s in steps))
+
+
+def test_resume_takes_a_new_copy_of_an_artefact_the_run_failed_on(make_world, tmp_path):
+    world = make_world()
+    good = copy_of(world.arts, tmp_path / "good")
+    killed = world.run_until_killed("started", "management-node/install-software")
+    assert killed.returncode == -9
+    data = world.arts.installer.read_bytes()  # the file the run was given goes bad
+    world.arts.installer.write_bytes(data[: len(data) // 2])
+
+    failed = world.skylift("upgrade", "resume")
+    assert failed.returncode == 1
+    assert world.arts.installer.name in failed.stderr and "truncated" in failed.stderr
+
+    resumed = world.skylift("upgrade", "resume", "--installer", str(good.installer))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert world.end_state() == expected_end_state(world)
+    # the journal remembers the new copy: a later resume would use it too
+    from skylift.upgrade.single_mn import last_params
+
+    assert last_params(world.mn_home)["artefacts"]["installer"] == str(good.installer)

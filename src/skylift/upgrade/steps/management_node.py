@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from skylift.db.backup import restore
 from skylift.db.migrate import migrate, status
 from skylift.errors import OperationFailed
+from skylift.release.verify import verify_artefacts
 from skylift.upgrade import slots
 from skylift.upgrade.mn_instances import MnInstances
 from skylift.upgrade.steps import UpgradeStep
@@ -28,7 +29,11 @@ class InstallSoftware(UpgradeStep):
         return slots.installed(run.ctx.home, run.ctx.target.version)
 
     def run(self, run) -> None:
-        slots.install(run.ctx.home, run.ctx.artefacts.installer, run.ctx.target.version)
+        # verified again where it is used: the file may have changed since preflight (a
+        # resume, a new copy given with --installer, a disk error)
+        installer = run.ctx.artefacts.installer
+        verify_artefacts([installer], run.ctx.trusted_keys, release=run.ctx.target.version)
+        slots.install(run.ctx.home, installer, run.ctx.target.version)
 
 
 class MaintenanceHandover(UpgradeStep):
