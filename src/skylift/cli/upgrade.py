@@ -87,6 +87,9 @@ def plan(incremental: bool = typer.Option(False, "--incremental", help="Plan an 
             emit_json(the_plan.to_dict(ctx))
         else:
             plain(the_plan.render(ctx))
+            if ctx is None:
+                info(f"no estimates: no cloud is configured in {skylift_home()} (set "
+                     "SKYLIFT_HOME to the MN's state folder)")
     finally:
         if ctx is not None:
             ctx.close()
