@@ -30,7 +30,9 @@ def scratch_databases(db: Database) -> list[str]:
     eng = db.engine()
     try:
         with eng.connect() as conn:
-            return [n for (n,) in conn.exec_driver_sql(sql) if n.startswith("skylift_verify_")]
+            # this process's only: other test runs may share the server
+            return [n for (n,) in conn.exec_driver_sql(sql)
+                    if n == f"skylift_verify_{dumpers.owner_token()}"]
     finally:
         eng.dispose()
 

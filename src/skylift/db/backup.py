@@ -5,6 +5,9 @@ database file, `.sqlite.gz`, for SQLite), created 0600, with its manifest beside
 skylift.db.manifest). `verify` proves a dump restores to the very rows it was taken from;
 `restore` puts a dump back in place of the database, after a `pre-restore` dump of what was
 there, and refuses while a management node runs against the database.
+
+A run killed midway (kill -9, power loss) leaves scratch files or a scratch database named
+after its process; the next dump, verify or restore removes those whose process is gone.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import datetime as dt
 import gzip
 import os
 import re
+import shutil
+import stat
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,12 @@ from skylift.errors import (BackupError, DatabaseInUse, OperationFailed, Skylift
 HEARTBEAT_MAX_AGE = dt.timedelta(seconds=30)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _CHUNK = 1 << 20
+# verify's scratch: a database skylift_verify_OWNER on the server, and a folder
+# skylift-verify-OWNER-RANDOM in the temporary directory (SQLite's scratch file, the load).
+VERIFY_DB_PREFIX = "skylift_verify_"
+_VERIFY_DIR_PREFIX = "skylift-verify-"
+_VERIFY_DB_RE = re.compile(rf"^{VERIFY_DB_PREFIX}{dumpers.OWNER}$")
+_VERIFY_DIR_RE = re.compile(rf"^{_VERIFY_DIR_PREFIX}{dumpers.OWNER}-[A-Za-z0-9_]+$")
 
 
 @dataclass
@@ -60,6 +72,7 @@ class VerifyResult:
     path: Path
     manifest: Manifest
     checks: list[TableCheck]
+    kept: Database | None = None  # the restored copy, when verify was asked to keep it
 
     @property
     def ok(self) -> bool:
@@ -99,7 +112,8 @@ def _host_tag(db: Database) -> str:
 def dump(db: Database, backup_dir: Path, file_name: str, keep: int | None = None) -> DumpResult:
     """Dump db into backup_dir as FILE_NAME-HOST-TIMESTAMP, with its manifest; keep the newest N.
 
-    Both files are created 0600 and appear under their final names only once complete.
+    Both files are created 0600 and appear under their final names only once complete;
+    scratch files of an earlier dump or restore into backup_dir that was killed are removed.
     """
     if not _NAME_RE.match(file_name):
         raise UsageError(f"'{file_name}' is not a usable dump name",
@@ -108,6 +122,7 @@ def dump(db: Database, backup_dir: Path, file_name: str, keep: int | None = None
     if keep is not None and keep < 1:
         raise UsageError("--keep must be 1 or more", why="the new dump itself counts as one")
     backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    dumpers.sweep(backup_dir)
     now = _utcnow()
     stem = f"{file_name}-{_host_tag(db)}-{now:%Y%m%dT%H%M%SZ}"
     ext = dumpers.EXTENSIONS[db.dialect]
@@ -116,7 +131,7 @@ def dump(db: Database, backup_dir: Path, file_name: str, keep: int | None = None
     while final.exists() or manifest_path(final).exists():  # two dumps in one second
         n += 1
         final = backup_dir / f"{stem}-{n}{ext}"
-    tmp = backup_dir / f".{final.name}.{os.getpid()}.partial"
+    tmp = backup_dir / f".{final.name}.{dumpers.owner_token()}.partial"
     try:
         with create_private(tmp) as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
@@ -200,33 +215,99 @@ def _differences(checks: list[TableCheck]) -> str:
     return text + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
 
 
-def verify(dump_file: Path, scratch_server: Database) -> VerifyResult:
+def verify(dump_file: Path, scratch_server: Database, *,
+           keep_as: str | None = None) -> VerifyResult:
     """Restore a dump into a scratch database on scratch_server and compare every table.
 
     The scratch database (a temporary file for SQLite) is dropped afterwards. A damaged dump,
     or one that does not restore to the rows of its manifest, raises BackupError.
+
+    keep_as: restore into the database of that name on scratch_server instead (for SQLite a
+    file of that name beside it), replacing whatever a killed run left there, and keep it once
+    it is proven equal to the dump, so that the same restore serves a second use (the
+    migration rehearsal, skylift.db.rehearsal); `kept` names it and the caller drops it. A
+    failed verification drops it too.
     """
     dump_file = Path(dump_file)
     manifest = check_file(dump_file)
     _same_dialect(dump_file, manifest, scratch_server)
-    with tempfile.TemporaryDirectory(prefix="skylift-verify-") as work:
-        if scratch_server.dialect == "sqlite":
-            scratch = Database.from_string(f"sqlite:///{Path(work) / 'scratch.db'}")
-        else:
-            try:
-                scratch = create_database(scratch_server, f"skylift_verify_{os.urandom(6).hex()}")
-            except sa.exc.SQLAlchemyError as exc:
-                raise scratch_server.error("cannot create a scratch database", exc) from None
+    _sweep_verify_leftovers(scratch_server)
+    work = Path(tempfile.mkdtemp(prefix=f"{_VERIFY_DIR_PREFIX}{dumpers.owner_token()}-"))
+    try:
+        scratch = _new_scratch(scratch_server, keep_as, work)
+        keep = False
         try:
-            dumpers.load(scratch, _chunks(dump_file), Path(work), replace=False)
+            dumpers.load(scratch, _chunks(dump_file), work, replace=False)
             checks = compare(manifest.tables, _digests(scratch))
+            keep = keep_as is not None and all(c.ok for c in checks)
         finally:
-            drop_database(scratch)
-    result = VerifyResult(dump_file, manifest, checks)
+            if not keep:
+                drop_database(scratch)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = VerifyResult(dump_file, manifest, checks, kept=scratch if keep else None)
     if not result.ok:
         raise BackupError(f"the dump {dump_file} does not restore to the data it was taken from",
                           why=_differences(checks), next="do not use it; take a new dump")
     return result
+
+
+def _new_scratch(server: Database, keep_as: str | None, work: Path) -> Database:
+    """An empty scratch database for verify (a file path for SQLite, created by the load)."""
+    if keep_as is None and server.dialect == "sqlite":
+        return Database.from_string(f"sqlite:///{work / 'scratch.db'}")
+    name = keep_as or f"{VERIFY_DB_PREFIX}{dumpers.owner_token()}"
+    try:
+        if keep_as is not None:
+            drop_database(server.with_name(keep_as))  # never reuse what a killed run left
+        return create_database(server, name)
+    except sa.exc.SQLAlchemyError as exc:
+        raise server.error("cannot create a scratch database", exc) from None
+
+
+def _sweep_verify_leftovers(server: Database) -> None:
+    """Remove the scratch folders (temporary directory) and scratch databases (this server)
+    of verifications whose process died midway. Best effort: a leftover that cannot be
+    removed now is tried again by the next verify."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        entries = []
+    for entry in entries:
+        owner = dumpers.scratch_owner(entry.name, [_VERIFY_DIR_RE])
+        if owner is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        # The temporary directory is shared: only our own real folders, never a symlink.
+        if (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+                and dumpers.owner_gone(owner, now - st.st_mtime)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+    if server.dialect == "sqlite":
+        return
+    for name in _database_names(server):
+        owner = dumpers.scratch_owner(name, [_VERIFY_DB_RE])
+        if owner is not None and dumpers.owner_gone(owner, None):
+            try:
+                drop_database(server.with_name(name))
+            except sa.exc.SQLAlchemyError:
+                pass
+
+
+def _database_names(server: Database) -> list[str]:
+    sql = ("SELECT datname FROM pg_database" if server.dialect == "postgresql"
+           else "SHOW DATABASES")
+    eng = server.engine()
+    try:
+        with eng.connect() as conn:
+            return [name for (name,) in conn.exec_driver_sql(sql)]
+    except sa.exc.SQLAlchemyError:
+        return []  # creating the scratch database will say what is wrong
+    finally:
+        eng.dispose()
 
 
 def _digests(db: Database):

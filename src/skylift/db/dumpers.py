@@ -7,15 +7,23 @@
 
 Passwords reach the child processes only through their environment (MYSQL_PWD, PGPASSWORD),
 never their argument list, and every message built from a tool's output is redacted.
+
+Scratch files (and scratch databases) are named after the process that makes them (see
+owner_token), so that a later run can remove what a killed one left (sweep) without ever
+touching a file that a running dump is still writing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
@@ -26,9 +34,90 @@ from skylift.db.digest import VOLATILE_TABLES, TableDigest, database_digests, re
 from skylift.db.engine import Database
 from skylift.db.manifest import create_private
 from skylift.errors import BackupError, DatabaseError, OperationFailed
+from skylift.processes import ProcessId, pid_alive
 from skylift.secrets import redact
 
 _CHUNK = 1 << 20
+
+# The owner part of a scratch name: pid, start time (no later process with that pid shares
+# it) and a short digest of the host name (a backup folder may be shared between machines).
+OWNER = r"(?P<pid>\d+)_(?P<start>\d+)_(?P<host>[0-9a-f]{8})"
+# Older skylift versions, and the manifest's temporary file, name by pid alone.
+_PID_ONLY = r"(?P<pid>\d+)"
+_SCRATCH_NAMES = (r"^\.sqlite-(?:copy|load)-OWNER\.db(?:-journal|-wal|-shm)?$",
+                  r"^\..+\.(?:sql|sqlite)\.gz\.OWNER\.partial$",
+                  r"^\..+\.(?:sql|sqlite)\.gz\.manifest\.json\.OWNER\.tmp$")
+_SCRATCH_PATTERNS = [re.compile(name.replace("OWNER", owner))
+                     for owner in (OWNER, _PID_ONLY) for name in _SCRATCH_NAMES]
+# A file whose owner cannot be asked (another machine's, or named by pid alone) counts as
+# left behind only once nobody has written it for this long: a running dump writes its
+# files continuously, and a pid alone may be another machine's live process.
+FOREIGN_QUIET_SECONDS = 24 * 3600
+PID_ONLY_QUIET_SECONDS = 3600
+
+
+def _host_id() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def owner_token() -> str:
+    """This process as a part of a scratch name: `PID_STARTTIME_HOSTDIGEST`."""
+    me = ProcessId.of(os.getpid())
+    if me is None:  # no /proc: a pid alone, which sweep treats with care
+        return str(os.getpid())
+    return f"{me.pid}_{me.start}_{_host_id()}"
+
+
+def scratch_owner(name: str, patterns=None) -> dict | None:
+    """The owner parts of a scratch name of skylift's (pid, and start and host if known), or
+    None for any other name."""
+    for pattern in patterns or _SCRATCH_PATTERNS:
+        match = pattern.match(name)
+        if match:
+            return match.groupdict()
+    return None
+
+
+def owner_gone(groups: dict, quiet_seconds: float | None) -> bool:
+    """Whether the process named in a scratch name (the groups of a match) is gone for sure.
+
+    quiet_seconds: how long the thing has not been written (None: unknown, e.g. a database).
+    """
+    pid = int(groups["pid"])
+    if groups.get("start") is not None:
+        if groups["host"] == _host_id():
+            return not ProcessId(pid, int(groups["start"])).alive()
+        return quiet_seconds is not None and quiet_seconds > FOREIGN_QUIET_SECONDS
+    return (quiet_seconds is not None and quiet_seconds > PID_ONLY_QUIET_SECONDS
+            and not pid_alive(pid))
+
+
+def sweep(folder: Path) -> list[Path]:
+    """Remove from folder the scratch files of dumps and restores whose process died.
+
+    Only skylift's own scratch names are considered (`.sqlite-copy-*.db`, `.sqlite-load-*.db`
+    and their journals, `.<dump>.*.partial`, `.<dump>.manifest.json.*.tmp`), and only those
+    whose owner is gone; returns what was removed.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    now, gone = time.time(), []
+    for entry in entries:
+        groups = scratch_owner(entry.name)
+        if groups is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            quiet = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue  # its owner finished meanwhile
+        if owner_gone(groups, quiet):
+            Path(entry.path).unlink(missing_ok=True)
+            gone.append(Path(entry.path))
+    return gone
 
 
 class Snapshot:
@@ -140,7 +229,7 @@ def dump_sqlite(db: Database, sink: BinaryIO, work_dir: Path) -> Snapshot:
     if src_path is None or not src_path.exists():
         raise DatabaseError(f"no SQLite database at {db.display()}", why="the file does not exist",
                             next="check the --db URL")
-    copy = work_dir / f".sqlite-copy-{os.getpid()}.db"
+    copy = work_dir / f".sqlite-copy-{owner_token()}.db"
     create_private(copy).close()
     try:
         src, dst = sqlite3.connect(src_path), sqlite3.connect(copy)
@@ -277,7 +366,7 @@ def _load_sqlite(db: Database, chunks: Iterable[bytes], work_dir: Path) -> None:
     target = db.sqlite_path
     if target is None:
         raise DatabaseError("no SQLite file to restore into", next="check the --db URL")
-    copy = work_dir / f".sqlite-load-{os.getpid()}.db"
+    copy = work_dir / f".sqlite-load-{owner_token()}.db"
     try:
         with create_private(copy) as out:
             for block in chunks:

@@ -10,4 +10,4 @@ class UpgradeStep(Step):
 
     def estimate_seconds(self, run) -> float | None:
         ctx = getattr(run, "ctx", run)  # an UpgradeRun while running, a context for a plan
-        return estimates.seconds(self.id, ctx.facts)
+        return estimates.seconds(self.id, ctx.facts, getattr(run, "state", None))

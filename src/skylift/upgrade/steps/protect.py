@@ -1,4 +1,5 @@
-"""Protect the cloud before changing it: VM HA off, the cloud recorded, database and tool backed up."""
+"""Protect the cloud before changing it: VM HA off, the cloud recorded, database and tool backed
+up, and the migration rehearsed on a copy of the database."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import os
 import shutil
 from pathlib import Path
 
-from skylift.db.backup import dump, verify
+from skylift.db.backup import dump
 from skylift.db.inventory import resource_digests
+from skylift.db.rehearsal import drop_scratch, keep_verified_copy, rehearse
+from skylift.errors import Refused
 from skylift.upgrade.steps import UpgradeStep
 from skylift.upgrade.cloud_view import read_cloud
 
@@ -49,6 +52,10 @@ class RecordCloud(UpgradeStep):
                                  "mn_release": run.mn.version().get("release")})
 
 
+# The dump whose verified copy BackupDatabase kept for RehearseMigration (None: no copy kept).
+REHEARSAL_COPY = "rehearsal_copy_of"
+
+
 class BackupDatabase(UpgradeStep):
     id = "backup-database"
     description = "dump the database into the backup folder and verify the dump by restoring it"
@@ -60,8 +67,50 @@ class BackupDatabase(UpgradeStep):
     def run(self, run) -> None:
         ctx = run.ctx
         result = dump(ctx.db, run.backup_dir, "pre-upgrade")
-        verify(result.path, ctx.db)
+        # One restore, two uses: the copy restored to verify the dump stays for the rehearsal.
+        kept = keep_verified_copy(result.path, ctx.db)
+        run.state.set(REHEARSAL_COPY, str(result.path) if kept else None)
         run.state.set("dump", str(result.path))
+
+    def undo(self, run) -> None:
+        """Drop the copy kept for the rehearsal, if one is left; the dump stays (a backup)."""
+        drop_scratch(run.ctx.db)
+
+
+class RehearseMigration(UpgradeStep):
+    id = "rehearse-migration"
+    description = ("rehearse the migration on a copy of the verified dump and time it "
+                   "(nothing in the cloud changes)")
+    changes_nothing = True
+
+    def is_done(self, run) -> bool:
+        done = run.state.get("rehearsal")
+        return bool(done) and done.get("dump") == run.state.get("dump") and not done.get("error")
+
+    def run(self, run) -> None:
+        ctx, dump_file = run.ctx, run.state.get("dump")
+        if not dump_file:
+            raise Refused("there is no verified dump to rehearse the migration on",
+                          why="the backup step recorded none",
+                          next="roll back with `skylift upgrade rollback`, then run again")
+        restored = run.state.get(REHEARSAL_COPY) == dump_file
+        if restored:
+            # From here on the copy may be half migrated: after a crash, restore it anew.
+            run.state.set(REHEARSAL_COPY, None)
+        result = rehearse(Path(dump_file), ctx.db, ctx.target.version, restored=restored)
+        run.state.set("rehearsal", result.to_dict())
+        if result.error:
+            raise Refused(
+                f"the migration to {ctx.target.version} failed on a copy of the database; "
+                "the cloud's own database was not touched",
+                why=result.error,
+                next="if the cloud's data is the cause, fix it, run `skylift upgrade "
+                     "rollback` and start the upgrade again (it takes a new dump); if the "
+                     "database server is (space, rights), fix it and run `skylift upgrade "
+                     "resume` to rehearse again")
+
+    def undo(self, run) -> None:
+        drop_scratch(run.ctx.db)
 
 
 class BackupTool(UpgradeStep):
