@@ -55,12 +55,14 @@ for module_name, group in GROUPS:
 
 
 def main() -> None:
-    """Entry point: run the app, turning SkyliftError into a short message and an exit code."""
+    """Entry point: run the app, turning SkyliftError into a short message and an exit code.
+
+    Usage mistakes (unknown command or option, a bad or missing value, no command at all)
+    are click's: in standalone mode it prints the usage and the mistake and exits 2, with
+    whichever click the installed typer uses (typer >= 0.17 ships its own copy).
+    """
     try:
-        # without standalone mode click returns typer.Exit's code instead of raising it
-        code = app(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app(standalone_mode=True)
     except SkyliftError as exc:
         if STATE["verbose"]:
             import traceback
@@ -68,18 +70,6 @@ def main() -> None:
             traceback.print_exc()
         console_err.print(f"[bold red]error:[/] {exc.render()}", highlight=False)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        console_err.print("aborted")
-        sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
