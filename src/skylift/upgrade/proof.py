@@ -38,16 +38,26 @@ class Proof:
     agents_unreachable: list[str] = field(default_factory=list)  # "<kind> <name>"
     console_assets_renamed: bool | None = None
     console_must_change: bool = False  # the release changed, so must the assets' names
+    # exactly one MN serves: one process listens on the MN port, one heartbeat is alive
+    # (None: not looked at)
+    mn_listeners: list[int] | None = None  # pids
+    live_heartbeats: list[str] | None = None  # "hostname (pid, state, time)"
 
     @property
     def console_stale(self) -> bool:
         return self.console_must_change and self.console_assets_renamed is False
 
     @property
+    def mns_not_one(self) -> bool:
+        """True when other than exactly one MN listens or heartbeats."""
+        return any(found is not None and len(found) != 1
+                   for found in (self.mn_listeners, self.live_heartbeats))
+
+    @property
     def ok(self) -> bool:
         return not (self.inventory_changed or self.vms_restarted or self.vms_missing
                     or self.vms_started_twice or self.agents_behind
-                    or self.agents_unreachable or self.console_stale)
+                    or self.agents_unreachable or self.console_stale or self.mns_not_one)
 
     def failures(self) -> list[str]:
         """One line per broken claim, for people."""
@@ -63,6 +73,12 @@ class Proof:
                 out.append(f"{len(items)} {label}: {', '.join(items[:5])}")
         if self.console_stale:
             out.append("the web console kept its asset names: browsers could run stale code")
+        if self.mn_listeners is not None and len(self.mn_listeners) != 1:
+            out.append(f"{len(self.mn_listeners)} processes listen on the MN port (pids "
+                       f"{', '.join(map(str, self.mn_listeners)) or 'none'}), not one")
+        if self.live_heartbeats is not None and len(self.live_heartbeats) != 1:
+            out.append(f"{len(self.live_heartbeats)} MN heartbeats are alive, not one: "
+                       f"{'; '.join(self.live_heartbeats) or 'none'}")
         return out
 
     def to_dict(self) -> dict:

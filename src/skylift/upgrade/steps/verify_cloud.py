@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from skylift.db.backup import running_management_nodes
 from skylift.db.inventory import resource_digests
+from skylift.processes import listening_pids
 from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import OperationFailed
 from skylift.upgrade.cloud_view import CloudView, read_settled
@@ -16,7 +18,7 @@ SETTLE_SECONDS = 60.0
 class ProveCloud(UpgradeStep):
     id = "prove"
     description = ("compare inventory, VM boot ids and agent versions with the recorded "
-                   "cloud; fresh console assets")
+                   "cloud; fresh console assets; exactly one MN serving")
 
     def is_done(self, run) -> bool:
         proof = run.state.get("proof")
@@ -34,6 +36,8 @@ class ProveCloud(UpgradeStep):
         if old_assets is not None and new_assets is not None:
             proof.console_assets_renamed = old_assets != new_assets
             proof.console_must_change = before.get("mn_release") != run.ctx.target.version
+        proof.mn_listeners = sorted(listening_pids(run.mn.port))
+        proof.live_heartbeats = running_management_nodes(run.ctx.db)
         run.state.set("proof", proof.to_dict())
         if not proof.ok:
             raise OperationFailed("the proof after the upgrade failed",
