@@ -103,7 +103,8 @@ class Probes:
     """Background samplers writing one timeline; start() then stop()."""
 
     def __init__(self, out_dir: Path, *, api_url: str | None = None, api_path: str = API_PATH,
-                 api_paths: dict[str, str] | None = None, token: str | None = None, api_interval: float = 0.1, api_timeout: float = 2.0,
+                 api_paths: dict[str, str] | None = None, token: str | None = None,
+                 api_interval: float = 0.1, api_timeout: float = 2.0,
                  vms: list[VmTarget] = (), vm_interval: float = 0.5, vm_timeout: float = 1.0,
                  concurrency: int = 64, agent_urls: list[str] = (), agent_token: str | None = None,
                  placement_interval: float = 2.0) -> None:
