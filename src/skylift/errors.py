@@ -153,9 +153,3 @@ class NotAuthorized(Refused):
 class HostDisconnected(Refused):
     """A VM or volume operation on a host whose agent does not answer (Disconnected)."""
 
-
-# --- the lab (skylift.lab) ---
-
-
-class LabError(OperationFailed):
-    """A lab installation or host farm could not be built, started or stopped as asked."""

@@ -25,8 +25,8 @@ from skylift.agent.hypervisor.daemon import log_tail
 from skylift.processes import pid_alive
 from skylift.agent.hypervisor.sim import stop_simd
 from skylift.agent.store import read_json, write_json
-from skylift.errors import LabError
 from skylift.lab.addresses import loopback_addresses
+from skylift.lab.errors import LabError
 from skylift.lab.farm_server import SPEC_FILE, STATE_FILE, rss_bytes
 from skylift.lineage import release as get_release
 

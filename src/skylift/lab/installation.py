@@ -33,8 +33,9 @@ from skylift.agent.node import init_node
 from skylift.agent.process import find_agent, start_agent, stop_agent
 from skylift.db.engine import Database, drop_database
 from skylift.db.seed import seed
-from skylift.errors import LabError, Refused, SkyliftError
+from skylift.errors import Refused, SkyliftError
 from skylift.lab.addresses import loopback_addresses
+from skylift.lab.errors import LabError
 from skylift.lab.farm import find_farm, start_farm, stop_farm
 from skylift.lab import mn_machine
 from skylift.lab.artefacts import install_release_repo
