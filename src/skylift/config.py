@@ -36,7 +36,6 @@ class Config:
     trusted_keys: list[str] = field(default_factory=list)
     mn_url: str | None = None
     node_root: str | None = None
-    extra: dict = field(default_factory=dict)
     home_dir: Path | None = None  # None: $SKYLIFT_HOME
 
     @property
@@ -80,7 +79,15 @@ def load_config(home: Path | None = None) -> Config:
             why=str(exc),
             next="fix the file (it is TOML) or remove it to use the defaults",
         ) from None
-    known = {"db_url", "backup_dir", "trusted_keys", "mn_url", "node_root"}
+    _refuse_unknown(path, data)
+    for key, value in data.items():
+        want = list if key == "trusted_keys" else str
+        if not isinstance(value, want) or (want is list and not all(
+                isinstance(v, str) for v in value)):
+            example = '["/path/to/release.pub"]' if want is list else '"..."'
+            raise ConfigError(f"{path}: {key} must be a "
+                              f"{'list of strings' if want is list else 'string'}",
+                              why=f"it is {value!r}", next=f"write it as {key} = {example}")
     return Config(
         home_dir=home,
         db_url=data.get("db_url"),
@@ -88,5 +95,24 @@ def load_config(home: Path | None = None) -> Config:
         trusted_keys=list(data.get("trusted_keys", [])),
         mn_url=data.get("mn_url"),
         node_root=data.get("node_root"),
-        extra={k: v for k, v in data.items() if k not in known},
     )
+
+
+KEYS = ("db_url", "backup_dir", "trusted_keys", "mn_url", "node_root")
+
+
+def _refuse_unknown(path: Path, data: dict) -> None:
+    """A misspelt key must not be ignored: the default it leaves in place may be the wrong
+    database."""
+    import difflib
+
+    unknown = [k for k in data if k not in KEYS]
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, KEYS, n=1)
+        hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+    raise ConfigError(f"{path}: unknown key{'s' if len(unknown) > 1 else ''} "
+                      f"{', '.join(hints)}", why=f"the keys are {', '.join(KEYS)}",
+                      next="fix the spelling or remove the key")

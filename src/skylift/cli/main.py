@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import sys
 
 import typer
 
 from skylift import __version__
-from skylift.cli.output import console_err
-from skylift.errors import SkyliftError
+from skylift.cli.entry import run
 
 # (module under skylift.cli, group name); each module defines `app`.
 GROUPS = [
@@ -55,21 +53,9 @@ for module_name, group in GROUPS:
 
 
 def main() -> None:
-    """Entry point: run the app, turning SkyliftError into a short message and an exit code.
-
-    Usage mistakes (unknown command or option, a bad or missing value, no command at all)
-    are click's: in standalone mode it prints the usage and the mistake and exits 2, with
-    whichever click the installed typer uses (typer >= 0.17 ships its own copy).
-    """
-    try:
-        app(standalone_mode=True)
-    except SkyliftError as exc:
-        if STATE["verbose"]:
-            import traceback
-
-            traceback.print_exc()
-        console_err.print(f"[bold red]error:[/] {exc.render()}", highlight=False)
-        sys.exit(exc.exit_code)
+    """Entry point: usage mistakes exit 2 with click's message (whichever click the installed
+    typer uses); a SkyliftError is a short message and its exit code."""
+    run(app, "skylift", verbose=lambda: STATE["verbose"])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import typer
 from skylift.cli.common import JSON_OPTION
 from skylift.cli.output import emit_json, info, table
 from skylift.config import load_config
+from skylift.errors import SkyliftError
 
 app = typer.Typer(help="Release artefacts: build, sign and verify.", no_args_is_help=True)
 
@@ -82,6 +83,10 @@ def verify(
     except VerificationFailed as exc:
         if json_out:
             emit_json({"ok": False, "failures": [f.to_dict() for f in exc.failures]})
+        raise
+    except SkyliftError as exc:  # no keys, no files: --json still answers in JSON
+        if json_out:
+            emit_json({"ok": False, "failures": [], "error": exc.to_dict()})
         raise
     if json_out:
         emit_json(result.to_dict())

@@ -6,6 +6,7 @@ the URL object here, and every URL shown to a person is rendered with the passwo
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,9 +90,23 @@ class Database:
             return Database(self.url.set(database=str(base.with_name(name + ".db"))))
         return Database(self.url.set(database=name))
 
+    def missing_file(self) -> bool:
+        """True for an embedded (SQLite) database whose file does not exist yet."""
+        return (self.dialect == "sqlite" and self.url.database not in (None, "", ":memory:")
+                and not Path(self.url.database).exists())
+
     def engine(self, **kwargs) -> Engine:
         """A new engine for this database (the caller disposes it)."""
         if self.dialect == "sqlite":
+            if self.missing_file():
+                # SQLite would create it 0644 at the first connection; the cloud's database
+                # is private (its -wal and -shm files take the same mode)
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.close(os.open(self.url.database, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                     0o600))
+                except FileExistsError:
+                    pass
             eng = sa.create_engine(self.url, **kwargs)
 
             @sa.event.listens_for(eng, "connect")
@@ -112,13 +127,11 @@ class Database:
 
         A missing SQLite file is unreachable, not made: a probe must not create a database.
         """
-        if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "",
-                                                                                ":memory:"):
-            if not Path(self.url.database).exists():
-                raise DatabaseError(f"cannot reach the database: {self.display()}",
-                                    why="there is no such file",
-                                    next="point --db (or db_url in config.toml) at the "
-                                         "cloud's database")
+        if self.missing_file():
+            raise DatabaseError(f"cannot reach the database: {self.display()}",
+                                why="there is no such file",
+                                next="point --db (or db_url in config.toml) at the cloud's "
+                                     "database")
         eng = self.engine()
         try:
             with eng.connect() as conn:

@@ -91,8 +91,8 @@ def current_revision(db: Database) -> str | None:
 
 
 def status(db: Database) -> DatabaseStatus:
-    """The release and revision of a database."""
-    rev = current_revision(db)
+    """The release and revision of a database (a missing SQLite file is empty, not made)."""
+    rev = None if db.missing_file() else current_revision(db)
     if rev is None:
         return DatabaseStatus(db.display(), db.dialect, None, None, True)
     for info in chain():
