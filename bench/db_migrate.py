@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from skylift.db.engine import Database, create_database, drop_database
 from skylift.db.migrate import migrate
-from skylift.db.seed import seed
+from skylift.lab.seed import seed
 from skylift.lineage import NEWEST
 
 SERVERS = {"mysql": os.environ.get("SKYLIFT_BENCH_MARIADB", "mysql://root@127.0.0.1:3306/"),

@@ -165,7 +165,7 @@ def test_cli_dump_verify_restore(make_db, skylift_home):
 
 def test_seeded_cloud_round_trip(fresh_db, tmp_path):
     """A sample cloud of 3.2.0 migrated to 4.3.12 dumps, verifies and restores, row for row."""
-    seed_mod = pytest.importorskip("skylift.db.seed")
+    seed_mod = pytest.importorskip("skylift.lab.seed")
     migrate_mod = pytest.importorskip("skylift.db.migrate")
     seed_mod.seed(fresh_db, "3.2.0", hosts=4, vms=20)
     migrate_mod.migrate(fresh_db, to="4.3.12")

@@ -12,8 +12,8 @@ from lineage_facts import router_facts
 from skylift.db.inventory import resource_counts, resource_digests, table_counts
 from skylift.db.migrate import migrate, status
 from skylift.db.models import metadata
-from skylift.db.seed import seed
 from skylift.errors import Refused
+from skylift.lab.seed import seed
 from skylift.lineage import NEWEST, older_releases
 
 DIALECTS = ["sqlite", "mysql", "postgresql"]

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from skylift.db import backup, dumpers, rehearsal
 from skylift.db.engine import Database, create_database
 from skylift.db.migrate import status
-from skylift.db.seed import seed
 from skylift.errors import Refused
+from skylift.lab.seed import seed
 from skylift.lineage import NEWEST, release
 from skylift.upgrade import estimates
 from skylift.upgrade.facts import CloudFacts

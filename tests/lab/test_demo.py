@@ -125,7 +125,7 @@ def test_demo_upgrades_a_lab_cloud_and_proves_it(skylift_home):
 def test_lab_status_reads_the_release_from_the_cloud_not_the_lab_record(skylift_home, tmp_path):
     """No MN answering: the database says which release the cloud is at."""
     from skylift.db.migrate import migrate
-    from skylift.db.seed import seed
+    from skylift.lab.seed import seed
     from skylift.lab.state import lab_dir, write_state
 
     db = Database.from_string(f"sqlite:///{tmp_path / 'cloud.db'}")

@@ -10,9 +10,9 @@ import httpx
 
 from skylift.agent.process import free_port
 from skylift.db.engine import Database
-from skylift.db.seed import seed
 from skylift.lab.demo import API_PROBES
 from skylift.lab.probes import Probes
+from skylift.lab.seed import seed
 from skylift.mn.auth import token_path
 from skylift.mn.process import start_mn, stop_mn
 

@@ -21,7 +21,7 @@ from skylift.agent.hypervisor.simaddr import use_shared_daemon
 from skylift.agent.node import init_node
 from skylift.agent.process import AgentHandle, find_agent, free_port, start_agent, stop_agent
 from skylift.db.engine import Database
-from skylift.db.seed import seed
+from skylift.lab.seed import seed
 
 
 @dataclass

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from skylift.agent.process import free_port
 from skylift.db.engine import Database
-from skylift.db.seed import seed
+from skylift.lab.seed import seed
 from skylift.mn.heartbeat import mn_heartbeat
 from skylift.mn.process import MnHandle, start_mn, stop_mn
 

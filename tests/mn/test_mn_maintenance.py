@@ -7,7 +7,7 @@ import httpx
 import pytest
 from mn_kit import heartbeats, running_mn, seeded_sqlite
 
-from skylift.db.seed import seed
+from skylift.lab.seed import seed
 from skylift.lineage import NEWEST, older_releases, release
 
 OLDER = [r.version for r in older_releases()]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from skylift.db.seed import seed
 from skylift.engine.checks import run_checks
+from skylift.lab.seed import seed
 from skylift.upgrade.checks import ALL
 from skylift.upgrade.context import UpgradeContext
 

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from skylift.agent.node import init_node
 from skylift.agent.process import start_agent, stop_agent
 from skylift.db.engine import Database
-from skylift.db.seed import seed
 from skylift.lab.farm_hosts import host_packages
+from skylift.lab.seed import seed
 from skylift.upgrade.cloud_view import AgentView, CloudView, read_cloud
 from skylift.upgrade.facts import CloudFacts
 from skylift.upgrade.proof import prove

@@ -9,9 +9,9 @@ import typer
 from skylift.cli import db_backup
 from skylift.cli.common import (DB_OPTION, DRY_RUN_OPTION, JSON_OPTION, PASSWORD_FILE_OPTION,
                                 resolve_database)
+from skylift.cli.lab import lab_required
 from skylift.cli.output import emit_json, info, table
 from skylift.db import migrate as migration
-from skylift.db.seed import seed as seed_database
 from skylift.lineage import NEWEST
 
 app = typer.Typer(help="The cloud database: status, seed, migrate, dump, verify, restore.",
@@ -43,6 +43,8 @@ def seed(
     db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION, json: bool = JSON_OPTION,
 ) -> None:
     """Fill an empty database with a sample inventory of a release, in bulk."""
+    with lab_required():  # sample inventories are lab fixtures, not part of the product
+        from skylift.lab.seed import seed as seed_database
     database = resolve_database(db, password_file)
     result = seed_database(database, release, hosts, vms, os_release=os_release)
     if json:

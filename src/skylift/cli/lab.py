@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
 from skylift.cli.output import console_err, emit_json, info
+from skylift.errors import Refused
 
 app = typer.Typer(help="Lab installations of any release, for tests and benchmarks.",
                   no_args_is_help=True)
 
 NAME = typer.Option("default", "--name", help="Name of the lab installation.")
+
+
+@contextmanager
+def lab_required() -> Iterator[None]:
+    """Wrap a command's lab imports: where the lab is not installed they are a refusal.
+
+    The product's wheel (an MN's slot, the upgrade tool) carries no lab, so every command
+    that needs it imports it here, inside the command, never when `skylift` starts.
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name != "skylift.lab" and not (exc.name or "").startswith("skylift.lab."):
+            raise
+        raise Refused("the lab is not installed here",
+                      why="skylift's artefacts (wheel, installer, upgrade tool) carry the product "
+                          "only: no demo, sample inventories or host farm",
+                      next="run it from a development install of skylift (pip install -e .)"
+                      ) from None
 
 
 @app.command()
@@ -30,8 +52,9 @@ def up(
     as_json: bool = typer.Option(False, "--json", help="Print the lab's state as JSON."),
 ) -> None:
     """Build and start an installation of RELEASE: database, agents, VMs and the MN."""
-    from skylift.lab.installation import LabSpec
-    from skylift.lab.installation import up as lab_up
+    with lab_required():
+        from skylift.lab.installation import LabSpec
+        from skylift.lab.installation import up as lab_up
     from skylift.secrets import read_secret
     from skylift.upgrade.proof import agents_text
 
@@ -60,7 +83,8 @@ def up(
 def status(name: str = NAME,
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The cloud's release now, MN mode and version, agents up by kind, VMs answering probes."""
-    from skylift.lab.installation import status as lab_status
+    with lab_required():
+        from skylift.lab.installation import status as lab_status
     from skylift.secrets import read_secret
     from skylift.upgrade.proof import agents_text
 
@@ -86,7 +110,8 @@ def status(name: str = NAME,
 def down(name: str = NAME,
          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Stop everything the lab started, VMs included (harmless to repeat)."""
-    from skylift.lab.installation import down as lab_down
+    with lab_required():
+        from skylift.lab.installation import down as lab_down
 
     result = lab_down(name)
     if as_json:

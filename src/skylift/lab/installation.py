@@ -32,7 +32,6 @@ from skylift.agent.hypervisor.simaddr import use_shared_daemon
 from skylift.agent.node import init_node
 from skylift.agent.process import find_agent, start_agent, stop_agent
 from skylift.db.engine import Database, drop_database
-from skylift.db.seed import seed
 from skylift.errors import Refused, SkyliftError
 from skylift.lab.addresses import loopback_addresses
 from skylift.lab.errors import LabError
@@ -40,6 +39,7 @@ from skylift.lab.farm import find_farm, start_farm, stop_farm
 from skylift.lab import mn_machine
 from skylift.lab.artefacts import install_release_repo
 from skylift.lab.farm_hosts import host_packages
+from skylift.lab.seed import seed
 from skylift.lab.state import block_of, lab_dir, read_state, write_state
 from skylift.lineage import release as get_release
 

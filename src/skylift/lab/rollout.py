@@ -12,8 +12,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from skylift.db.engine import Database
-from skylift.db.seed import seed
 from skylift.lab.farm import FarmHandle
+from skylift.lab.seed import seed
 from skylift.release.build import os_image_content
 
 # where the MN believes a node's root is; a farm host maps it to its own (see farm_ssh.py)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from skylift.db.engine import Database
 from skylift.db.inventory import resource_counts
 from skylift.db.migrate import migrate, status
-from skylift.db.sample import SampleCloud, Shape
+from skylift.lab.sample import SampleCloud, Shape
 from skylift.errors import Refused, UsageError
 from skylift.lineage import RELEASES, release
 
