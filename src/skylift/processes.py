@@ -105,14 +105,15 @@ def _wait_gone(gone, timeout: float) -> bool:
     return True
 
 
-def stop(proc: ProcessId, timeout: float = 10.0) -> bool:
-    """SIGTERM the process, wait up to timeout, then SIGKILL; True when it had to be killed.
+def stop(proc: ProcessId, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
+    """Send sig (SIGTERM: ask it to end), wait up to timeout, then SIGKILL; True when it had
+    to be killed after the wait.
 
     Signals go only to this very process: a recorded pid now used by another is left alone.
     """
     if not proc.alive():
         return False
-    _signal(proc.pid, signal.SIGTERM)
+    _signal(proc.pid, sig)
     if _wait_gone(lambda: not proc.alive(), timeout):
         return False
     if proc.alive():
@@ -121,13 +122,14 @@ def stop(proc: ProcessId, timeout: float = 10.0) -> bool:
     return True
 
 
-def terminate(pid: int, marker: str | None = None, timeout: float = 5.0) -> None:
-    """SIGTERM pid (if it runs and holds marker), wait up to timeout, then SIGKILL."""
+def terminate(pid: int, marker: str | None = None, timeout: float = 5.0,
+              sig: int = signal.SIGTERM) -> None:
+    """Send sig to pid (if it runs and holds marker), wait up to timeout, then SIGKILL."""
     if not pid_alive(pid, marker):
         return
     proc = ProcessId.of(pid)
     if proc is not None:
-        stop(proc, timeout)
+        stop(proc, timeout, sig)
 
 
 def _socket_inodes(port: int) -> set[str]:

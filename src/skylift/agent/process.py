@@ -7,7 +7,6 @@ the VMs: they belong to the hypervisor (see skylift.agent.hypervisor).
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from skylift.agent.hypervisor.daemon import log_tail
-from skylift.processes import pid_alive
+from skylift.processes import pid_alive, terminate
 from skylift.agent.server import AGENT_FILE
 from skylift.agent.store import read_json
 from skylift.errors import AgentError
@@ -131,19 +130,8 @@ def restart_agent(handle: AgentHandle, timeout: float = 20.0) -> AgentHandle:
 
 
 def _end(handle: AgentHandle, sig: int, timeout: float) -> None:
-    if handle.alive():
-        try:
-            os.kill(handle.pid, sig)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while handle.alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if handle.alive():
-            try:
-                os.kill(handle.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    # the marker keeps a recorded pid that another program took over from being signalled
+    terminate(handle.pid, AGENT_MARKER, timeout, sig=sig)
     _reap(handle)
 
 

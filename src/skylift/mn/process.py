@@ -7,6 +7,7 @@ password in the URL is moved to SKYLIFT_DB_PASSWORD in the child's environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from skylift.config import skylift_home
 from skylift.errors import OperationFailed
 from skylift.mn.auth import read_token, token_path
 from skylift.mn.server import READY_ENV
+from skylift.processes import pid_alive, terminate
 
 MN_MARKER = "skylift.mn\x00serve"  # argv as in /proc/PID/cmdline
 
@@ -51,10 +53,7 @@ class MnHandle:
         """Whether the MN process still runs."""
         if self.popen is not None:
             return self.popen.poll() is None
-        try:
-            return MN_MARKER in Path(f"/proc/{self.pid}/cmdline").read_text()
-        except OSError:
-            return False
+        return pid_alive(self.pid, MN_MARKER)
 
     def token(self) -> str:
         """The admin token of this MN's state folder."""
@@ -113,7 +112,9 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
                                       f"(status {popen.returncode})",
                                       why=log_tail(log_path), next=f"read {log_path}")
             if time.monotonic() > deadline:
-                _end(popen, signal.SIGKILL, 5.0)
+                popen.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    popen.wait(timeout=5.0)
                 raise OperationFailed(f"the management node on port {port} did not start "
                                       f"within {timeout:.0f}s", why=log_tail(log_path),
                                       next=f"read {log_path}")
@@ -151,34 +152,20 @@ def stop_mn(handle: MnHandle, timeout: float = 40.0) -> int | None:
 
     Returns the exit status when the MN is our child.
     """
-    return _end(handle.popen, signal.SIGTERM, timeout, handle)
+    return _end(handle, signal.SIGTERM, timeout)
 
 
 def kill_mn(handle: MnHandle) -> None:
     """Kill an MN with SIGKILL, as a crash would (its heartbeat goes stale, not 'stopped')."""
-    _end(handle.popen, signal.SIGKILL, 5.0, handle)
+    _end(handle, signal.SIGKILL, 5.0)
 
 
-def _end(popen: subprocess.Popen | None, sig: int, timeout: float,
-         handle: MnHandle | None = None) -> int | None:
-    pid = popen.pid if popen is not None else handle.pid
-    alive = (lambda: popen.poll() is None) if popen is not None else handle.alive
-    if alive():
+def _end(handle: MnHandle, sig: int, timeout: float) -> int | None:
+    # the marker keeps a recorded pid that another program took over from being signalled
+    terminate(handle.pid, MN_MARKER, timeout, sig=sig)
+    if handle.popen is not None:
         try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if alive():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    if popen is not None:
-        try:
-            return popen.wait(timeout=5.0)
+            return handle.popen.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
             return None
     return None
