@@ -8,11 +8,13 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from release_fixtures import flip_bit, run_cli, start_cli, tree_digest
+from release_fixtures import flip_bit, run_cli, tree_digest
 
 from skylift.errors import Refused
 from skylift.release.manifest import RepoIndex
@@ -23,6 +25,7 @@ from skylift.repo.update import check_repo_matches, update_from_image
 C74_NEW = "skylift-os-4.3.12-c74.tar"
 C76_NEW = "skylift-os-4.3.12-c76.tar"
 C74_OLD = "skylift-os-3.7.1-c74.tar"
+PAUSING_UPDATE = Path(__file__).with_name("pausing_update.py")
 
 
 def assert_repo_whole(node: Path, os_release: str) -> str:
@@ -102,6 +105,21 @@ def test_every_refusal_leaves_the_repo_byte_for_byte_unchanged(built, trust, sig
     assert assert_repo_whole(node, "c74") == "3.7.1"
 
 
+def test_the_update_names_each_stage_it_passes(built, trust, tmp_path):
+    node = tmp_path / "node"
+    update_from_image(built["3.7.1"] / C74_OLD, node)
+    stages: list[str] = []
+    update_from_image(built["4.3.12"] / C74_NEW, node, on_stage=stages.append)
+    files = len(RepoIndex.model_validate_json(
+        (LocalRepo(node).current_dir("c74") / "repodata/index.json").read_text()).packages)
+    assert stages[0] == "verified" and stages[-3:] == ["staged", "stored", "switched"]
+    assert stages[1:-3] == ["file-staged"] * len(stages[1:-3])
+    assert len(stages[1:-3]) >= files + 1  # every package, the index, the manifest
+    again: list[str] = []
+    update_from_image(built["4.3.12"] / C74_NEW, node, on_stage=again.append)
+    assert again == ["verified"]  # nothing to stage or switch
+
+
 def _wait_for(pred, proc, timeout=30.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -137,8 +155,8 @@ def test_kill_9_leaves_the_old_repo_whole_and_a_rerun_completes(point, built, tr
     old_digest = tree_digest(old_dir)
     base = node / "repo/c74"
     delay = "0" if point == "random" else "0.1"
-    proc = start_cli("repo", "update", "--image", built["4.3.12"] / C74_NEW, "--node-root", node,
-                     env={"SKYLIFT_REPO_STAGE_DELAY": delay})
+    proc = subprocess.Popen([sys.executable, str(PAUSING_UPDATE), str(built["4.3.12"] / C74_NEW),
+                             str(node), delay], stderr=subprocess.PIPE, text=True)
     try:
         if point == "random":
             time.sleep(random.uniform(0.2, 1.5))

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +29,15 @@ from skylift.release.verify import VerifiedArtefact, verify_artefacts
 from skylift.repo.fsutil import fsync_dir, write_durable
 from skylift.repo.local import REPO_INFO, STAGING_PREFIX, STORE, LocalRepo, RepoInfo
 
-# Test hook: seconds to sleep at each stage boundary and after each staged file, so a test can
-# kill the process at chosen points. Unset in normal use.
-DELAY_ENV = "SKYLIFT_REPO_STAGE_DELAY"
 CHUNK = 1024 * 1024
 
+# Called with the name of each point an update passes: "verified", "file-staged" (after each
+# file), "staged", "stored", "switched" (a test pauses there to kill the process at it).
+StageHook = Callable[[str], None]
 
-def _pause() -> None:
-    delay = os.environ.get(DELAY_ENV)
-    if delay:
-        time.sleep(float(delay))
+
+def _no_hook(stage: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def image_for_node(art: VerifiedArtefact, node_os: str) -> str:
     return want
 
 
-def _stage(art: VerifiedArtefact, staging: Path) -> None:
+def _stage(art: VerifiedArtefact, staging: Path, on_stage: StageHook) -> None:
     """Unpack the image into staging, durably, checking it against what was verified."""
     allowed = set(art.manifest["files"]) | {mf.MANIFEST_NAME}
     written: dict[str, str] = {}
@@ -105,7 +105,7 @@ def _stage(art: VerifiedArtefact, staging: Path) -> None:
                     out.flush()
                     os.fsync(out.fileno())
                 written[member.name] = sha.hexdigest()
-                _pause()
+                on_stage("file-staged")
         while reader.read(CHUNK):  # the tar's end padding belongs to the digest too
             pass
     if reader.sha.hexdigest() != art.sha256:
@@ -141,14 +141,17 @@ def _redirect(repo: LocalRepo, node_os: str, target_os: str) -> None:
 
 def update_from_image(image: Path | str, node_root: Path | str | None = None, *,
                       os_release: str | None = None,
-                      trusted_keys: list[str] | dict | None = None) -> UpdateResult:
+                      trusted_keys: list[str] | dict | None = None,
+                      on_stage: StageHook | None = None) -> UpdateResult:
     """Verify an OS image and make it the node's current repo (the old one kept for rollback).
 
     os_release: the node's OS release (default: node.json, else the OS of the node's only
     repo, else the image's own). A repo for a second OS release is added only when asked.
-    trusted_keys: default config.toml's trusted_keys. Raises ArtefactError / Refused before
-    anything changes when the image is damaged, unsigned, or for another OS release.
+    trusted_keys: default config.toml's trusted_keys. on_stage: called at each point the
+    update passes (see StageHook). Raises ArtefactError / Refused before anything changes
+    when the image is damaged, unsigned, or for another OS release.
     """
+    on_stage = on_stage or _no_hook
     image = Path(image)
     keys = trusted_keys if trusted_keys is not None else load_config().trusted_keys
     art = verify_artefacts([image], keys).artefacts[0]
@@ -158,7 +161,7 @@ def update_from_image(image: Path | str, node_root: Path | str | None = None, *,
     repo = LocalRepo(node_root)
     node_os = repo.known_os(os_release) or art.os
     target = image_for_node(art, node_os)
-    _pause()
+    on_stage("verified")
     entry_id = f"{art.release}-{art.sha256[:16]}"
     base = repo.repo_dir / target
     base.mkdir(parents=True, exist_ok=True)
@@ -174,17 +177,17 @@ def update_from_image(image: Path | str, node_root: Path | str | None = None, *,
                 staging = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
                 staging.mkdir()
                 try:
-                    _stage(art, staging)
+                    _stage(art, staging, on_stage)
                 except BaseException:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
-                _pause()
+                on_stage("staged")
                 os.rename(staging, store / entry_id)
                 fsync_dir(store)
-                _pause()
+                on_stage("stored")
             repo.write_state(target, {"current": entry_id,
                                       "previous": state["current"] or state["previous"]})
-            _pause()
+            on_stage("switched")
         if node_os != target:
             _redirect(repo, node_os, target)
         repo.collect_garbage(target)
