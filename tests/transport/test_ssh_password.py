@@ -47,8 +47,12 @@ def password_server():
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result()
     yield server.sockets[0].getsockname()[1]
-    server.close()
-    asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result()
+
+    async def stop():  # on the server's own loop: asyncssh objects are not thread-safe
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result()
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
     loop.close()
