@@ -21,11 +21,12 @@ import time
 from pathlib import Path
 
 from skylift.db.engine import Database, create_database, drop_database
+from skylift.engine.events import EventBus
 from skylift.engine.journal import Journal
 from skylift.lab.artefacts import build_for_upgrade
 from skylift.lab.demo import PROBE_PATH
 from skylift.lab.installation import LabSpec, down, up
-from skylift.lab.probes import Probes, vm_targets
+from skylift.lab.probes import Probes, report_when_finished, vm_targets
 from skylift.upgrade import single_mn
 from skylift.upgrade.report import maintenance_window
 from skylift.upgrade.context import UpgradeContext
@@ -66,15 +67,16 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_path=PROBE_PATH,
                         token=ctx.mn_token, vms=vm_targets(agent_urls), vm_interval=0.5,
                         concurrency=64).start()
+        bus = EventBus()
+        report_when_finished(probes, bus)
         print(f"  upgrading {release} -> 4.3.12", file=sys.stderr)
-        result, _ = single_mn.run(ctx, incremental=False, probes=probes)
+        result, _ = single_mn.run(ctx, incremental=False, events=bus)
         journal = Journal.open(single_mn.journal_path(mn_home))
         phases = phase_seconds(journal)
         window = maintenance_window(journal)
         migrate = step_seconds(journal, "management-node/migrate-database")
         journal.close()
-        run_state = RunState(single_mn.run_dir(mn_home))
-        p, proof = run_state.get("probes", {}), run_state.get("proof", {})
+        p, proof = probes.stop().to_dict(), RunState(single_mn.run_dir(mn_home)).get("proof", {})
         return {"release": release, "hosts": hosts, "vms": vms, "lab": lab_seconds,
                 "total": result.seconds, "window": window, "migrate": migrate,
                 "api": p.get("api_results"), "vm_sent": p.get("vm_probes_sent"),

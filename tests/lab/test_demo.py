@@ -1,8 +1,8 @@
 """The README's main job: `skylift demo` upgrades a lab cloud and shows nothing was lost.
 
-Every figure the demo prints is checked against what was measured (the probes' summary, the
-proof recorded by the run, the MN's own list of agent-backed resources), and `skylift lab
-status` of the kept lab reports the release its cloud is at now.
+Every figure the demo prints is checked against what was measured (the probes' summary, as the
+run's report carries it; the proof recorded by the run; the MN's own list of agent-backed
+resources), and `skylift lab status` of the kept lab reports the release its cloud is at now.
 """
 
 import json
@@ -70,9 +70,19 @@ def test_demo_upgrades_a_lab_cloud_and_proves_it(skylift_home):
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         shown = printed_figures(out.stdout)
         lab = json.loads((skylift_home / "lab" / "demo" / "lab.json").read_text())
-        run_state = json.loads((Path(lab["mn"]["home"]) / "upgrade" / "current" / "state.json")
-                               .read_text())
-        probes, proof = run_state["probes"], run_state["proof"]
+        run_dir = Path(lab["mn"]["home"]) / "upgrade" / "current"
+        proof = json.loads((run_dir / "state.json").read_text())["proof"]
+        # the probes' figures reach the run's report (as Measured events), and match the demo's
+        report = json.loads((run_dir / "report.json").read_text())
+        probes = next(s["data"] for s in report["sections"]
+                      if s["title"] == "Availability, as the probes saw it")
+        assert probes == json.loads((Path(lab["mn"]["home"]) / "probes" / "summary.json")
+                                    .read_text())
+        report_md = (run_dir / "report.md").read_text()
+        assert f"| VM probes sent / lost | {probes['vm_probes_sent']} / " \
+               f"{probes['vm_probes_lost']} |" in report_md
+        for name, api in probes["api"].items():
+            assert f"| API probe {name} ({api['path']}): samples by result |" in report_md
 
         # what is printed is what was measured
         assert (shown["vm_lost"], shown["vm_sent"]) == (probes["vm_probes_lost"],

@@ -10,11 +10,17 @@ import httpx
 
 from skylift.agent.process import free_port
 from skylift.db.engine import Database
+from skylift.engine.events import EventBus
+from skylift.engine.journal import Journal
+from skylift.engine.plan import Phase, Plan, step
+from skylift.engine.runner import run_plan
 from skylift.lab.demo import API_PROBES
-from skylift.lab.probes import Probes
+from skylift.lab.probes import Probes, report_when_finished
 from skylift.lab.seed import seed
 from skylift.mn.auth import token_path
 from skylift.mn.process import start_mn, stop_mn
+from skylift.upgrade.report import collect_measured, write_report
+from skylift.upgrade.run_state import RunState
 
 
 def test_each_api_probe_counts_503_refused_and_its_longest_gap(tmp_path):
@@ -62,3 +68,34 @@ def test_each_api_probe_counts_503_refused_and_its_longest_gap(tmp_path):
     timeline = [json.loads(x) for x in (tmp_path / "probes" / "timeline.jsonl").open()]
     assert sum(e.get("probe") == "api" and e["result"] == "503" for e in timeline) == \
         api.answers_503
+
+
+def test_probes_watching_a_run_stop_when_it_ends_and_their_figures_reach_its_report(tmp_path):
+    """Through the run's event bus only: the report knows nothing of the probes."""
+    nothing_listens = f"http://127.0.0.1:{free_port()}"
+    probes = Probes(tmp_path / "probes", api_url=nothing_listens, api_interval=0.02).start()
+    bus, state = EventBus(), RunState(tmp_path / "run")
+    report_when_finished(probes, bus)
+    bus.subscribe(collect_measured(state))
+    plan = Plan("watched", [Phase("work", "a while",
+                                  [step("wait", "wait", lambda _: time.sleep(0.3))])])
+    journal = Journal.open(tmp_path / "run" / "journal.jsonl")
+    try:
+        run_plan(plan, None, journal, events=bus)
+        assert probes.stopped  # by the run's end, before its report is written
+        write_report(plan, state, tmp_path / "run", journal)
+    finally:
+        journal.close()
+    summary = probes.summary.to_dict()
+    assert summary["api"]["api"]["refused"] == summary["api"]["api"]["samples"] > 5
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    sections = {s["title"]: s for s in report["sections"]}
+    assert sections["Availability, as the probes saw it"]["data"] == summary
+    rows = {r["measure"]: r["value"]
+            for r in sections["Availability, as the probes saw it"]["table"]}
+    assert rows["API probe api: refused connections / 503 answers / longest gap s"] == \
+        f"{summary['api']['api']['refused']} / 0 / {summary['api']['api']['longest_gap_seconds']}"
+    (window,) = sections["API unavailable windows (probe timeline)"]["table"]
+    assert window["probe"] == "api"
+    assert window["answers"] == {"refused": summary["api"]["api"]["refused"]}
+    assert "Availability, as the probes saw it" in (tmp_path / "run" / "report.md").read_text()

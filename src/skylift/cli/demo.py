@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from skylift.cli.lab import lab_required
 from skylift.cli.output import console, info, table
 from skylift.cli.progress import RichProgress
 from skylift.engine.events import EventBus
-from skylift.lab.demo import run_demo
 from skylift.lineage import NEWEST
 from skylift.upgrade.proof import agents_text
 
@@ -23,6 +23,8 @@ def demo(
     keep: bool = typer.Option(False, "--keep", help="Leave the upgraded lab running."),
 ) -> None:
     """Build a lab cloud (SQLite, real agents and VMs) and upgrade it, with probes and proof."""
+    with lab_required():
+        from skylift.lab.demo import run_demo
     bus = EventBus()
     progress = RichProgress(console)
     bus.subscribe(progress)

@@ -120,6 +120,21 @@ class Message(Event):
 
 
 @dataclass(frozen=True)
+class Measured(Event):
+    """Figures measured beside a run by whoever watched it (probes, a benchmark), for the
+    run's report: a titled table, and the data behind it for the report's JSON form.
+
+    The watcher emits it; the report writer collects it. Neither knows the other's code.
+    """
+
+    kind: ClassVar[str] = "measured"
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    data: Any = None
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     kind: ClassVar[str] = "run_finished"
     plan_id: str

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from skylift.db.engine import Database
 from skylift.db.inventory import resource_counts
+from skylift.engine.events import EventBus, ensure_bus
 from skylift.lab.artefacts import build_for_upgrade
 from skylift.lab.installation import LabSpec, down, up
-from skylift.lab.probes import Probes, vm_targets
+from skylift.lab.probes import Probes, report_when_finished, vm_targets
 from skylift.upgrade import single_mn
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.run_state import RunState
@@ -50,9 +51,11 @@ def _counts(db: Database) -> dict[str, int]:
 
 
 def run_demo(*, release: str = "3.7.1", hosts: int = 3, vms: int = 6, name: str = "demo",
-             keep: bool = False, events=None, on_step=None) -> DemoResult:
+             keep: bool = False, events: EventBus | None = None, on_step=None) -> DemoResult:
     """Build the lab, upgrade it with probes running, and (unless keep) take the lab down."""
     step = on_step or (lambda msg: None)
+    bus = ensure_bus(events)
+    probes = None
     state = up(LabSpec(name=name, release=release, hosts=hosts, vms=vms, driver="process"),
                on_step=step)
     try:
@@ -65,12 +68,15 @@ def run_demo(*, release: str = "3.7.1", hosts: int = 3, vms: int = 6, name: str 
         probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_paths=API_PROBES,
                         token=ctx.mn_token, vms=vm_targets(agent_urls),
                         agent_urls=agent_urls).start()
+        report_when_finished(probes, bus)  # their figures go into the run's report
         step(f"upgrading {release} to {ctx.target.version} (probes on the API and every VM)")
-        result, report = single_mn.run(ctx, incremental=False, events=events, probes=probes)
+        result, report = single_mn.run(ctx, incremental=False, events=bus)
         run_state = RunState(single_mn.run_dir(mn_home))
         return DemoResult(release, before, _counts(Database.from_string(
             ctx.db.url.render_as_string(hide_password=False))), run_state.get("proof", {}),
-            run_state.get("probes", {}), report, result.seconds)
+            probes.stop().to_dict(), report, result.seconds)
     finally:
+        if probes is not None:
+            probes.stop()  # a run refused before it started never finishes: stop them here
         if not keep:
             down(name)

@@ -12,6 +12,9 @@ the same boot id, lost, or a new boot id) and, when agents are given, the placem
 endpoint is probed there from then on). Everything goes to a timeline of JSON lines (t, kind,
 target, result); stop() writes summary.json and returns the summary: per API probe the answers
 by result, refused connections, 503 answers and the longest stretch without an ok answer.
+
+Watching a run: report_when_finished(probes, bus) stops the probes when the run on the bus
+finishes and emits their figures as Measured events, which the run's report collects.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from skylift.agent.hypervisor import probe
+from skylift.engine.events import Event, EventBus, Measured, RunFinished
 
 API_PATH = "/v1/zones"  # a real API call: maintenance mode answers it with 503
 
@@ -150,8 +155,14 @@ class Probes:
             self._threads.append(t)
         return self
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self) -> Summary:
-        """Stop sampling; write summary.json; the summary."""
+        """Stop sampling; write summary.json; the summary (the same one if already stopped)."""
+        if self.stopped:
+            return self.summary
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
@@ -283,3 +294,36 @@ class Probes:
                         self.summary.started_twice.append(uuid)
                         self._record("placement", uuid, "started-twice", hosts=urls)
                 self._stop.wait(max(0.0, self.placement_interval - (time.time() - began)))
+
+
+def measured(summary: Summary) -> list[Measured]:
+    """The probes' figures as sections of a run's report: each API probe and the VMs, then
+    the windows in which an API probe had no ok answer."""
+    rows = []
+    for name, api in summary.api.items():
+        rows += [[f"API probe {name} ({api.path}): samples by result", api.results],
+                 [f"API probe {name}: refused connections / 503 answers / longest gap s",
+                  f"{api.refused} / {api.answers_503} / {api.longest_gap_seconds}"]]
+    rows += [["VM probes sent / lost", f"{summary.vm_probes_sent} / {summary.vm_probes_lost}"],
+             ["VM boot id changes", len(summary.boot_id_changes)],
+             ["VMs seen running twice", len(summary.started_twice)]]
+    out = [Measured("Availability, as the probes saw it", ["measure", "value"], rows,
+                    data=summary.to_dict())]
+    windows = [[name, w["start"], w["seconds"], w["results"]]
+               for name, api in summary.api.items() for w in api.unavailable]
+    if windows:
+        out.append(Measured("API unavailable windows (probe timeline)",
+                            ["probe", "start", "seconds", "answers"], windows))
+    return out
+
+
+def report_when_finished(probes: Probes, events: EventBus) -> Callable[[], None]:
+    """Stop the probes when the run on this bus finishes (however it ends) and emit what they
+    measured, before the run writes its report; returns the unsubscribe function."""
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, RunFinished) and not probes.stopped:
+            for section in measured(probes.stop()):
+                events.emit(section)
+
+    return events.subscribe(on_event)

@@ -1,10 +1,12 @@
-"""The upgrade's report: the run's phases and steps (from the journal), the proof, and what
-the probes saw (Markdown and JSON, in the run folder)."""
+"""The upgrade's report: the run's phases and steps (from the journal), the proof, the API's
+maintenance window, and whatever was measured beside the run (Measured events: the lab's
+probes, a benchmark), in Markdown and JSON in the run folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from skylift.engine.events import Event, Measured, Subscriber
 from skylift.engine.journal import Journal
 from skylift.engine.plan import Plan
 from skylift.engine.report import RunReport
@@ -32,20 +34,20 @@ def _proof_rows(proof: dict, state) -> list[list]:
     ]
 
 
-def _availability_rows(window: float | None, probes: dict) -> list[list]:
-    rows = [["MN API in maintenance (drain to new MN up), s",
-             None if window is None else round(window, 2)]]
-    for name, api in (probes.get("api") or {}).items():
-        rows += [[f"API probe {name} ({api.get('path')}): samples by result", api.get("results")],
-                 [f"API probe {name}: refused connections / 503 answers / longest gap s",
-                  f"{api.get('refused')} / {api.get('answers_503')} / "
-                  f"{api.get('longest_gap_seconds')}"]]
-    return rows + [
-        ["VM probes sent / lost", f"{probes.get('vm_probes_sent')} / "
-                                  f"{probes.get('vm_probes_lost')}"],
-        ["VM boot id changes", len(probes.get("boot_id_changes", []))],
-        ["VMs seen running twice", len(probes.get("started_twice", []))],
-    ]
+MEASURED = "measured"  # the run state's key: sections by title
+
+
+def collect_measured(state) -> Subscriber:
+    """A subscriber keeping every Measured event of a run in its state, by title (a later one
+    of the same title replaces it), so the report of a resumed run still shows them."""
+
+    def collect(event: Event) -> None:
+        if isinstance(event, Measured):
+            state.set(MEASURED, {**(state.get(MEASURED) or {}),
+                                 event.title: {"columns": event.columns, "rows": event.rows,
+                                               "data": event.data}})
+
+    return collect
 
 
 def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
@@ -54,17 +56,14 @@ def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
     proof = state.get("proof") or {}
     report.add_section("Proof", columns=["claim", "result"], rows=_proof_rows(proof, state),
                        data=proof or None)
-    window, probes = maintenance_window(journal), state.get("probes") or {}
-    if probes or window is not None:
+    window = maintenance_window(journal)
+    if window is not None:
         report.add_section("Availability", columns=["measure", "value"],
-                           rows=_availability_rows(window, probes))
-    windows = [(name, w) for name, api in (probes.get("api") or {}).items()
-               for w in api.get("unavailable", [])]
-    if windows:
-        report.add_section("API unavailable windows (probe timeline)",
-                           columns=["probe", "start", "seconds", "answers"],
-                           rows=[[name, w.get("start"), w.get("seconds"), w.get("results")]
-                                 for name, w in windows])
+                           rows=[["MN API in maintenance (drain to new MN up), s",
+                                  round(window, 2)]])
+    for title, section in (state.get(MEASURED) or {}).items():
+        report.add_section(title, columns=section["columns"], rows=section["rows"],
+                           data=section["data"])
     md, _ = report.write(run_dir)
     return md
 

@@ -24,7 +24,7 @@ from skylift.errors import OperationFailed, Refused, SkyliftError
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.mn_control import MnControl
 from skylift.upgrade.mn_instances import MnInstances, describe
-from skylift.upgrade.report import write_report
+from skylift.upgrade.report import collect_measured, write_report
 from skylift.upgrade.run_state import RunState
 from skylift.upgrade.steps import management_node as mn_steps
 from skylift.upgrade.steps import preflight, protect, reconnect, repo, verify_cloud
@@ -140,11 +140,11 @@ def _journal(ctx: UpgradeContext) -> Journal:
 
 
 def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = None,
-        resume: bool = False, probes=None) -> tuple[RunResult, Path]:
+        resume: bool = False) -> tuple[RunResult, Path]:
     """Run (or resume) the upgrade; returns the result and the report's Markdown path.
 
-    probes: optional running samplers (skylift.lab.probes.Probes); they are stopped when the
-    plan ends and their summary goes into the report.
+    What a watcher measures beside the run and emits on `events` as Measured (by the time
+    the run finishes) goes into the report.
     """
     if not resume:
         _archive_finished(ctx.home)
@@ -155,13 +155,13 @@ def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = Non
             setattr(ctx.artefacts, kind, path)
     up = UpgradeRun(ctx, run_dir(ctx.home), events or EventBus())
     journal = _journal(ctx)
+    stop_collecting = up.events.subscribe(collect_measured(up.state))
     try:
         result = run_plan(plan, up, journal, events=up.events, resume=resume,
                           params=params_of(ctx, incremental))
-        if probes is not None:
-            up.state.set("probes", probes.stop().to_dict())
         report = write_report(plan, up.state, up.run_dir, journal)
     finally:
+        stop_collecting()
         journal.close()
         ctx.close()
     return result, report
