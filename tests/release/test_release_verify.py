@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from release_fixtures import flip_bit, run_cli
 
+from skylift.files import digests
 from skylift.release.build import build_release
-from skylift.release.digest import file_digests
 from skylift.release.keys import generate_keypair
 from skylift.release.verify import VerificationFailed, verify_artefacts
 
@@ -120,7 +120,7 @@ def test_one_pass_digests_equal_the_coreutils_ones(tmp_path):
     data = hashlib.sha256(b"x").digest() * 100_003  # not a multiple of the chunk size
     path = tmp_path / "blob"
     path.write_bytes(data)
-    d = file_digests(path, chunk=65536)
+    d = digests(path, chunk=65536)
     for tool, value in (("md5sum", d.md5), ("sha256sum", d.sha256)):
         out = subprocess.run([tool, str(path)], capture_output=True, text=True).stdout
         assert out.split()[0] == value

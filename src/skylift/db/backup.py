@@ -30,10 +30,11 @@ import sqlalchemy as sa
 from skylift.db import dumpers
 from skylift.db.digest import database_digests
 from skylift.db.engine import Database, create_database, drop_database
-from skylift.db.manifest import (Manifest, TableCheck, commit_private, compare, create_private,
-                                 file_sha256, manifest_path, read_manifest, write_manifest)
+from skylift.db.manifest import (Manifest, TableCheck, compare, create_private, manifest_path,
+                                 read_manifest, write_manifest)
 from skylift.errors import (BackupError, DatabaseInUse, OperationFailed, SkyliftError,
                             UsageError)
+from skylift.files import replace, sha256, sync
 
 # A management node writes its heartbeat every few seconds; older than this, it is gone.
 HEARTBEAT_MAX_AGE = dt.timedelta(seconds=30)
@@ -136,14 +137,13 @@ def dump(db: Database, backup_dir: Path, file_name: str, keep: int | None = None
         with create_private(tmp) as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
                 snap = dumpers.DUMPERS[db.dialect](db, out, backup_dir)
-            raw.flush()
-            os.fsync(raw.fileno())
+            sync(raw)
         manifest = Manifest(
             name=file_name, host=db.host, database=db.name, dialect=db.dialect,
             created_at=now.isoformat(), revision=snap.revision, release=snap.release,
-            tables=snap.tables, dump_file=final.name, dump_sha256=file_sha256(tmp),
+            tables=snap.tables, dump_file=final.name, dump_sha256=sha256(tmp),
             dump_bytes=tmp.stat().st_size)
-        commit_private(tmp, final)
+        replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     mpath = write_manifest(manifest, final)
@@ -193,7 +193,7 @@ def check_file(dump_file: Path) -> Manifest:
     manifest = read_manifest(dump_file)
     for _ in _chunks(dump_file):
         pass
-    actual = file_sha256(dump_file)
+    actual = sha256(dump_file)
     if actual != manifest.dump_sha256:
         raise _damaged(dump_file, f"its sha256 is {actual[:12]}…, the manifest says "
                                   f"{manifest.dump_sha256[:12]}…")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from skylift.errors import JournalError, SecretInJournal
+from skylift.files import fsync_dir
 from skylift.secrets import redact as _redact_secrets
 
 
@@ -184,7 +185,8 @@ class Journal:
                 raise JournalError(f"the journal {self.path} is in use by another skylift run",
                                    next="wait for that run to end, or stop it") from None
             if created:
-                _fsync_dir(self.path.parent)
+                # the new file's directory entry is durable only once the folder is synced
+                fsync_dir(self.path.parent)
             if self.torn is not None:
                 # Drop the unacknowledged torn bytes so the next record starts on a clean line.
                 os.ftruncate(fd, self._good_size)
@@ -318,12 +320,3 @@ def _read(path: Path) -> tuple[list[dict], TornTail | None, int]:
         records.append(rec)
         offset += len(raw) + 1
     return records, None, offset
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The new file's directory entry is durable only once the folder itself is synced.
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,11 +6,11 @@ Clients send it as `Authorization: Bearer <token>`. It is never logged or put in
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 from skylift.config import skylift_home
+from skylift.files import write_atomic
 
 TOKEN_NAME = "admin-token"
 
@@ -24,15 +24,12 @@ def ensure_token(path: Path | None = None) -> str:
     """The admin token, created (mode 0600) unless one exists."""
     path = path or token_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = secrets.token_urlsafe(32)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # whole or absent: an MN starting beside this one never reads a half-written token
+        write_atomic(path, (token + "\n").encode(), exclusive=True)
     except FileExistsError:
         return read_token(path)
-    token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
     return token
 
 

@@ -7,16 +7,16 @@ what the lab and the tests need: artefacts whose identity and contents follow th
 
 from __future__ import annotations
 
-import os
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import skylift
 from skylift.errors import UsageError
+from skylift.files import PUBLIC, digests, write_atomic
 from skylift.lineage import RELEASES, release as lineage_release, version_key
 from skylift.release import ha, manifest as mf
 from skylift.release.archive import manifest_bytes, write_tar
-from skylift.release.digest import bytes_sha256, file_digests
 from skylift.release.keys import key_id, load_private_key
 from skylift.release.packages import host_packages, payload
 from skylift.release.signature import sig_path, sign_statement
@@ -67,7 +67,8 @@ def os_image_content(version: str, os_release: str) -> tuple[dict, list[tuple[st
         data = payload(pkg)
         files.append((f"packages/{pkg.file}", data))
         entries.append(mf.PackageEntry(name=pkg.name, version=pkg.version, file=pkg.file,
-                                       sha256=bytes_sha256(data), size=len(data), role=pkg.role))
+                                       sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                                       role=pkg.role))
     index = mf.RepoIndex(release=version, os=os_release, repo_version=version, packages=entries)
     files.insert(0, ("repodata/index.json", manifest_bytes(index.model_dump())))
     manifest = mf.OSImageManifest(kind=mf.OS_IMAGE, release=version, os=os_release,
@@ -91,7 +92,7 @@ def installer_content(version: str) -> tuple[dict, list[tuple[str, bytes]]]:
         files=[name for name, _ in files], revision=rel.revision, components=components,
         upgrades_from=[r.version for r in RELEASES if version_key(r.version) < rel.key],
         repo_version=version, os_releases=list(rel.os_releases), retired_os=dict(rel.retired_os),
-        wheels=[{"file": name, "sha256": bytes_sha256(data), "size": len(data)}
+        wheels=[{"file": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
                 for name, data in files],
     )
     return manifest.model_dump(), files
@@ -115,21 +116,17 @@ def ha_content(version: str) -> tuple[dict, list[tuple[str, bytes]]]:
     return manifest.model_dump(), files
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def seal_artefact(path: Path, kind: str, version: str, os_release: str | None,
                   key) -> BuiltArtefact:
     """Write the .md5, .sha256 and .sig files of an artefact (one pass for both digests)."""
-    d = file_digests(path)
-    _write_atomic(path.with_name(path.name + ".md5"), f"{d.md5}  {path.name}\n".encode())
-    _write_atomic(path.with_name(path.name + ".sha256"), f"{d.sha256}  {path.name}\n".encode())
+    d = digests(path)
+    write_atomic(path.with_name(path.name + ".md5"), f"{d.md5}  {path.name}\n".encode(),
+                 mode=PUBLIC)
+    write_atomic(path.with_name(path.name + ".sha256"), f"{d.sha256}  {path.name}\n".encode(),
+                 mode=PUBLIC)
     statement = mf.Statement(name=path.name, kind=kind, release=version, os=os_release,
                              size=d.size, md5=d.md5, sha256=d.sha256)
-    _write_atomic(sig_path(path), sign_statement(statement, key))
+    write_atomic(sig_path(path), sign_statement(statement, key), mode=PUBLIC)
     return BuiltArtefact(path, kind, version, os_release, d.size, d.md5, d.sha256)
 
 
@@ -151,8 +148,8 @@ def build_release(version: str, out_dir: Path, *, os_releases: list[str] | None 
     write_tar(path, *installer_content(version))
     built.append(seal_artefact(path, mf.INSTALLER, version, None, key))
     path = out / mf.artefact_name(mf.TOOL, version)
-    _write_atomic(path, tool_content(version))
-    path.chmod(0o755)
+    write_atomic(path, tool_content(version), mode=0o755)
+    path.chmod(0o755)  # executable whatever the umask
     built.append(seal_artefact(path, mf.TOOL, version, None, key))
     path = out / mf.artefact_name(mf.HA_SUITE, version)
     write_tar(path, *ha_content(version))

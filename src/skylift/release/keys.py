@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from skylift.config import skylift_home
 from skylift.errors import ArtefactError, ConfigError, Refused
+from skylift.files import PUBLIC, write_atomic
 
 PRIVATE_NAME = "skylift-release.key"
 PUBLIC_NAME = "skylift-release.pub"
@@ -64,13 +64,13 @@ def generate_keypair(out_dir: Path | None = None) -> KeyPair:
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    # Created 0600 from the start: the key is never readable by others, not even briefly.
-    fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    # 0600 from the start (never readable by others, not even briefly), whole or absent, and
+    # never over a key that appeared meanwhile
+    write_atomic(priv_path, pem, exclusive=True)
     public = private.public_key()
-    pub_path.write_bytes(public.public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    write_atomic(pub_path, public.public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo),
+                 mode=PUBLIC, exclusive=True)
     return KeyPair(priv_path, pub_path, key_id(public), inline_form(public))
 
 

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from skylift.config import config_path
 from skylift.errors import ArtefactError, UsageError
+from skylift.files import digests
 from skylift.release import manifest as mf
 from skylift.release.archive import ArchiveProblem, read_archive
-from skylift.release.digest import file_digests
 from skylift.release.keys import trusted_keys as load_trusted
 from skylift.release.signature import SIG_SUFFIX, SignatureProblem, check_signature, sig_path
 
@@ -193,7 +193,7 @@ def verify_artefact(path: Path, trusted: dict[str, Ed25519PublicKey]) -> Verifie
         raise _Refuse(f"truncated: {size} of {st.size} bytes", _again(path.name))
     if size > st.size:
         raise _Refuse(f"has {size - st.size} bytes more than were signed", _again(path.name))
-    d = file_digests(path)
+    d = digests(path)
     if d.sha256 != st.sha256 or d.md5 != st.md5:
         raise _Refuse(f"digest mismatch: SHA-256 {d.sha256[:16]}…, signed {st.sha256[:16]}… "
                       "(the file is damaged)", _again(path.name))

@@ -8,8 +8,6 @@ before it is renamed into place.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +15,8 @@ from pathlib import Path
 import httpx
 
 from skylift.errors import ArtefactError, OperationFailed
+from skylift.files import replace, sha256, sync
 from skylift.release.manifest import PackageEntry, RepoIndex
-
-CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,14 +34,6 @@ def fetch_index(base_url: str, client: httpx.Client) -> RepoIndex:
     resp = client.get(f"{base_url.rstrip('/')}/repodata/index.json")
     resp.raise_for_status()
     return RepoIndex.model_validate_json(resp.content)
-
-
-def _sha256_of(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def fetch_package(base_url: str, name: str, dest: Path | str, *, version: str | None = None,
@@ -93,11 +82,11 @@ def fetch_package(base_url: str, name: str, dest: Path | str, *, version: str | 
                         why=str(exc) or type(exc).__name__,
                         next="check the repository server and run again (it resumes)") from None
                 time.sleep(min(0.05 * tries, 1.0))
-        if _sha256_of(part) != pkg.sha256:
+        if sha256(part) != pkg.sha256:
             part.unlink(missing_ok=True)
             raise ArtefactError(f"{pkg.file} from {base_url} does not match the index's SHA-256",
                                 next="fetch it again")
         with open(part, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(part, target)
+            sync(fh)
+        replace(part, target)
         return FetchResult(target, pkg, tries, resumed)

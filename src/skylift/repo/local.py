@@ -19,7 +19,8 @@ from pathlib import Path
 
 from skylift.config import skylift_home
 from skylift.errors import Refused, UsageError
-from skylift.repo.fsutil import locked, replace_durable
+from skylift.files import write_json
+from skylift.repo.fsutil import locked
 
 STATE = "state.json"
 REPO_INFO = "REPO.json"
@@ -78,7 +79,7 @@ class LocalRepo:
             return {"current": None, "previous": None}
 
     def write_state(self, os: str, state: dict) -> None:
-        replace_durable(self.os_dir(os) / STATE, (json.dumps(state, indent=2) + "\n").encode())
+        write_json(self.os_dir(os) / STATE, state, mode=0o644, indent=2)
 
     def entry(self, os: str, entry_id: str | None) -> Path | None:
         return self.os_dir(os) / STORE / entry_id if entry_id else None

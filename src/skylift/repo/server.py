@@ -14,7 +14,6 @@ repo serve` runs create_app() alone.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
+from skylift.files import sha256
 from skylift.release.manifest import RepoIndex
 from skylift.repo.local import LocalRepo
 
@@ -39,7 +39,7 @@ def _etag_of(path: Path, rel: str, current: Path) -> str:
                 return f'"{pkg.sha256}"'
         except (OSError, ValueError):
             pass
-    return f'"{hashlib.sha256(path.read_bytes()).hexdigest()}"'
+    return f'"{sha256(path)}"'
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from skylift.config import load_config
 from skylift.errors import ArtefactError, Refused
+from skylift.files import fsync_dir, replace, sync, write_synced
 from skylift.lineage import release as lineage_release
 from skylift.release import manifest as mf
 from skylift.release.verify import VerifiedArtefact, verify_artefacts
-from skylift.repo.fsutil import fsync_dir, write_durable
 from skylift.repo.local import REPO_INFO, STAGING_PREFIX, STORE, LocalRepo, RepoInfo
 
 CHUNK = 1024 * 1024
@@ -102,8 +102,7 @@ def _stage(art: VerifiedArtefact, staging: Path, on_stage: StageHook) -> None:
                     while chunk := src.read(CHUNK):
                         sha.update(chunk)
                         out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
+                    sync(out)
                 written[member.name] = sha.hexdigest()
                 on_stage("file-staged")
         while reader.read(CHUNK):  # the tar's end padding belongs to the digest too
@@ -119,7 +118,7 @@ def _stage(art: VerifiedArtefact, staging: Path, on_stage: StageHook) -> None:
                                 next="download the OS image again")
     info = {"release": art.release, "os": art.os, "repo_version": index.repo_version,
             "image": art.path.name, "image_sha256": art.sha256, "installed_at": time.time()}
-    write_durable(staging / REPO_INFO, (json.dumps(info, indent=2) + "\n").encode())
+    write_synced(staging / REPO_INFO, (json.dumps(info, indent=2) + "\n").encode(), 0o644)
     for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
         fsync_dir(d)
 
@@ -135,8 +134,7 @@ def _redirect(repo: LocalRepo, node_os: str, target_os: str) -> None:
     if link.is_dir() and not link.is_symlink():
         # The retired OS's own repo (from before 3.7.1) is kept aside, not deleted.
         link.rename(repo.repo_dir / f".retired-{node_os}-{int(time.time())}")
-    os.replace(tmp, link)
-    fsync_dir(repo.repo_dir)
+    replace(tmp, link)
 
 
 def update_from_image(image: Path | str, node_root: Path | str | None = None, *,

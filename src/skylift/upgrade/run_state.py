@@ -8,9 +8,10 @@ cloud's database. No secret is ever written here.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from skylift.files import write_json
 
 STATE_FILE = "state.json"
 
@@ -32,24 +33,14 @@ class RunState:
         return key in self.data
 
     def set(self, key: str, value: Any) -> None:
-        """Record a value durably (temp file 0600, fsync, rename, fsync of the folder)."""
+        """Record a value durably (0600, atomically: see skylift.files)."""
         self.data[key] = value
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, json.dumps(self.data, indent=1, default=str).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(self.run_dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        self._save()
 
     def discard(self, key: str) -> None:
         if key in self.data:
             del self.data[key]
-            self.set("_", None)
-            del self.data["_"]
+            self._save()
+
+    def _save(self) -> None:
+        write_json(self.path, self.data, indent=1, default=str)

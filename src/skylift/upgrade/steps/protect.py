@@ -3,7 +3,6 @@ up, and the migration rehearsed on a copy of the database."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +11,7 @@ from skylift.db.backup import dump
 from skylift.db.inventory import resource_digests
 from skylift.db.rehearsal import drop_scratch, keep_verified_copy, rehearse
 from skylift.errors import Refused
+from skylift.files import sha256
 from skylift.upgrade.steps import UpgradeStep
 from skylift.upgrade.cloud_view import read_cloud
 
@@ -123,7 +123,7 @@ class BackupTool(UpgradeStep):
 
     def is_done(self, run) -> bool:
         dest, tool = self._dest(run), run.ctx.artefacts.tool
-        return dest is None or (dest.exists() and _sha(dest) == _sha(tool))
+        return dest is None or (dest.exists() and sha256(dest) == sha256(tool))
 
     def run(self, run) -> None:
         dest, tool = self._dest(run), run.ctx.artefacts.tool
@@ -134,11 +134,3 @@ class BackupTool(UpgradeStep):
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, dest)
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
