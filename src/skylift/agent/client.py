@@ -9,15 +9,13 @@ from __future__ import annotations
 import httpx
 
 from skylift import errors
-
-TOKEN_HEADER = "X-Skylift-Token"
+from skylift.agent.wire import token_headers
 
 
 def http_client(target, token: str | None = None, timeout: float = 10.0) -> httpx.Client:
     """A raw httpx client for an agent (an AgentHandle or a base URL)."""
     url = target if isinstance(target, str) else target.url
-    headers = {TOKEN_HEADER: token} if token else {}
-    return httpx.Client(base_url=url, timeout=timeout, headers=headers)
+    return httpx.Client(base_url=url, timeout=timeout, headers=token_headers(token))
 
 
 class AgentClient:
@@ -104,7 +102,7 @@ class AsyncAgentClient:
     def __init__(self, target, token: str | None = None, timeout: float = 10.0,
                  http: httpx.AsyncClient | None = None) -> None:
         self.base_url = (target if isinstance(target, str) else target.url).rstrip("/")
-        self.headers = {TOKEN_HEADER: token} if token else {}
+        self.headers = token_headers(token)
         self.timeout = timeout
         self._own = http is None
         self.http = http if http is not None else async_http_pool(timeout=timeout)

@@ -30,6 +30,7 @@ import httpx
 import sqlalchemy as sa
 
 from skylift.agent.client import AsyncAgentClient
+from skylift.agent.wire import DEFAULT_PORT as DEFAULT_AGENT_PORT
 from skylift.errors import HostDisconnected, HostReconnecting, NoSuchResource, SkyliftError
 from skylift.mn.agent_upgrade import ConnectOutcome, NodeOps, RepoCatalog, upgrade_on_connect
 from skylift.mn.resources import (CONNECTED, CONNECTING, DISCONNECTED, HOST, VROUTER,
@@ -37,7 +38,6 @@ from skylift.mn.resources import (CONNECTED, CONNECTING, DISCONNECTED, HOST, VRO
                                   setting_false)
 
 log = logging.getLogger("skylift.mn.connections")
-DEFAULT_AGENT_PORT = 7070
 POOL_SHARDS = 64
 MAX_POOL_SHARDS = 4096
 Progress = Callable[[int, int, int], None]  # (done, total, failures)

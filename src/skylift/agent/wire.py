@@ -1,0 +1,11 @@
+"""The agent's wire contract, imported by the agent app and by every client of an agent."""
+
+from __future__ import annotations
+
+TOKEN_HEADER = "X-Skylift-Token"
+DEFAULT_PORT = 7070  # where agents listen unless the global setting host.agentPort says otherwise
+
+
+def token_headers(token: str | None) -> dict[str, str]:
+    """The headers that carry an agent token (none without one)."""
+    return {TOKEN_HEADER: token} if token else {}
