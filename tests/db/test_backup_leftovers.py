@@ -89,8 +89,9 @@ def test_the_next_dump_spares_a_running_dump_and_names_not_its_own(sqlite_db, tm
     folder.mkdir(mode=0o700)
     outside = tmp_path / "precious.db"
     outside.write_bytes(b"not skylift's")
-    others = {"notes.txt", ".sqlite-copy-mine.db", ".sqlite-copy-12.db.bak", "x.sqlite.gz.1.partial",
-              ".nightly.tar.gz.1.partial", f".sqlite-copy-{dead_owner()}.dbx"}
+    others = {"notes.txt", ".sqlite-copy-mine.db", ".sqlite-copy-12.db.bak",
+              "x.sqlite.gz.1.partial", ".nightly.tar.gz.1.partial",
+              f".sqlite-copy-{dead_owner()}.dbx"}
     for name in others:
         (folder / name).write_bytes(b"someone's")
     link = f".sqlite-copy-{dead_owner()}.db"  # our name, but a symlink: never followed

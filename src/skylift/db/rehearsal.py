@@ -20,8 +20,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from skylift.db.backup import check_file, verify
+from skylift.db.backup import verify
 from skylift.db.engine import Database, drop_database
+from skylift.db.manifest import read_manifest
 from skylift.db.migrate import migrate
 from skylift.errors import SkyliftError
 from skylift.lineage import NEWEST
@@ -81,7 +82,7 @@ def keep_verified_copy(dump_file: Path, server: Database, *, max_rows: int = MAX
     large to rehearse, keep the restored copy as the rehearsal's scratch; True if kept.
 
     The caller follows with rehearse(..., restored=True), or drop_scratch."""
-    rows = _rows(check_file(Path(dump_file)))
+    rows = _rows(read_manifest(Path(dump_file)))  # verify reads and checks the whole file
     keep = too_large(rows, max_rows) is None
     verify(dump_file, server, keep_as=scratch_name(server) if keep else None)
     return keep
@@ -100,7 +101,7 @@ def rehearse(dump_file: Path, server: Database, to: str = NEWEST.version, *,
     result = Rehearsal(str(dump_file), to, rows=0)
     scratch = scratch_of(server)
     try:
-        manifest = check_file(dump_file)
+        manifest = read_manifest(dump_file)  # the file itself: checked by verify
         result.rows, result.from_release = _rows(manifest), manifest.release
         result.skipped = too_large(result.rows, max_rows)
         if result.skipped:
