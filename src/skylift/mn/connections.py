@@ -30,12 +30,11 @@ import httpx
 import sqlalchemy as sa
 
 from skylift.agent.client import AsyncAgentClient
-from skylift.agent.wire import DEFAULT_PORT as DEFAULT_AGENT_PORT
 from skylift.errors import HostDisconnected, HostReconnecting, NoSuchResource, SkyliftError
 from skylift.mn.agent_upgrade import ConnectOutcome, NodeOps, RepoCatalog, upgrade_on_connect
+from skylift.mn import settings
 from skylift.mn.resources import (CONNECTED, CONNECTING, DISCONNECTED, HOST, VROUTER,
-                                  PendingWrites, Resource, load_resources, read_setting,
-                                  setting_false)
+                                  PendingWrites, Resource, load_resources)
 
 log = logging.getLogger("skylift.mn.connections")
 POOL_SHARDS = 64
@@ -98,13 +97,6 @@ def _storm_gc():
             gc.unfreeze()
 
 
-def _number(value: str | None, default: float) -> float:
-    try:
-        return float(value) if value not in (None, "") else default
-    except ValueError:
-        return default
-
-
 class ConnectionManager:
     """Connections from the MN to every host, storage and vRouter agent."""
 
@@ -151,18 +143,18 @@ class ConnectionManager:
     # --- settings --------------------------------------------------------------------------
     def _read_settings(self) -> None:
         with self.engine.connect() as conn:
-            s = {n: read_setting(conn, "host", n)
-                 for n in ("agentPort", "pingInterval", "maxMissedPings", "updatePkgWhenConnect")}
+            port = settings.read_number(conn, "host", "agentPort")
+            interval = settings.read_number(conn, "host", "pingInterval")
+            missed = settings.read_number(conn, "host", "maxMissedPings")
+            # takes effect at MN start, as in the old product (SPEC §2, 3.9.0)
+            update = settings.read_flag(conn, "host", "updatePkgWhenConnect")
             resources = load_resources(conn)
-        self.agent_port = self._agent_port or int(_number(s["agentPort"], DEFAULT_AGENT_PORT))
-        self.ping_interval = (self._ping_interval if self._ping_interval is not None
-                              else _number(s["pingInterval"], 60.0))
-        self.max_missed_pings = (self._max_missed if self._max_missed is not None
-                                 else int(_number(s["maxMissedPings"], 3)))
+        self.agent_port = self._agent_port or int(port)
+        self.ping_interval = self._ping_interval if self._ping_interval is not None else interval
+        self.max_missed_pings = self._max_missed if self._max_missed is not None else int(missed)
         self.ping_timeout = self._ping_timeout or min(self.ping_interval, 5.0)
-        # on unless set to false; takes effect at MN start, as in the old product (SPEC §2, 3.9.0)
         self.update_packages = (self._update_packages if self._update_packages is not None
-                                else not setting_false(s["updatePkgWhenConnect"]))
+                                else update)
         self._merge(resources)
 
     def _merge(self, resources: list[Resource]) -> None:

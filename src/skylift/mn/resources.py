@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from skylift.db.models.infrastructure import BackupStorage, Host, PrimaryStorage
 from skylift.db.models.network import VpcVRouter
-from skylift.db.models.platform import GlobalSetting
 
 CONNECTED, CONNECTING, DISCONNECTED = "Connected", "Connecting", "Disconnected"
 STATES = (CONNECTED, CONNECTING, DISCONNECTED)
@@ -81,24 +80,6 @@ def load_resources(conn: sa.Connection) -> list[Resource]:
             if address:
                 out.append(Resource(kind, r.uuid, r.name, address))
     return out
-
-
-def read_setting(conn: sa.Connection, category: str, name: str) -> str | None:
-    """A global setting's value (its default when the value is NULL), or None when absent."""
-    t = GlobalSetting.__table__
-    row = conn.execute(sa.select(t.c.value, t.c.default_value).where(
-        t.c.category == category, t.c.name == name)).first()
-    if row is None:
-        return None
-    return row.value if row.value is not None else row.default_value
-
-
-def setting_true(value: str | None) -> bool:
-    return (value or "").strip().lower() == "true"
-
-
-def setting_false(value: str | None) -> bool:
-    return (value or "").strip().lower() == "false"
 
 
 class PendingWrites:

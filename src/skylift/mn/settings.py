@@ -1,13 +1,18 @@
 """Global settings (table global_settings) through SQLAlchemy Core, at any revision.
 
 The table has the same shape at every release, so both the normal and the maintenance mode
-read and write it here, never through the newest models.
+read and write it here, never through the newest models. Everything that reads a setting to
+act on it reads it here too, so every reader agrees on its default (DEFAULTS).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import sqlalchemy as sa
 
+from skylift.agent.wire import DEFAULT_PORT
 from skylift.errors import NoSuchResource, UsageError
 
 _meta = sa.MetaData()
@@ -22,6 +27,17 @@ global_settings = sa.Table(
 
 # Settings whose values are checked; others take any string.
 BOOLEAN = {("ha", "enable"), ("host", "updatePkgWhenConnect")}
+
+# What a setting the product acts on means when the cloud has no value for it (no row, or a
+# row with neither value nor default_value) or one that cannot be read as its type. These are
+# the documented defaults (docs/mn-connections.md).
+DEFAULTS: dict[tuple[str, str], str] = {
+    ("host", "agentPort"): str(DEFAULT_PORT),
+    ("host", "pingInterval"): "60",
+    ("host", "maxMissedPings"): "3",
+    ("host", "updatePkgWhenConnect"): "true",  # on unless set to false
+    ("ha", "enable"): "false",  # VM HA only where it was turned on
+}
 
 
 def _row(row) -> dict:
@@ -80,9 +96,41 @@ def set_setting(engine: sa.Engine, category: str, name: str, value) -> dict:
     return out
 
 
-def is_true(engine: sa.Engine, category: str, name: str, default: bool = False) -> bool:
-    """A boolean setting's value (the default when the setting is absent)."""
+def stored_value(row: Mapping | None) -> str | None:
+    """What a setting's row holds: its value, else its default_value (None without a row)."""
+    if row is None:
+        return None
+    return row["value"] if row["value"] is not None else row["default_value"]
+
+
+def read(conn: sa.Connection, category: str, name: str) -> str | None:
+    """The stored value of a setting (see stored_value), None when the cloud has none."""
+    t = global_settings
+    row = conn.execute(sa.select(t.c.value, t.c.default_value).where(
+        t.c.category == category, t.c.name == name)).mappings().first()
+    return stored_value(row)
+
+
+def flag(category: str, name: str, text: str | None) -> bool:
+    """A boolean setting's meaning: 'true' or 'false' (any case), else its default."""
+    value = (text or "").strip().lower()
+    if value in ("true", "false"):
+        return value == "true"
+    return DEFAULTS[(category, name)] == "true"
+
+
+def number(category: str, name: str, text: str | None) -> float:
+    """A numeric setting's meaning: the number it holds, else its default."""
     try:
-        return get_setting(engine, category, name)["value"] == "true"
-    except NoSuchResource:
-        return default
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    return value if math.isfinite(value) else float(DEFAULTS[(category, name)])
+
+
+def read_flag(conn: sa.Connection, category: str, name: str) -> bool:
+    return flag(category, name, read(conn, category, name))
+
+
+def read_number(conn: sa.Connection, category: str, name: str) -> float:
+    return number(category, name, read(conn, category, name))

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from skylift.db.models.compute import VmInstance
 from skylift.errors import SkyliftError
 from skylift.mn.connections import ConnectionManager
-from skylift.mn.resources import CONNECTED, HOST, read_setting, setting_true
+from skylift.mn import settings
+from skylift.mn.resources import CONNECTED, HOST
 
 log = logging.getLogger("skylift.mn.vm_ha")
 HA_LEVEL = "NeverStop"
@@ -71,7 +72,7 @@ class VmHa:
         if self._enabled is not None:
             return self._enabled
         with self.engine.connect() as conn:
-            return setting_true(read_setting(conn, "ha", "enable"))
+            return settings.read_flag(conn, "ha", "enable")
 
     async def start(self) -> None:
         """Start watching in the background."""

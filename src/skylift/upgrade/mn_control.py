@@ -16,6 +16,7 @@ import httpx
 
 from skylift.errors import OperationFailed
 from skylift.mn.process import MnHandle, start_mn, wait_ready
+from skylift.mn.settings import stored_value
 
 
 class MnControl:
@@ -56,10 +57,12 @@ class MnControl:
         return self._call("GET", "/v1/version")
 
     def get_setting(self, category: str, name: str) -> str | None:
+        """What the cloud stores for a setting, as the MN reads it; None when it has none (so
+        a step that puts a value back puts back nothing, not the default)."""
         body = self._call("GET", "/v1/global-settings")
         for item in body.get("settings", body if isinstance(body, list) else []):
             if item["category"] == category and item["name"] == name:
-                return item["value"]
+                return stored_value(item)
         return None
 
     def set_setting(self, category: str, name: str, value: str) -> None:
