@@ -1,7 +1,9 @@
 """The agent's HTTP API (FastAPI): health, version, VMs, volumes and packages of one node.
 
 VM operations go to the hypervisor driver; the agent keeps no VM state of its own, which is
-why it can be killed, restarted or upgraded under running VMs.
+why it can be killed, restarted or upgraded under running VMs. The routes find their node
+through a lookup (agent_app's node_of): an agent has one; the lab's host farm serves these
+same routes for thousands of simulated hosts, choosing one by the address dialled.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import hmac
 import os
 import time
 import uuid as uuidlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -18,11 +22,10 @@ from pydantic import BaseModel
 
 from skylift.agent import packages as pkgs
 from skylift.agent import volumes as vols
-from skylift.agent.hypervisor import get_driver
+from skylift.agent.hypervisor import HypervisorDriver, get_driver
 from skylift.agent.node import read_node
+from skylift.agent.wire import TOKEN_HEADER
 from skylift.errors import NoSuchVm, Refused, SkyliftError
-
-TOKEN_HEADER = "X-Skylift-Token"
 
 
 class VmCreate(BaseModel):
@@ -56,28 +59,85 @@ def node_boot_id() -> str:
         return ""
 
 
+class ServedNode(Protocol):
+    """What the routes read of the node a request is for (an agent serves one; the lab's host
+    farm serves thousands from one process, picking one per request)."""
+
+    node_root: Path
+    uuid: str
+    role: str
+    os_release: str
+    agent_version: str  # installed when the agent started: an upgrade shows after a restart
+    agent_boot_id: str  # new at every start of the agent
+    started_at: float
+    driver_name: str
+
+    def driver(self) -> HypervisorDriver: ...
+
+
+# The node a request is for; raises HTTPException when none answers there.
+NodeLookup = Callable[[Request], ServedNode]
+
+
+class LocalNode:
+    """The one node of an agent process: its node root, identity and hypervisor driver."""
+
+    def __init__(self, node_root: Path, driver: str, host: str) -> None:
+        self.node_root = Path(node_root).resolve()
+        node = read_node(self.node_root)
+        if node is None:
+            raise Refused(f"{self.node_root} is not a node root", why="node.json is missing",
+                          next="initialise it (skylift agent serve --role ROLE creates it)")
+        self.uuid, self.role, self.os_release = node.uuid, node.role, node.os_release
+        self._driver = get_driver(driver, self.node_root, host)
+        self.driver_name = self._driver.name
+        self.agent_version = (pkgs.installed_version(self.node_root, pkgs.AGENT_PACKAGE)
+                              or "unknown")
+        self.agent_boot_id = uuidlib.uuid4().hex
+        self.started_at = time.time()
+
+    def driver(self) -> HypervisorDriver:
+        return self._driver
+
+
+def health_doc(node: ServedNode) -> dict:
+    return {"status": "ok", "uuid": node.uuid, "role": node.role}
+
+
+def version_doc(node: ServedNode) -> dict:
+    installed = pkgs.read_packages(node.node_root)
+    return {"agent_version": node.agent_version, "role": node.role, "uuid": node.uuid,
+            "os_release": node.os_release, "qemu": installed.get(pkgs.QEMU_PACKAGE),
+            "libvirt": installed.get(pkgs.LIBVIRT_PACKAGE), "driver": node.driver_name,
+            "installed_agent_version": installed.get(pkgs.AGENT_PACKAGE)}
+
+
+def boot_doc(node: ServedNode, pid: int, kernel_boot_id: str) -> dict:
+    return {"agent_boot_id": node.agent_boot_id, "started_at": node.started_at, "pid": pid,
+            "node_boot_id": kernel_boot_id}
+
+
 def create_app(node_root: Path, driver: str = "sim", host: str = "127.0.0.1",
                token: str | None = None) -> FastAPI:
     """The agent app for one node root; the node must have been initialised (node.json)."""
-    node_root = Path(node_root).resolve()
-    node = read_node(node_root)
-    if node is None:
-        raise Refused(f"{node_root} is not a node root", why="node.json is missing",
-                      next="initialise it (skylift agent serve --role ROLE creates it)")
-    hv = get_driver(driver, node_root, host)
-    # the running agent's version is the one installed when it started: an upgrade of the
-    # package shows only after a restart, as with a real daemon
-    agent_version = pkgs.installed_version(node_root, pkgs.AGENT_PACKAGE) or "unknown"
-    instance = {"agent_boot_id": uuidlib.uuid4().hex, "started_at": time.time(),
-                "pid": os.getpid(), "node_boot_id": node_boot_id()}
+    node = LocalNode(node_root, driver, host)
+    return agent_app(lambda request: node, token=token, title=f"skylift agent ({node.role})",
+                     version=node.agent_version)
 
-    def check_token(x_skylift_token: str | None = Header(default=None)) -> None:
+
+def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "skylift agent",
+              version: str = "unknown") -> FastAPI:
+    """The agent's routes, each answering for the node `node_of` picks for the request."""
+    pid, kernel_boot_id = os.getpid(), node_boot_id()
+
+    # async: a sync dependency costs a hop to the thread pool on every call
+    async def check_token(x_skylift_token: str | None = Header(default=None)) -> None:
         if token and not hmac.compare_digest(x_skylift_token or "", token):
             raise HTTPException(401, detail={"error": "Unauthorized", "what": "bad agent token",
                                              "why": f"the {TOKEN_HEADER} header is missing or wrong",
                                              "next": "use the token the agent was started with"})
 
-    app = FastAPI(title=f"skylift agent ({node.role})", version=agent_version)
+    app = FastAPI(title=title, version=version)
     auth = [Depends(check_token)]
 
     @app.exception_handler(SkyliftError)
@@ -85,77 +145,80 @@ def create_app(node_root: Path, driver: str = "sim", host: str = "127.0.0.1",
         status = 404 if isinstance(exc, NoSuchVm) else 409 if isinstance(exc, Refused) else 500
         return JSONResponse(exc.to_dict(), status_code=status)
 
+    # async where the answer is a small file read: cheaper than a hop to the thread pool
     @app.get("/v1/health")
-    def health() -> dict:
-        return {"status": "ok", "uuid": node.uuid, "role": node.role}
+    async def health(request: Request) -> dict:
+        return health_doc(node_of(request))
 
     @app.get("/v1/version", dependencies=auth)
-    def version() -> dict:
-        installed = pkgs.read_packages(node_root)
-        return {"agent_version": agent_version, "role": node.role, "uuid": node.uuid,
-                "os_release": node.os_release, "qemu": installed.get(pkgs.QEMU_PACKAGE),
-                "libvirt": installed.get(pkgs.LIBVIRT_PACKAGE), "driver": hv.name,
-                "installed_agent_version": installed.get(pkgs.AGENT_PACKAGE)}
+    async def get_version(request: Request) -> dict:
+        return version_doc(node_of(request))
 
     @app.get("/v1/boot-id", dependencies=auth)
-    def boot_id() -> dict:
-        return instance
+    async def boot_id(request: Request) -> dict:
+        return boot_doc(node_of(request), pid, kernel_boot_id)
 
     @app.get("/v1/vms", dependencies=auth)
-    def list_vms() -> list[dict]:
-        return [vm.to_dict() for vm in hv.list()]
+    def list_vms(request: Request) -> list[dict]:
+        return [vm.to_dict() for vm in node_of(request).driver().list()]
 
     @app.post("/v1/vms", dependencies=auth)
-    def create_vm(req: VmCreate) -> dict:
+    def create_vm(request: Request, req: VmCreate) -> dict:
+        hv = node_of(request).driver()
         return hv.create(req.uuid, req.name, ha=req.ha, start=req.start).to_dict()
 
     @app.get("/v1/vms/{uuid}", dependencies=auth)
-    def get_vm(uuid: str) -> dict:
-        return hv.get(uuid).to_dict()
+    def get_vm(request: Request, uuid: str) -> dict:
+        return node_of(request).driver().get(uuid).to_dict()
 
     @app.post("/v1/vms/{uuid}/{action}", dependencies=auth)
-    def vm_action(uuid: str, action: str) -> dict:
+    def vm_action(request: Request, uuid: str, action: str) -> dict:
+        hv = node_of(request).driver()
         ops = {"start": hv.start, "stop": hv.stop, "reboot": hv.reboot}
         if action not in ops:
             raise HTTPException(404, detail=f"unknown VM action {action}")
         return ops[action](uuid).to_dict()
 
     @app.delete("/v1/vms/{uuid}", dependencies=auth)
-    def destroy_vm(uuid: str) -> dict:
-        hv.destroy(uuid)
+    def destroy_vm(request: Request, uuid: str) -> dict:
+        node_of(request).driver().destroy(uuid)
         return {"uuid": uuid, "destroyed": True}
 
     @app.get("/v1/volumes", dependencies=auth)
-    def list_volumes() -> list[dict]:
-        return vols.list_volumes(node_root)
+    def list_volumes(request: Request) -> list[dict]:
+        return vols.list_volumes(node_of(request).node_root)
 
     @app.post("/v1/volumes", dependencies=auth)
-    def volume(req: VolumeRequest) -> dict:
+    def volume(request: Request, req: VolumeRequest) -> dict:
+        node = node_of(request)
+        root = node.node_root
         if req.action == "create":
-            return vols.create(node_root, req.uuid, req.size, req.format, req.shared)
+            return vols.create(root, req.uuid, req.size, req.format, req.shared)
         if req.action == "attach":
-            return vols.attach(node_root, req.uuid, req.vm_uuid or "", _vm_exists)
+            return vols.attach(root, req.uuid, req.vm_uuid or "",
+                               lambda vm_uuid: _vm_exists(node.driver(), vm_uuid))
         if req.action == "detach":
-            return vols.detach(node_root, req.uuid)
+            return vols.detach(root, req.uuid)
         if req.action == "delete":
-            vols.delete(node_root, req.uuid)
+            vols.delete(root, req.uuid)
             return {"uuid": req.uuid, "deleted": True}
         raise HTTPException(422, detail=f"unknown volume action {req.action}")
 
-    def _vm_exists(vm_uuid: str) -> bool:
-        try:
-            hv.get(vm_uuid)
-            return True
-        except NoSuchVm:
-            return False
-
     @app.get("/v1/packages", dependencies=auth)
-    def list_packages() -> dict:
-        return pkgs.read_packages(node_root)
+    async def list_packages(request: Request) -> dict:
+        return pkgs.read_packages(node_of(request).node_root)
 
     @app.post("/v1/packages", dependencies=auth)
-    def install_package(req: PackageInstall) -> dict:
-        previous = pkgs.install(node_root, req.name, req.version)
+    def install_package(request: Request, req: PackageInstall) -> dict:
+        previous = pkgs.install(node_of(request).node_root, req.name, req.version)
         return {"name": req.name, "version": req.version, "previous": previous}
 
     return app
+
+
+def _vm_exists(hv: HypervisorDriver, vm_uuid: str) -> bool:
+    try:
+        hv.get(vm_uuid)
+        return True
+    except NoSuchVm:
+        return False

@@ -21,10 +21,11 @@ from skylift.lineage import release
 
 
 class FarmHost:
-    """One simulated host as the farm process holds it."""
+    """One simulated host as the farm process holds it (a skylift.agent.app.ServedNode)."""
 
     __slots__ = ("address", "node_root", "uuid", "role", "os_release", "agent_version",
                  "agent_boot_id", "started_at", "restarts", "up", "connections", "_driver")
+    driver_name = "sim"  # what the agent's version document reports, without making the driver
 
     def __init__(self, address: str, node_root: Path, uuid: str, role: str,
                  os_release: str) -> None:
