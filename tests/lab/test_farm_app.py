@@ -1,0 +1,55 @@
+"""The farm's agent API is the agent's own app: the same documents, token rule and errors,
+answered for the host at the address the client dialled (in process, no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from skylift.lab.farm_app import create_farm_app
+from skylift.lab.farm_hosts import host_packages, load_host, prepare_node_root
+
+ADDRESSES = ("127.62.0.1", "127.62.0.2")
+
+
+def test_each_farm_host_answers_as_an_agent_of_its_own_node(tmp_path):
+    hosts = {}
+    for i, addr in enumerate(ADDRESSES):
+        root = tmp_path / addr
+        prepare_node_root(root, f"uuid-{i}", "host", "c74", host_packages("3.7.1", "c74"),
+                          tmp_path / "sim")
+        hosts[addr] = load_host(addr, root)
+    farm = create_farm_app(hosts, token="tok")
+    hosts[ADDRESSES[1]].up = False  # an agent restarting: no answer at its address
+
+    async def calls() -> dict:
+        out = {}
+        for addr in (*ADDRESSES, "127.62.0.9"):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=farm),
+                                         base_url=f"http://{addr}:7070",
+                                         headers={"X-Skylift-Token": "tok"}) as http:
+                out[addr] = {
+                    "health": await http.get("/v1/health"),
+                    "version": await http.get("/v1/version"),
+                    "packages": await http.get("/v1/packages"),
+                    "volume": await http.post("/v1/volumes", json={"uuid": "v1", "size": 1}),
+                    "bad token": await http.get("/v1/packages",
+                                                headers={"X-Skylift-Token": "no"}),
+                    "bad action": await http.post("/v1/volumes", json={"action": "x",
+                                                                       "uuid": "v1"}),
+                }
+        return out
+
+    got = asyncio.run(calls())
+    up = got[ADDRESSES[0]]
+    assert up["health"].json() == {"status": "ok", "uuid": "uuid-0", "role": "host"}
+    assert up["version"].json()["agent_version"] == "3.7.1"
+    assert up["version"].json()["driver"] == "sim"
+    assert up["packages"].json() == host_packages("3.7.1", "c74")
+    assert up["volume"].json()["uuid"] == "v1"
+    assert (up["bad token"].status_code, up["bad action"].status_code) == (401, 422)
+    for addr in (ADDRESSES[1], "127.62.0.9"):  # down, or no farm host there
+        assert {k: r.status_code for k, r in got[addr].items()} == \
+            {k: 401 if k == "bad token" else 503 for k in got[addr]}
+
