@@ -18,8 +18,22 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from skylift.errors import DatabaseError, UsageError
 from skylift.secrets import redact
 
+# Where a database password is read from when no --password-file is given: never argv.
+PASSWORD_ENV = "SKYLIFT_DB_PASSWORD"
+
 DIALECT_DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mariadb": "mysql+pymysql",
                    "postgresql": "postgresql+psycopg"}
+
+
+def split_password(url: str | URL) -> tuple[str, str | None]:
+    """(the URL with no password at all, its password or None): the URL for config files and
+    command lines, the password for PASSWORD_ENV. A text URL without one comes back as is."""
+    u = make_url(url)
+    if u.password is None and isinstance(url, str):
+        return url, None
+    # URL.set(password=None) would keep the password: None means "unchanged" there
+    bare = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query)
+    return bare.render_as_string(hide_password=False), u.password
 
 
 @dataclass(frozen=True)
@@ -75,13 +89,8 @@ class Database:
         return self.url.render_as_string(hide_password=True)
 
     def url_without_password(self) -> str:
-        """The URL with no password at all, for config files and child command lines.
-
-        (URL.set(password=None) would keep the password: None means "unchanged" there.)
-        """
-        u = self.url
-        return URL.create(u.drivername, u.username, None, u.host, u.port, u.database,
-                          u.query).render_as_string(hide_password=False)
+        """The URL with no password at all, for config files and child command lines."""
+        return split_password(self.url)[0]
 
     def with_name(self, name: str) -> "Database":
         """The same server, another database (a file beside it for SQLite)."""
@@ -147,7 +156,7 @@ class Database:
         reason = redact(reason, self.url.password)
         hint = "check that the server runs and the URL is right"
         if isinstance(exc, OperationalError) and "Access denied" in reason:
-            hint = "give the right password with --password-file or SKYLIFT_DB_PASSWORD"
+            hint = f"give the right password with --password-file or {PASSWORD_ENV}"
         return DatabaseError(f"{what}: {self.display()}", why=reason, next=hint)
 
 

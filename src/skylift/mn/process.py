@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy.engine import make_url
 
 from skylift.agent.hypervisor.daemon import log_tail
 from skylift.config import skylift_home
+from skylift.db.engine import PASSWORD_ENV, split_password
 from skylift.errors import OperationFailed
 from skylift.mn.auth import read_token, token_path
 from skylift.mn.server import READY_ENV
@@ -77,11 +77,9 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
     """
     child_env = dict(os.environ)
     child_env.update(env or {})
-    url = make_url(db_url)
-    if url.password is not None:  # never on the command line
-        child_env["SKYLIFT_DB_PASSWORD"] = url.password
-        # URL.set(password=None) would keep it (None means "unchanged" there)
-        db_url = url._replace(password=None).render_as_string(hide_password=False)
+    db_url, password = split_password(db_url)
+    if password is not None:  # never on the command line
+        child_env[PASSWORD_ENV] = password
     home = Path(child_env["SKYLIFT_HOME"]) if child_env.get("SKYLIFT_HOME") else skylift_home()
     (home / "mn").mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = home / "mn" / f"mn-{port}.log"

@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from skylift.config import skylift_home
-from skylift.db.engine import Database
+from skylift.db.engine import PASSWORD_ENV, Database
 from skylift.mn import listen
 from skylift.mn.auth import ensure_token
 from skylift.mn.heartbeat import Heartbeat
@@ -118,7 +118,7 @@ def resolve_and_serve(db_url: str | None, password_file: Path | None, **kwargs) 
     from skylift.config import load_config
     from skylift.secrets import read_secret
 
-    password = read_secret(file=password_file, env_var="SKYLIFT_DB_PASSWORD", prompt=None)
+    password = read_secret(file=password_file, env_var=PASSWORD_ENV, prompt=None)
     db = Database.from_string(db_url or load_config().default_db_url(), password)
     serve(db, **kwargs)
 

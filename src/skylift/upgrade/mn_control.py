@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from skylift.db.engine import PASSWORD_ENV
 from skylift.errors import OperationFailed
 from skylift.mn.process import MnHandle, start_mn, wait_ready
 from skylift.mn.settings import stored_value
@@ -79,7 +80,7 @@ class MnControl:
         """Start an MN on the same port (from a slot of installed software, else this code)."""
         env = {"SKYLIFT_HOME": str(self.home)}
         if self._db_password is not None:
-            env["SKYLIFT_DB_PASSWORD"] = self._db_password
+            env[PASSWORD_ENV] = self._db_password
         if slot is not None:
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(slot)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
