@@ -29,9 +29,15 @@ def package_dir() -> Path:
     return Path(skylift.__file__).resolve().parent
 
 
+# The lab (host farm, probes, demo, sample inventories) is a harness built on the product, run
+# from a development install; no MN, agent or upgrade tool needs it, so none carries it.
+NOT_SHIPPED = ("lab",)
+
+
 @lru_cache(maxsize=1)
 def package_files() -> tuple[tuple[str, bytes], ...]:
-    """(archive name, content) of every file of the skylift package, sorted; caches are left out."""
+    """(archive name, content) of every file of the skylift product, sorted; the lab and
+    caches are left out."""
     root = package_dir()
     if not root.is_dir():
         raise Refused("cannot build artefacts from a packed skylift",
@@ -39,9 +45,11 @@ def package_files() -> tuple[tuple[str, bytes], ...]:
                       next="run `skylift release build` from an installed skylift")
     files = []
     for path in sorted(root.rglob("*")):
-        if path.is_dir() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+        rel = path.relative_to(root)
+        if (path.is_dir() or rel.parts[0] in NOT_SHIPPED or "__pycache__" in rel.parts
+                or path.suffix in (".pyc", ".pyo")):
             continue
-        files.append((f"skylift/{path.relative_to(root).as_posix()}", path.read_bytes()))
+        files.append((f"skylift/{rel.as_posix()}", path.read_bytes()))
     return tuple(files)
 
 
@@ -71,7 +79,7 @@ def wheel_name() -> str:
 
 @lru_cache(maxsize=1)
 def build_wheel() -> bytes:
-    """The pure-Python wheel of the running skylift (MN, agents and tools are all in it)."""
+    """The pure-Python wheel of the running skylift (MN, agents and tools, no lab)."""
     version = skylift.__version__
     dist = f"skylift-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", "Name: skylift", f"Version: {version}",
