@@ -15,13 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from skylift.agent.client import AgentClient
 from skylift.agent.hypervisor.daemon import log_tail
 from skylift.processes import pid_alive, terminate
 from skylift.agent.server import AGENT_FILE
 from skylift.agent.store import read_json
-from skylift.errors import AgentError
+from skylift.errors import AgentError, SkyliftError
 
 AGENT_MARKER = "skylift.agent\x00serve"  # argv as in /proc/PID/cmdline
 
@@ -77,17 +76,18 @@ def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int =
     handle = AgentHandle(node_root, role, host, port, driver, popen.pid, os_release,
                          token_file, popen)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise AgentError(f"the {role} agent of {node_root.name} exited at start "
-                             f"(status {popen.returncode})",
-                             why=log_tail(log_path), next=f"read {log_path}")
-        try:
-            if httpx.get(f"{handle.url}/v1/health", timeout=1.0).status_code == 200:
+    with AgentClient(handle, timeout=1.0) as agent:
+        while time.monotonic() < deadline:
+            if popen.poll() is not None:
+                raise AgentError(f"the {role} agent of {node_root.name} exited at start "
+                                 f"(status {popen.returncode})",
+                                 why=log_tail(log_path), next=f"read {log_path}")
+            try:
+                agent.health()
                 return handle
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+            except SkyliftError:  # not listening yet, or not answering as an agent yet
+                pass
+            time.sleep(0.05)
     stop_agent(handle, timeout=2.0)
     raise AgentError(f"the {role} agent of {node_root.name} did not answer on {handle.url}",
                      why=f"no health answer within {timeout:.0f}s; {log_tail(log_path)}",

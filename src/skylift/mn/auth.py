@@ -38,6 +38,11 @@ def read_token(path: Path | None = None) -> str:
     return (path or token_path()).read_text().strip()
 
 
+def bearer_headers(token: str) -> dict[str, str]:
+    """The headers that carry the admin token to an MN."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def token_matches(header: str | None, token: str) -> bool:
     """Whether an Authorization header carries the token (constant-time compare)."""
     if not header or not header.lower().startswith("bearer "):

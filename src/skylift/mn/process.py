@@ -24,7 +24,7 @@ from skylift.agent.hypervisor.daemon import log_tail
 from skylift.config import skylift_home
 from skylift.db.engine import PASSWORD_ENV, split_password
 from skylift.errors import OperationFailed
-from skylift.mn.auth import read_token, token_path
+from skylift.mn.auth import bearer_headers, read_token, token_path
 from skylift.mn.server import READY_ENV
 from skylift.processes import pid_alive, terminate
 
@@ -61,8 +61,12 @@ class MnHandle:
 
     def client(self, timeout: float = 10.0) -> httpx.Client:
         """An httpx client on this MN with the admin token."""
-        return httpx.Client(base_url=self.url, timeout=timeout,
-                            headers={"Authorization": f"Bearer {self.token()}"})
+        return mn_client(self.url, self.token(), timeout)
+
+
+def mn_client(url: str, token: str, timeout: float = 10.0) -> httpx.Client:
+    """An httpx client on the MN at url that sends the admin token."""
+    return httpx.Client(base_url=url, timeout=timeout, headers=bearer_headers(token))
 
 
 def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,

@@ -16,7 +16,7 @@ import httpx
 
 from skylift.db.engine import PASSWORD_ENV
 from skylift.errors import OperationFailed
-from skylift.mn.process import MnHandle, start_mn, wait_ready
+from skylift.mn.process import MnHandle, mn_client, start_mn, wait_ready
 from skylift.mn.settings import stored_value
 
 
@@ -34,13 +34,9 @@ class MnControl:
         parsed = urlparse(self.url)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 8080
 
-    def _client(self, timeout: float = 10.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout,
-                            headers={"Authorization": f"Bearer {self.token}"})
-
     def _call(self, method: str, path: str, **kw) -> dict:
         try:
-            with self._client(kw.pop("timeout", 10.0)) as client:
+            with mn_client(self.url, self.token, kw.pop("timeout", 10.0)) as client:
                 resp = client.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise OperationFailed(f"the management node at {self.url} does not answer",
