@@ -30,10 +30,11 @@ def test_each_api_probe_counts_503_refused_and_its_longest_gap(tmp_path):
     env = {"SKYLIFT_HOME": str(home)}
     url = db.url.render_as_string(hide_password=False)
     mn = start_mn(url, port=port, env=env)
-    token = token_path(home).read_text().strip()
-    probes = Probes(tmp_path / "probes", api_url=mn.url, token=token, api_paths=API_PROBES,
-                    api_interval=0.05).start()
+    probes = None
     try:
+        token = token_path(home).read_text().strip()
+        probes = Probes(tmp_path / "probes", api_url=mn.url, token=token, api_paths=API_PROBES,
+                        api_interval=0.05).start()
         time.sleep(0.6)
         drained_at = time.time()
         httpx.post(f"{mn.url}/v1/drain", headers={"Authorization": f"Bearer {token}"},
@@ -49,8 +50,8 @@ def test_each_api_probe_counts_503_refused_and_its_longest_gap(tmp_path):
         up_at = time.time()
         time.sleep(0.6)
     finally:
-        summary = probes.stop()
-        stop_mn(mn)
+        summary = probes.stop() if probes else None
+        stop_mn(mn)  # whatever failed: no MN of this test outlives it
     api, health = summary.api["api"], summary.api["health"]
     assert api.answers_503 > 0 and api.refused > 0 and api.ok > 0
     assert health.answers_503 == 0 and health.refused > 0 and health.ok > 0
