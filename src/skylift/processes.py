@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,8 +134,18 @@ def terminate(pid: int, marker: str | None = None, timeout: float = 5.0,
         stop(proc, timeout, sig)
 
 
-def _socket_inodes(port: int) -> set[str]:
-    """Inodes of the TCP sockets listening on `port` (any address) in this network namespace."""
+def _hex_address(host: str) -> set[str]:
+    """How /proc/net/tcp{,6} writes `host`, and the wildcard addresses that also cover it."""
+    if ":" in host:
+        words = struct.unpack("<4I", socket.inet_pton(socket.AF_INET6, host))
+        return {"".join(f"{w:08X}" for w in words), "0" * 32}
+    return {f"{struct.unpack('<I', socket.inet_aton(host))[0]:08X}", "00000000", "0" * 32}
+
+
+def _socket_inodes(port: int, host: str | None) -> set[str]:
+    """Inodes of the TCP sockets listening on host:port (or a wildcard address; any address
+    when host is None) in this network namespace."""
+    addresses = _hex_address(host) if host else None
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -142,14 +154,18 @@ def _socket_inodes(port: int) -> set[str]:
             continue
         for line in lines:
             f = line.split()
-            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+            if len(f) <= 9 or f[3] != "0A":
+                continue
+            address, hex_port = f[1].rsplit(":", 1)
+            if int(hex_port, 16) == port and (addresses is None or address in addresses):
                 inodes.add(f[9])
     return inodes
 
 
-def listening_pids(port: int) -> set[int]:
-    """The processes that hold a socket listening on `port` in this network namespace."""
-    inodes = {f"socket:[{i}]" for i in _socket_inodes(port)}
+def listening_pids(port: int, host: str | None = None) -> set[int]:
+    """The processes that hold a socket listening on host:port in this network namespace
+    (host None: on any address; other labs may use the same port on other loopbacks)."""
+    inodes = {f"socket:[{i}]" for i in _socket_inodes(port, host)}
     if not inodes:
         return set()
     pids = set()

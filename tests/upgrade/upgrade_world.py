@@ -90,7 +90,8 @@ class World:
 
     def mn_listeners(self) -> int:
         """How many processes listen on the MN's port."""
-        return len(listening_pids(self.mn_port))
+        host = self.state["mn"]["url"].split("//", 1)[1].rsplit(":", 1)[0]
+        return len(listening_pids(self.mn_port, host))
 
     def popen_upgrade(self, *args: str) -> subprocess.Popen:
         """Start `skylift upgrade ARGS` (default: run) without waiting, in its own session."""

@@ -110,7 +110,7 @@ class MnInstances:
 
     def listeners(self) -> set[int]:
         """The pids of every process listening on the MN's port now."""
-        return processes.listening_pids(self.run.mn.port)
+        return processes.listening_pids(self.run.mn.port, self.run.mn.host)
 
     # -- actions ----------------------------------------------------------------------------
 

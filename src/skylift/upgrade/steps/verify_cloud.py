@@ -36,7 +36,7 @@ class ProveCloud(UpgradeStep):
         if old_assets is not None and new_assets is not None:
             proof.console_assets_renamed = old_assets != new_assets
             proof.console_must_change = before.get("mn_release") != run.ctx.target.version
-        proof.mn_listeners = sorted(listening_pids(run.mn.port))
+        proof.mn_listeners = sorted(listening_pids(run.mn.port, run.mn.host))
         proof.live_heartbeats = running_management_nodes(run.ctx.db)
         run.state.set("proof", proof.to_dict())
         if not proof.ok:
