@@ -90,26 +90,35 @@ def cloud_371(tmp_path):
     yield db, addr, port
 
 
-def test_read_cloud_asks_every_agent_backed_resource(cloud_371, tmp_path):
+@pytest.fixture
+def agents(tmp_path):
+    """Start agents of a role with a release's packages (by key); all stopped at teardown."""
+    handles = {}
+
+    def start(key: str, role: str, release: str, address: str, port: int) -> None:
+        root = tmp_path / key
+        init_node(root, role, "c74", host_packages(release, "c74"))
+        handles[key] = start_agent(root, role, host=address, port=port, driver="process",
+                                   os_release="c74")
+
+    yield handles, start
+    for handle in handles.values():
+        stop_agent(handle)
+
+
+def test_read_cloud_asks_every_agent_backed_resource(cloud_371, agents):
     db, addr, port = cloud_371
+    _, start = agents
     # the Ceph backup storage's agent is not started: it must be listed as unreachable
-    started = []
+    for key, role, release in (("host", "host", TARGET), ("vrouter", "vrouter", TARGET),
+                               ("ceph-ps", "primary-storage", "3.7.1"),
+                               ("imagestore-bs", "backup-storage", TARGET)):
+        start(key, role, release, addr[key], port)
+    facts = CloudFacts(db)
     try:
-        for key, role, release in (("host", "host", TARGET), ("vrouter", "vrouter", TARGET),
-                                   ("ceph-ps", "primary-storage", "3.7.1"),
-                                   ("imagestore-bs", "backup-storage", TARGET)):
-            root = tmp_path / key
-            init_node(root, role, "c74", host_packages(release, "c74"))
-            started.append(start_agent(root, role, host=addr[key], port=port,
-                                       driver="process", os_release="c74"))
-        facts = CloudFacts(db)
-        try:
-            after = read_cloud(facts, concurrency=4)
-        finally:
-            facts.close()
+        after = read_cloud(facts, concurrency=4)
     finally:
-        for handle in started:
-            stop_agent(handle)
+        facts.close()
     # LocalStorage and SharedBlock are served by the hosts' agents: no agent of their own
     assert after.counts() == {"host": 1, "vrouter": 1, "primary-storage": 1,
                               "backup-storage": 2}
@@ -137,7 +146,8 @@ def test_read_cloud_finds_the_vrouters_again_after_the_migration_renamed_their_t
     assert after.counts() == before.counts()
 
 
-def test_the_proof_waits_for_a_storage_agent_the_mn_is_still_upgrading(cloud_371, tmp_path):
+def test_the_proof_waits_for_a_storage_agent_the_mn_is_still_upgrading(cloud_371, agents,
+                                                                      tmp_path):
     import threading
     import time
 
@@ -146,15 +156,12 @@ def test_the_proof_waits_for_a_storage_agent_the_mn_is_still_upgrading(cloud_371
     from skylift.upgrade.cloud_view import read_settled
 
     db, addr, port = cloud_371
-    handles = {}
+    handles, start = agents
     for key, role, release in (("host", "host", TARGET), ("vrouter", "vrouter", TARGET),
                                ("ceph-ps", "primary-storage", "3.7.1"),
                                ("imagestore-bs", "backup-storage", TARGET),
                                ("ceph-bs", "backup-storage", TARGET)):
-        root = tmp_path / key
-        init_node(root, role, "c74", host_packages(release, "c74"))
-        handles[key] = start_agent(root, role, host=addr[key], port=port, driver="process",
-                                   os_release="c74")
+        start(key, role, release, addr[key], port)
 
     def upgrade_storage_agent() -> None:  # what the MN does on reconnect: install, restart
         time.sleep(1.0)
@@ -172,8 +179,6 @@ def test_the_proof_waits_for_a_storage_agent_the_mn_is_still_upgrading(cloud_371
         upgrader.join()
     finally:
         facts.close()
-        for handle in handles.values():
-            stop_agent(handle)
     assert [b.split()[0] for b in prove({}, {}, view(), stuck, TARGET).agents_behind] == \
         ["primary-storage"]
     proof = prove({}, {}, view(), settled, TARGET)
