@@ -104,8 +104,14 @@ class Database:
         return (self.dialect == "sqlite" and self.url.database not in (None, "", ":memory:")
                 and not Path(self.url.database).exists())
 
-    def engine(self, **kwargs) -> Engine:
-        """A new engine for this database (the caller disposes it)."""
+    def engine(self, *, ddl_transactions: bool = False, **kwargs) -> Engine:
+        """A new engine for this database (the caller disposes it).
+
+        ddl_transactions: on SQLite, make schema changes part of the transaction, as they are
+        on PostgreSQL (the sqlite3 module otherwise commits each CREATE/ALTER/DROP at once, so
+        a kill inside a migration would leave half a revision behind). Each transaction then
+        takes the write lock at its start: meant for the migration, not for serving.
+        """
         if self.dialect == "sqlite":
             if self.missing_file():
                 # SQLite would create it 0644 at the first connection; the cloud's database
@@ -124,6 +130,15 @@ class Database:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA busy_timeout=10000")
                 cur.close()
+                if ddl_transactions:
+                    dbapi_conn.isolation_level = None  # no implicit commits: BEGIN is ours
+
+            if ddl_transactions:
+                @sa.event.listens_for(eng, "begin")
+                def _sqlite_begin(conn):  # pragma: no cover - trivial
+                    # IMMEDIATE: a data migration that reads before it writes must not fail
+                    # with a stale snapshot because an MN heartbeat committed in between
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             return eng
         if self.dialect == "mysql":

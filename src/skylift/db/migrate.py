@@ -148,7 +148,9 @@ def migrate(db: Database, to: str = NEWEST.version, *, dry_run: bool = False,
     if dry_run or not todo:
         return result
     started = time.perf_counter()
-    eng = db.engine()
+    # one transaction per revision, DDL included (MariaDB commits DDL at once: there a kill
+    # inside a revision needs the rollback, which restores the verified dump)
+    eng = db.engine(ddl_transactions=True)
     try:
         for info in todo:
             with eng.connect() as conn:
