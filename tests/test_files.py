@@ -31,19 +31,12 @@ def test_write_atomic_is_private_by_default_and_takes_a_given_mode(tmp_path):
     assert (tmp_path / "secret").read_bytes() == b"s"
 
 
-def test_a_replaced_file_takes_the_new_mode_not_the_old_one(tmp_path):
+@pytest.mark.parametrize("write", [files.write_atomic, files.write_synced])
+def test_a_file_written_over_takes_the_new_mode_not_the_old_one(tmp_path, write):
     path = tmp_path / "f"
     path.write_bytes(b"old")
     path.chmod(0o666)
-    files.write_atomic(path, b"new")
-    assert _mode(path) == 0o600 and path.read_bytes() == b"new"
-
-
-def test_write_synced_over_an_existing_file_gives_the_new_mode(tmp_path):
-    path = tmp_path / "f"
-    path.write_bytes(b"half")
-    path.chmod(0o644)
-    files.write_synced(path, b"new")
+    write(path, b"new")
     assert _mode(path) == 0o600 and path.read_bytes() == b"new"
 
 
