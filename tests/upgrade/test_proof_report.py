@@ -35,3 +35,20 @@ def test_the_report_counts_agents_of_every_kind(tmp_path):
     assert rows["agents behind / not answering"] == "1 / 1"
     assert section["data"]["agents_by_kind"] == {"host": 3, "primary-storage": 1,
                                                  "backup-storage": 2, "vrouter": 1}
+
+
+def test_the_report_shows_the_rehearsal_and_the_mns_serving(tmp_path):
+    proof = prove({}, {}, CloudView({}), CloudView({}), "4.3.12")
+    proof.mn_listeners, proof.live_heartbeats = [4242], ["mn (pid 4242, running, now)"]
+    state = {"proof": proof.to_dict(),
+             "rehearsal": {"seconds": 1.234, "rows": 313, "skipped": None, "error": None}}
+    journal = Journal.open(tmp_path / "journal.jsonl")
+    try:
+        write_report(single_mn.build_plan(False), state, tmp_path, journal)
+    finally:
+        journal.close()
+    report = json.loads((tmp_path / "report.json").read_text())
+    rows = {r["claim"]: str(r["result"]) for r in next(
+        s for s in report["sections"] if s["title"] == "Proof")["table"]}
+    assert rows["migration rehearsed on the dump's copy"] == "1.23 s for 313 rows"
+    assert rows["MN processes listening on its port / live heartbeats"] == "1 / 1"

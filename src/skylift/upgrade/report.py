@@ -31,7 +31,25 @@ def _proof_rows(proof: dict, state) -> list[list]:
         ["console assets renamed (no Ctrl+F5)", proof.get("console_assets_renamed")],
         ["VM HA back to", state.get("ha_previous")],
         ["database dump (verified)", state.get("dump")],
+        ["migration rehearsed on the dump's copy", _rehearsal_text(state.get("rehearsal"))],
+        ["MN processes listening on its port / live heartbeats",
+         f"{_count(proof.get('mn_listeners'))} / {_count(proof.get('live_heartbeats'))}"],
     ]
+
+
+def _count(found: list | None) -> str:
+    return "not checked" if found is None else str(len(found))
+
+
+def _rehearsal_text(rehearsal: dict | None) -> str:
+    """What the rehearsal measured (or why it did not run), for the report."""
+    if not rehearsal:
+        return "no"
+    if rehearsal.get("skipped"):
+        return f"skipped: {rehearsal['skipped']}"
+    if rehearsal.get("error"):
+        return f"failed: {rehearsal['error']}"
+    return f"{rehearsal.get('seconds', 0):.2f} s for {rehearsal.get('rows')} rows"
 
 
 MEASURED = "measured"  # the run state's key: sections by title
