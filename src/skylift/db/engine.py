@@ -99,6 +99,12 @@ class Database:
             return Database(self.url.set(database=str(base.with_name(name + ".db"))))
         return Database(self.url.set(database=name))
 
+    @property
+    def transactional_ddl(self) -> bool:
+        """Whether a schema change can be rolled back with its transaction (not on MariaDB,
+        which commits each one at once)."""
+        return self.dialect != "mysql"
+
     def missing_file(self) -> bool:
         """True for an embedded (SQLite) database whose file does not exist yet."""
         return (self.dialect == "sqlite" and self.url.database not in (None, "", ":memory:")

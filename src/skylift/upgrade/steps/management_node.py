@@ -79,16 +79,29 @@ class MigrateDatabase(UpgradeStep):
         return status(run.ctx.db).release == run.ctx.target.version
 
     def run(self, run) -> None:
+        if run.state.get("migration_started") and not run.ctx.db.transactional_ddl:
+            # MariaDB commits each schema change at once: an attempt that was killed or
+            # failed may have left half a revision, which no migration can continue from.
+            # Start again from the verified dump (the maintenance MN steps aside meanwhile).
+            mns = MnInstances(run)
+            _restore_dump(run, mns)
+            mns.start("maintenance", maintenance=True, slot=run.ctx.target.version)
+        run.state.set("migration_started", True)
         migrate(run.ctx.db, run.ctx.target.version)
 
     def undo(self, run) -> None:
         """Restore the verified dump (every MN is stopped first: restore refuses under an MN)."""
-        MnInstances(run).keep_only(None)
-        restore(Path(run.state.get("dump")), run.ctx.db, run.backup_dir)
-        # The dump holds the heartbeat of the MN that ran when it was taken; no MN runs now
-        # (the next undo starts one, which writes its own), so none of those rows is alive.
-        with run.ctx.facts.engine.begin() as conn:
-            conn.execute(sa.text("UPDATE mn_heartbeat SET state = 'stopped'"))
+        _restore_dump(run, MnInstances(run))
+
+
+def _restore_dump(run, mns: MnInstances) -> None:
+    """Stop every MN, then put the verified pre-upgrade dump back."""
+    mns.keep_only(None)
+    restore(Path(run.state.get("dump")), run.ctx.db, run.backup_dir)
+    # The dump holds the heartbeat of the MN that ran when it was taken; no MN runs now
+    # (the caller starts one, which writes its own), so none of those rows is alive.
+    with run.ctx.facts.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE mn_heartbeat SET state = 'stopped'"))
 
 
 class StartNewMn(UpgradeStep):
