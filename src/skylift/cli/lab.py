@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from skylift.cli.agent import Driver
+
 from skylift.cli.output import console_err, emit_json, info
 from skylift.errors import Refused
 
@@ -43,7 +45,7 @@ def up(
     vms: int = typer.Option(6, "--vms", help="Number of VMs in the inventory."),
     db: str = typer.Option(None, "--db", help="Database URL (default: SQLite in the lab folder); "
                                               "the password comes from SKYLIFT_DB_PASSWORD."),
-    driver: str = typer.Option("process", "--driver", help="Hypervisor driver: sim or process."),
+    driver: Driver = typer.Option(Driver.process, "--driver", help="Hypervisor driver."),
     farm: bool = typer.Option(None, "--farm/--no-farm",
                               help="Serve the hosts from one farm process (default above 50)."),
     os_release: str = typer.Option("c74", "--os", help="Host OS release."),
@@ -60,7 +62,7 @@ def up(
 
     password = read_secret(file=None, env_var="SKYLIFT_DB_PASSWORD", prompt=None) if db else None
     spec = LabSpec(name=name, release=release, hosts=hosts, vms=vms, db_url=db,
-                   db_password=password, driver=driver, farm=farm, os_release=os_release,
+                   db_password=password, driver=driver.value, farm=farm, os_release=os_release,
                    agent_port=agent_port)
     state = lab_up(spec, on_step=lambda msg: console_err.print(f"· {msg}", highlight=False))
     if as_json:
