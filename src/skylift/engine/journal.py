@@ -44,7 +44,7 @@ class TornTail:
 
 
 @dataclass
-class RunState:
+class JournalRun:
     """What the journal says about one run (the last one in the file)."""
 
     run_id: str
@@ -114,7 +114,7 @@ class Journal:
         self._redact_hook = redact
         self._secrets: list[str] = []
         self._fd: int | None = None
-        self.state: RunState | None = None
+        self.state: JournalRun | None = None
         for rec in records:
             self._fold(rec)
 
@@ -132,7 +132,7 @@ class Journal:
 
     def _fold(self, rec: dict) -> None:
         if rec["type"] == "run_started":
-            self.state = RunState(rec["run_id"], rec["plan_id"], rec["fingerprint"],
+            self.state = JournalRun(rec["run_id"], rec["plan_id"], rec["fingerprint"],
                                   rec.get("params", {}), rec["ts"])
         elif self.state is not None and rec.get("run_id") == self.state.run_id:
             self.state.apply(rec)

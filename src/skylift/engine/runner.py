@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Generic, Iterable, NoReturn, TypeVa
 from skylift.engine.events import (EventBus, Message, PhaseFinished, PhaseStarted, Progress, RunFinished,
                                    RunStarted, StepDone, StepFailed, StepSkipped, StepStarted,
                                    StepUndone, ensure_bus)
-from skylift.engine.journal import Journal, RunState
+from skylift.engine.journal import Journal, JournalRun
 from skylift.engine.plan import Plan, PlannedStep
 from skylift.errors import (JournalMismatch, Refused, RollbackFailed, RollbackRefused,
                             SkyliftError, StepError)
@@ -54,7 +54,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _check_journal(plan: Plan, state: RunState | None, *, resume: bool) -> None:
+def _check_journal(plan: Plan, state: JournalRun | None, *, resume: bool) -> None:
     if resume:
         if state is None or state.finished:
             raise JournalMismatch("there is no unfinished run to resume",

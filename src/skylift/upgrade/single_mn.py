@@ -17,7 +17,7 @@ import httpx
 
 from skylift.config import load_config
 from skylift.engine.events import EventBus
-from skylift.engine.journal import Journal
+from skylift.engine.journal import Journal, JournalRun
 from skylift.engine.plan import Phase, Plan
 from skylift.engine.runner import RunResult, rollback as engine_rollback, run_plan
 from skylift.errors import OperationFailed, Refused, SkyliftError
@@ -90,9 +90,7 @@ def _archive_finished(home: Path) -> None:
     folder = run_dir(home)
     if not folder.exists():
         return
-    journal = Journal.open(journal_path(home))
-    state = journal.state
-    journal.close()
+    state = _last_run(home)
     if state is None or state.finished:
         dest = home / "upgrade" / "history" / time.strftime("%Y%m%dT%H%M%S")
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -106,13 +104,18 @@ def params_of(ctx: UpgradeContext, incremental: bool) -> dict:
             "artefacts": ctx.artefacts.to_dict()}
 
 
-def last_params(home: Path) -> dict | None:
-    """The parameters of the journal's last run, if any."""
+def _last_run(home: Path) -> JournalRun | None:
+    """What the journal says of its last run (read without the lock), None if none."""
     if not journal_path(home).exists():
         return None
     journal = Journal.open(journal_path(home))
-    state = journal.state
     journal.close()
+    return journal.state
+
+
+def last_params(home: Path) -> dict | None:
+    """The parameters of the journal's last run, if any."""
+    state = _last_run(home)
     return dict(state.params) if state else None
 
 
@@ -221,11 +224,7 @@ def _one_mn_serving(up: UpgradeRun) -> None:
 
 def status(home: Path) -> dict | None:
     """Where the last upgrade stands (from its journal), or None when there was none."""
-    if not journal_path(home).exists():
-        return None
-    journal = Journal.open(journal_path(home))
-    state = journal.state
-    journal.close()
+    state = _last_run(home)
     if state is None:
         return None
     plan = build_plan(bool(state.params.get("incremental")))
