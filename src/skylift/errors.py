@@ -143,7 +143,7 @@ class NoSuchResource(Refused):
 
 
 class QemuMismatch(Refused):
-    """A host's QEMU differs from its cluster's (R-CLOUD-5): it must join a new cluster."""
+    """A host's QEMU differs from its cluster's: it must join a new cluster."""
 
 
 class NotAuthorized(Refused):

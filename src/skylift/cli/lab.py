@@ -1,4 +1,4 @@
-"""`skylift lab`: build, inspect and tear down lab installations of any release (R-LIN-3)."""
+"""`skylift lab`: build, inspect and tear down lab installations of any release."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The lab: installations of any release at any scale, a host farm, and probes (SPEC R-LIN-3).
+"""The lab: installations of any release at any scale, a host farm, and probes.
 
     farm.py          one process serving thousands of simulated hosts (agent + SSH endpoints)
     probes.py        MN API availability and VM continuity, sampled during an operation

@@ -1,4 +1,4 @@
-"""A lab installation: a running cloud of any release, built on demand (SPEC R-LIN-3).
+"""A lab installation: a running cloud of any release, built on demand.
 
     up(LabSpec(name, release, hosts, vms, ...))  -> state dict (also in lab.json)
     status(name)                                  -> release now, MN, agents up by kind, VMs

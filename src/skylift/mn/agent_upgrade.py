@@ -1,4 +1,4 @@
-"""Agent and host-package upgrade on connect (R-CON-3): what the MN's local repo offers, and
+"""Agent and host-package upgrade on connect: what the MN's local repo offers, and
 how the MN installs it on a node through a transport.
 
 On every connect the MN compares the agent's reported `agent_version` with the skylift-agent
@@ -6,7 +6,7 @@ package of its local repo; an older agent gets the package pushed and installed,
 restarted (its VMs keep running: they belong to the hypervisor). When the global setting
 host.updatePkgWhenConnect is true, the host's libvirt and QEMU are brought to the repo's
 versions too, with the lineage's rule that an existing host never goes past QEMU 2.12
-(`lineage.UPGRADED_HOST_QEMU`): QEMU 4.2 is for new installs only (R-CLOUD-5).
+(`lineage.UPGRADED_HOST_QEMU`): QEMU 4.2 is for new installs only.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def create_app(mn: MnState) -> FastAPI:
                      "inventory"):  # the generic reader last
             module = importlib.import_module(f"skylift.mn.api.{name}")
             app.include_router(module.router)
-    # the node's local package repository (R-CLOUD-6); hosts install from it without a token
+    # the node's local package repository; hosts install from it without a token
     app.include_router(repo_router(mn.node_root), prefix="/repo", include_in_schema=False)
     # outermost first: every call is listed in flight, then the gate decides
     app.add_middleware(GateMiddleware, mn=mn)

@@ -1,4 +1,4 @@
-"""The MN's connection manager (R-CLOUD-2/3, R-CON-3): connect every agent-backed resource,
+"""The MN's connection manager: connect every agent-backed resource,
 keep pinging, upgrade agents and host packages on connect, and refuse VM and volume work on a
 host that is still Connecting.
 
@@ -239,7 +239,7 @@ class ConnectionManager:
         return out
 
     def require_connected(self, host_uuid: str) -> None:
-        """Refuse VM and volume work on a host that is not Connected (R-CLOUD-3)."""
+        """Refuse VM and volume work on a host that is not Connected."""
         st = self.state(host_uuid)
         if st == CONNECTED:
             return

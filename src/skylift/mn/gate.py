@@ -1,4 +1,4 @@
-"""The gate every request passes: the admin token, then maintenance and drain (R-CON-2).
+"""The gate every request passes: the admin token, then maintenance and drain.
 
 Open without a token: health, version, the console page and its assets, the API description
 and the local package repository (hosts install from it). In maintenance mode, or once

@@ -1,6 +1,6 @@
 """API calls in flight: every request is listed from its start to its end (GET /v1/api-calls).
 
-An upgrade reports these before it stops the MN (R-CON-2), and drain waits for them.
+An upgrade reports these before it stops the MN, and drain waits for them.
 """
 
 from __future__ import annotations

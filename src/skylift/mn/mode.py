@@ -1,4 +1,4 @@
-"""Which mode a management node runs in: normal, or maintenance (R-CON-2).
+"""Which mode a management node runs in: normal, or maintenance.
 
 Maintenance is asked for (--maintenance) or forced when the database is older than this code
 (an upgrade is under way: the schema does not match the newest models yet). The check reads

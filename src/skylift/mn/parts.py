@@ -25,7 +25,7 @@ async def start_parts(mn: MnState) -> None:
     mn.manager = ConnectionManager(mn.engine, agent_port=mn.agent_port,
                                    repo_root=mn.node_root, **options)
     # the reconnect storm runs behind: the API serves meanwhile, and work on a host that is
-    # still Connecting is refused (R-CLOUD-3)
+    # still Connecting is refused
     await mn.manager.start(wait=False)
     mn.vm_ha = VmHa(mn.engine, mn.manager)
     await mn.vm_ha.start()

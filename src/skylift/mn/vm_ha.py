@@ -1,4 +1,4 @@
-"""VM high availability (R-CLOUD-4): restart a down host's HA VMs on another host of its cluster.
+"""VM high availability: restart a down host's HA VMs on another host of its cluster.
 
 A host is judged down when it has missed `host.maxMissedPings` pings in a row (pinged every
 `host.pingInterval` seconds by the connection manager). While the global setting ha.enable is

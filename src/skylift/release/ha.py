@@ -1,6 +1,6 @@
 """The files of the multi-MN HA suite: for now a keepalived template and its health check.
 
-The suite is unpacked on the MN that holds the virtual IP (SPEC §5 R-MMN step 6); skylift.ha
+The suite is unpacked on the MN that holds the virtual IP (step 6 of the multi-MN procedure); skylift.ha
 fills the template in. Placeholders use ${NAME} (string.Template).
 """
 

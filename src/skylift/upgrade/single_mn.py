@@ -1,4 +1,4 @@
-"""The single-MN upgrade procedure (R-SMN) as a plan, and how to run, resume and roll it back.
+"""The single-MN upgrade procedure as a plan, and how to run, resume and roll it back.
 
 This is the only place that knows the order of the procedure. Every manual step of the old
 product is a step here: obtain and verify the artefacts, VM HA off (remembering its value),

@@ -27,7 +27,7 @@ class Cluster(Base):
     hypervisor_type: Mapped[str] = mapped_column(sa.String(32))
     state: Mapped[str] = state_col()
     created_at: Mapped[datetime] = created_col()
-    # All hosts of a cluster run this QEMU (R-CLOUD-5); None until the first host joins.
+    # All hosts of a cluster run this QEMU; None until the first host joins.
     qemu_version: Mapped[str | None] = mapped_column(sa.String(32))
 
 

@@ -1,4 +1,4 @@
-"""Adding, reconnecting and deleting hosts; the QEMU-per-cluster rule (R-CLOUD-5).
+"""Adding, reconnecting and deleting hosts; the QEMU-per-cluster rule.
 
 Adding a host asks its agent for its versions first: a host whose QEMU differs from its
 cluster's is refused before anything is recorded, with a message that says to use a new

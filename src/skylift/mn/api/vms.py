@@ -1,5 +1,5 @@
 """VM instances: create, delete, start, stop, reboot, migrate — through the agent of the
-VM's host, and only while that host is Connected (R-CLOUD-3: "reconnecting, retry later").
+VM's host, and only while that host is Connected (else "reconnecting, retry later").
 
 The hypervisor acts first and the inventory follows, so a failed agent call changes nothing;
 a database failure after the agent acted is undone on the agent.
@@ -165,7 +165,7 @@ async def create_vm(body: VmIn, mn: MnState = Depends(mn_of)) -> dict:
 
 @router.post("/{uuid}/migrate")
 async def migrate_vm(uuid: str, body: MigrateIn, mn: MnState = Depends(mn_of)) -> dict:
-    """Move a VM to another Connected host of its cluster (same QEMU by R-CLOUD-5)."""
+    """Move a VM to another Connected host of its cluster (one QEMU version per cluster)."""
     manager = manager_of(mn)
     vm, source = await asyncio.to_thread(_vm_and_host, mn, uuid)
     if body.host_uuid == source:

@@ -1,5 +1,5 @@
 """Data volumes: create, attach to a VM, detach, delete. Attach and detach go through the
-agent of the VM's host, and only while it is Connected (R-CLOUD-3).
+agent of the VM's host, and only while it is Connected.
 
 Shared volumes are created in raw format (since 3.2.0): no snapshot, no resize.
 """

@@ -1,4 +1,4 @@
-"""The artefacts the operator brought are complete, intact and genuine (R-PREP)."""
+"""The artefacts the operator brought are complete, intact and genuine."""
 
 from skylift.engine.checks import Issue, Severity, check
 from skylift.errors import ArtefactError

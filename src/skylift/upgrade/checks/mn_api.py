@@ -1,4 +1,4 @@
-"""API calls in flight on the management node: advise a quiet time (R-CON-2)."""
+"""API calls in flight on the management node: advise a quiet time."""
 
 import httpx
 

@@ -1,4 +1,4 @@
-"""R-CON-1: the hosts run the MN's OS release, so one local repository serves them all."""
+"""the hosts run the MN's OS release, so one local repository serves them all."""
 
 from skylift.engine.checks import check
 

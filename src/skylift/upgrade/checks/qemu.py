@@ -1,4 +1,4 @@
-"""R-CLOUD-5: one QEMU version per cluster; 4.3.12 new-image hosts need a new cluster."""
+"""one QEMU version per cluster; 4.3.12 new-image hosts need a new cluster."""
 
 from skylift.engine.checks import Issue, Severity, check
 from skylift.lineage import UPGRADED_HOST_QEMU

@@ -1,4 +1,4 @@
-"""R-CLOUD-4: VM HA is turned off for the upgrade and put back as it was."""
+"""VM HA is turned off for the upgrade and put back as it was."""
 
 from skylift.engine.checks import Severity, check
 

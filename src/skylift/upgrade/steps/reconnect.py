@@ -1,4 +1,4 @@
-"""Wait for every host, storage and vRouter to reconnect with its agent upgraded (R-CON-3)."""
+"""Wait for every host, storage and vRouter to reconnect with its agent upgraded."""
 
 from __future__ import annotations
 
