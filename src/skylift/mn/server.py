@@ -124,11 +124,8 @@ def resolve_and_serve(db_url: str | None, password_file: Path | None, **kwargs) 
 
 
 def _event_loop_runner():
-    """uvloop's runner when installed, else asyncio's.
-
-    Measured with bench/reconnect.py: the reconnect and agent rollout of 10,040 hosts takes
-    58.5 s on uvloop against 64.7 s on asyncio's loop (the MN's one loop is the bottleneck).
-    """
+    """uvloop's runner when installed, else asyncio's (the MN's one loop bounds the reconnect
+    storm; the figures are in docs/benchmarks.md)."""
     try:
         import uvloop
     except ImportError:
