@@ -73,7 +73,7 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         result, _ = single_mn.run(ctx, incremental=False, events=bus)
         journal = Journal.open(single_mn.journal_path(mn_home))
         phases = phase_seconds(journal)
-        window = maintenance_window(journal)
+        window = maintenance_window(journal, single_mn.build_plan(False))
         migrate = step_seconds(journal, "management-node/migrate-database")
         journal.close()
         p, proof = probes.stop().to_dict(), RunState(single_mn.run_dir(mn_home)).get("proof", {})

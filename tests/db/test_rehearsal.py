@@ -21,6 +21,7 @@ from skylift.errors import Refused
 from skylift.lab.seed import seed
 from skylift.lineage import NEWEST, release
 from skylift.upgrade import estimates
+from skylift.upgrade.steps.management_node import MigrateDatabase
 from skylift.upgrade.facts import CloudFacts
 from skylift.upgrade.run_state import RunState
 from skylift.upgrade.steps.protect import BackupDatabase, RehearseMigration
@@ -187,7 +188,7 @@ def test_the_step_records_the_rehearsal_and_its_time_becomes_the_estimate(make_d
                                                                          dialect):
     db = cloud(make_db, dialect)
     run = _run(db, tmp_path)
-    rule = estimates.seconds("migrate-database", run.ctx.facts, run.state)
+    rule = estimates.seconds(MigrateDatabase(), run.ctx.facts, run.state)
     step = RehearseMigration()
     BackupDatabase().run(run)
     assert not step.is_done(run)
@@ -199,9 +200,9 @@ def test_the_step_records_the_rehearsal_and_its_time_becomes_the_estimate(make_d
     assert done["dump"] == run.state.get("dump") and done["skipped"] is None
     assert done["seconds"] > 0 and done["rows"] > 0 and done["error"] is None
     assert scratch_left(db) == []
-    assert estimates.seconds("migrate-database", run.ctx.facts, run.state) == max(
+    assert estimates.seconds(MigrateDatabase(), run.ctx.facts, run.state) == max(
         round(done["seconds"], 1), 0.1)
-    assert estimates.seconds("migrate-database", run.ctx.facts) == rule  # nothing measured
+    assert estimates.seconds(MigrateDatabase(), run.ctx.facts) == rule  # nothing measured
     run.ctx.facts.close()
 
 
@@ -222,8 +223,8 @@ def test_the_step_refuses_with_the_migrations_error_and_what_to_do(make_db, tmp_
     assert run.state.get("rehearsal")["error"] == err.value.why
     assert scratch_left(db) == []
     # the estimate does not trust a failed rehearsal
-    assert estimates.seconds("migrate-database", run.ctx.facts, run.state) == \
-        estimates.seconds("migrate-database", run.ctx.facts)
+    assert estimates.seconds(MigrateDatabase(), run.ctx.facts, run.state) == \
+        estimates.seconds(MigrateDatabase(), run.ctx.facts)
     run.ctx.facts.close()
 
 

@@ -12,7 +12,6 @@ that outlives the farm, so restarting a farm host's agent (or the whole farm) ne
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -16,6 +16,8 @@ still 'starting' after a crash was never confirmed, so it is stopped, never adop
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import uuid as uuidlib
 from dataclasses import dataclass
 
@@ -25,6 +27,9 @@ from skylift import processes
 from skylift.errors import OperationFailed
 from skylift.mn.heartbeat import mn_heartbeat
 from skylift.processes import ProcessId
+
+if TYPE_CHECKING:
+    from skylift.upgrade.run import UpgradeRun
 
 STOP_TIMEOUT = 60.0  # an MN drains its calls in flight (up to 30 s) before it exits
 KEY = "mns"
@@ -58,7 +63,7 @@ class MnInstance:
 class MnInstances:
     """The MN instances of one upgrade run, kept in its run state."""
 
-    def __init__(self, run) -> None:
+    def __init__(self, run: UpgradeRun) -> None:
         self.run = run
 
     # -- the record -------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
     proof = state.get("proof") or {}
     report.add_section("Proof", columns=["claim", "result"], rows=_proof_rows(proof, state),
                        data=proof or None)
-    window = maintenance_window(journal)
+    window = maintenance_window(journal, plan)
     if window is not None:
         report.add_section("Availability", columns=["measure", "value"],
                            rows=[["MN API in maintenance (drain to new MN up), s",
@@ -86,13 +86,16 @@ def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
     return md
 
 
-def maintenance_window(journal: Journal) -> float | None:
-    """Seconds from the old MN's drain to the new MN serving (the API's 503 window)."""
+def maintenance_window(journal: Journal, plan: Plan) -> float | None:
+    """Seconds from the start of the step that drains the old MN to the end of the one that
+    has the new MN serving (the API's 503 window); the steps say which they are."""
+    opens = {ps.key for ps in plan.steps() if getattr(ps.step, "opens_api_window", False)}
+    closes = {ps.key for ps in plan.steps() if getattr(ps.step, "closes_api_window", False)}
     start = end = None
     for rec in journal.run_records():
         key = rec.get("step")
-        if key == "management-node/drain-and-stop-mn" and rec.get("type") == "step_started":
+        if key in opens and rec.get("type") == "step_started":
             start = start or rec.get("ts")
-        if key == "management-node/start-new-mn" and rec.get("type") == "step_done":
+        if key in closes and rec.get("type") == "step_done":
             end = rec.get("ts")
     return end - start if start and end else None

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from skylift.config import load_config
 from skylift.engine.events import EventBus
 from skylift.engine.journal import Journal, JournalRun
 from skylift.engine.plan import Phase, Plan
 from skylift.engine.runner import RunResult, rollback as engine_rollback, run_plan
 from skylift.errors import OperationFailed, Refused, SkyliftError
 from skylift.upgrade.context import UpgradeContext
-from skylift.upgrade.mn_control import MnControl
 from skylift.upgrade.mn_instances import MnInstances, describe
 from skylift.upgrade.report import collect_measured, write_report
+from skylift.upgrade.run import UpgradeRun, journal_path, run_dir
 from skylift.upgrade.run_state import RunState
 from skylift.upgrade.steps import management_node as mn_steps
 from skylift.upgrade.steps import preflight, protect, reconnect, repo, verify_cloud
@@ -37,52 +33,20 @@ def build_plan(incremental: bool) -> Plan:
     obtain = [preflight.FetchArtefacts()] if incremental else []
     return Plan(PLAN_ID, [
         Phase("preflight", "obtain and verify the artefacts, run every check",
-              obtain + [preflight.VerifyArtefacts(), preflight.PreflightChecks()]),
+              obtain + [preflight.VerifyArtefacts(), preflight.Checks()]),
         Phase("protect", "VM HA off, the cloud recorded, database and tool backed up",
               [protect.VmHaOff(), protect.RecordCloud(), protect.BackupDatabase(),
                protect.RehearseMigration(), protect.BackupTool()]),
         Phase("repo", "refresh the local repository from the OS image",
               [repo.RefreshLocalRepo()]),
         Phase("management-node", "new MN software beside the old, migrate, start",
-              [mn_steps.InstallSoftware(), mn_steps.MaintenanceHandover(),
+              [mn_steps.InstallSoftware(), mn_steps.DrainAndStopMn(),
                mn_steps.MigrateDatabase(), mn_steps.StartNewMn()]),
         Phase("reconnect", "every host, storage and vRouter reconnects with its agent upgraded",
-              [reconnect.AwaitReconnect()]),
+              [reconnect.ReconnectAgents()]),
         Phase("verify", "prove that nothing was lost, then VM HA back as it was",
-              [verify_cloud.ProveCloud(), verify_cloud.VmHaRestore()]),
+              [verify_cloud.Prove(), verify_cloud.VmHaRestore()]),
     ], description="upgrade a single-MN cloud to the newest release")
-
-
-@dataclass
-class UpgradeRun:
-    """What the steps share: the context, the remembered state, the MN and the event bus."""
-
-    ctx: UpgradeContext
-    run_dir: Path
-    events: EventBus = field(default_factory=EventBus)
-
-    def __post_init__(self) -> None:
-        self.state = RunState(self.run_dir)
-        db_url = self.ctx.db.url_without_password()
-        self.mn = MnControl(self.ctx.mn_url, self.ctx.mn_token, db_url, self.ctx.node_root,
-                            self.ctx.home, db_password=self.ctx.db.url.password)
-        self.backup_dir = self.ctx.backup_dir or load_config(self.ctx.home).backups()
-
-    def console_assets(self) -> dict | None:
-        """The web console's asset names as the MN serves them now (None if it cannot say)."""
-        try:
-            resp = httpx.get(f"{self.ctx.mn_url}/v1/console/assets", timeout=10)
-            return resp.json() if resp.status_code == 200 else None
-        except httpx.HTTPError:
-            return None
-
-
-def run_dir(home: Path) -> Path:
-    return home / "upgrade" / "current"
-
-
-def journal_path(home: Path) -> Path:
-    return run_dir(home) / "journal.jsonl"
 
 
 def _archive_finished(home: Path) -> None:

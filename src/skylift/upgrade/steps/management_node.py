@@ -8,6 +8,8 @@ chosen and checked by identity (upgrade.mn_instances), whatever a crash left beh
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,15 +22,21 @@ from skylift.upgrade import slots
 from skylift.upgrade.mn_instances import MnInstances
 from skylift.upgrade.steps import UpgradeStep
 
+if TYPE_CHECKING:
+    from skylift.upgrade.run import UpgradeRun
+
 
 class InstallSoftware(UpgradeStep):
     id = "install-software"
     description = "unpack the new MN software into a slot beside the running one"
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 0.5
+
+    def is_done(self, run: UpgradeRun) -> bool:
         return slots.installed(run.ctx.home, run.ctx.target.version)
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         # verified again where it is used: the file may have changed since preflight (a
         # resume, a new copy given with --installer, a disk error)
         installer = run.ctx.artefacts.installer
@@ -36,16 +44,20 @@ class InstallSoftware(UpgradeStep):
         slots.install(run.ctx.home, installer, run.ctx.target.version)
 
 
-class MaintenanceHandover(UpgradeStep):
+class DrainAndStopMn(UpgradeStep):
     id = "drain-and-stop-mn"
     description = "drain the old MN and hand its port to a maintenance MN of the new software"
     undo_summary = "the previous MN serves again"
+    opens_api_window = True  # from here the API answers "upgrade in progress"
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 3.0
+
+    def is_done(self, run: UpgradeRun) -> bool:
         mns = MnInstances(run)
         return mns.old() is not None and mns.only(mns.ready("maintenance"))
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         mns = MnInstances(run)
         old = mns.record_old()
         if old.proc is not None and mns.listeners() == {old.proc.pid}:
@@ -56,7 +68,7 @@ class MaintenanceHandover(UpgradeStep):
                                                      slot=run.ctx.target.version)
         mns.keep_only(keep)
 
-    def undo(self, run) -> None:
+    def undo(self, run: UpgradeRun) -> None:
         """Start the MN of the previous software again and stop every other MN."""
         mns = MnInstances(run)
         old = mns.old()
@@ -75,10 +87,22 @@ class MigrateDatabase(UpgradeStep):
     description = "migrate the database schema and data to the new release (one chained run)"
     undo_summary = "database restored from the verified pre-upgrade dump"
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 1.0 + rows / 1_000_000  # ~1,000,000 rows/s
+
+    def measured_seconds(self, state) -> float | None:
+        """The migration rehearsed on a copy of this database took this long (the API's
+        maintenance window, mostly)."""
+        rehearsal = state.get("rehearsal") or {}
+        took = rehearsal.get("seconds")
+        if took is None or rehearsal.get("error"):
+            return None
+        return max(round(took, 1), 0.1)
+
+    def is_done(self, run: UpgradeRun) -> bool:
         return status(run.ctx.db).release == run.ctx.target.version
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         if run.state.get("migration_started") and not run.ctx.db.transactional_ddl:
             # MariaDB commits each schema change at once: an attempt that was killed or
             # failed may have left half a revision, which no migration can continue from.
@@ -89,12 +113,12 @@ class MigrateDatabase(UpgradeStep):
         run.state.set("migration_started", True)
         migrate(run.ctx.db, run.ctx.target.version)
 
-    def undo(self, run) -> None:
+    def undo(self, run: UpgradeRun) -> None:
         """Restore the verified dump (every MN is stopped first: restore refuses under an MN)."""
         _restore_dump(run, MnInstances(run))
 
 
-def _restore_dump(run, mns: MnInstances) -> None:
+def _restore_dump(run: UpgradeRun, mns: MnInstances) -> None:
     """Stop every MN, then put the verified pre-upgrade dump back."""
     mns.keep_only(None)
     restore(Path(run.state.get("dump")), run.ctx.db, run.backup_dir)
@@ -109,14 +133,18 @@ class StartNewMn(UpgradeStep):
     description = ("start the new MN from its slot; it reconnects every agent and upgrades "
                    "them (point of no return)")
     point_of_no_return = True
+    closes_api_window = True
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 5.0
+
+    def is_done(self, run: UpgradeRun) -> bool:
         mns = MnInstances(run)
         new = mns.ready("new")
         return bool(new and new.mode == "normal" and new.release == run.ctx.target.version
                     and mns.only(new))
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         mns = MnInstances(run)
         slots.switch(run.ctx.home, run.ctx.target.version)
         keep = mns.ready("new") or mns.start("new", maintenance=False,

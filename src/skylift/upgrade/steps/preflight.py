@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import shutil
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import ArtefactError, Refused
 from skylift.upgrade.checks import ALL as ALL_CHECKS
 from skylift.upgrade.checks.versions import downgrade, wrong_target
+
+if TYPE_CHECKING:
+    from skylift.upgrade.run import UpgradeRun
 
 SIDECARS = ("", ".md5", ".sha256", ".sig")
 
@@ -33,11 +38,14 @@ class FetchArtefacts(UpgradeStep):
     description = "download the OS image, installer and tool from the online repository"
     changes_nothing = True
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 5.0
+
+    def is_done(self, run: UpgradeRun) -> bool:
         arts = run.ctx.artefacts
         return all(p is not None and p.exists() for p in (arts.image, arts.installer, arts.tool))
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         arts = run.ctx.artefacts
         with httpx.Client(timeout=120.0) as client:
             for path in (arts.image, arts.installer, arts.tool):
@@ -74,7 +82,10 @@ class VerifyArtefacts(UpgradeStep):
     description = "verify sums and signatures of the OS image, installer and tool"
     changes_nothing = True
 
-    def run(self, run) -> None:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 1.0
+
+    def run(self, run: UpgradeRun) -> None:
         result = run.ctx.verified
         if isinstance(result, ArtefactError):
             raise result
@@ -85,12 +96,15 @@ class VerifyArtefacts(UpgradeStep):
                                "again")
 
 
-class PreflightChecks(UpgradeStep):
+class Checks(UpgradeStep):
     id = "checks"
     description = "run every preflight check; an inhibitor stops the upgrade here"
     changes_nothing = True
 
-    def run(self, run) -> None:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 1.0
+
+    def run(self, run: UpgradeRun) -> None:
         report = run_checks(ALL_CHECKS, run.ctx, events=run.events)
         run.state.set("checks", report.to_dict())
         if report.inhibitors:

@@ -3,17 +3,22 @@ up, and the migration rehearsed on a copy of the database."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 import shutil
 from pathlib import Path
 
 from skylift.db.backup import dump
 from skylift.db.inventory import resource_digests
-from skylift.db.rehearsal import drop_scratch, keep_verified_copy, rehearse
+from skylift.db.rehearsal import MAX_ROWS, drop_scratch, keep_verified_copy, rehearse
 from skylift.errors import Refused
 from skylift.files import sha256
 from skylift.upgrade.steps import UpgradeStep
 from skylift.upgrade.cloud_view import read_cloud
+
+if TYPE_CHECKING:
+    from skylift.upgrade.run import UpgradeRun
 
 
 class VmHaOff(UpgradeStep):
@@ -21,15 +26,18 @@ class VmHaOff(UpgradeStep):
     description = "turn VM HA off (reconnecting hosts can look down), remembering its value"
     undo_summary = "VM HA as it was before"
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 0.5
+
+    def is_done(self, run: UpgradeRun) -> bool:
         return "ha_previous" in run.state and run.mn.get_setting("ha", "enable") == "false"
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         if "ha_previous" not in run.state:  # a re-run must not remember its own 'false'
             run.state.set("ha_previous", run.mn.get_setting("ha", "enable"))
         run.mn.set_setting("ha", "enable", "false")
 
-    def undo(self, run) -> None:
+    def undo(self, run: UpgradeRun) -> None:
         previous = run.state.get("ha_previous")
         if previous is not None:
             run.mn.set_setting("ha", "enable", previous)
@@ -39,10 +47,13 @@ class RecordCloud(UpgradeStep):
     id = "record-cloud"
     description = "record the inventory digests, every VM's boot id and every agent's version"
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 0.5 + nodes / 300  # reading every agent: ~300 nodes/s
+
+    def is_done(self, run: UpgradeRun) -> bool:
         return "before" in run.state
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         with run.ctx.facts.engine.connect() as conn:
             digests = resource_digests(conn)
         view = read_cloud(run.ctx.facts, events=run.events)
@@ -60,11 +71,14 @@ class BackupDatabase(UpgradeStep):
     id = "backup-database"
     description = "dump the database into the backup folder and verify the dump by restoring it"
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 1.0 + rows / 10_000  # dump and verify: ~10,000 rows/s on MariaDB
+
+    def is_done(self, run: UpgradeRun) -> bool:
         path = run.state.get("dump")
         return bool(path) and Path(path).exists()
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         ctx = run.ctx
         result = dump(ctx.db, run.backup_dir, "pre-upgrade")
         # One restore, two uses: the copy restored to verify the dump stays for the rehearsal.
@@ -72,7 +86,7 @@ class BackupDatabase(UpgradeStep):
         run.state.set(REHEARSAL_COPY, str(result.path) if kept else None)
         run.state.set("dump", str(result.path))
 
-    def undo(self, run) -> None:
+    def undo(self, run: UpgradeRun) -> None:
         """Drop the copy kept for the rehearsal, if one is left; the dump stays (a backup)."""
         drop_scratch(run.ctx.db)
 
@@ -83,11 +97,15 @@ class RehearseMigration(UpgradeStep):
                    "(nothing in the cloud changes)")
     changes_nothing = True
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        # the copy is the one the backup restored to verify the dump: only the migration
+        return 0.5 if rows > MAX_ROWS else 1.0 + rows / 1e6
+
+    def is_done(self, run: UpgradeRun) -> bool:
         done = run.state.get("rehearsal")
         return bool(done) and done.get("dump") == run.state.get("dump") and not done.get("error")
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         ctx, dump_file = run.ctx, run.state.get("dump")
         if not dump_file:
             raise Refused("there is no verified dump to rehearse the migration on",
@@ -109,7 +127,7 @@ class RehearseMigration(UpgradeStep):
                      "database server is (space, rights), fix it and run `skylift upgrade "
                      "resume` to rehearse again")
 
-    def undo(self, run) -> None:
+    def undo(self, run: UpgradeRun) -> None:
         drop_scratch(run.ctx.db)
 
 
@@ -117,15 +135,18 @@ class BackupTool(UpgradeStep):
     id = "backup-tool"
     description = "copy the upgrade tool into the backup folder"
 
-    def _dest(self, run) -> Path | None:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 0.1
+
+    def _dest(self, run: UpgradeRun) -> Path | None:
         tool = run.ctx.artefacts.tool
         return run.backup_dir / tool.name if tool else None
 
-    def is_done(self, run) -> bool:
+    def is_done(self, run: UpgradeRun) -> bool:
         dest, tool = self._dest(run), run.ctx.artefacts.tool
         return dest is None or (dest.exists() and sha256(dest) == sha256(tool))
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         dest, tool = self._dest(run), run.ctx.artefacts.tool
         tmp = dest.with_name(f".{dest.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

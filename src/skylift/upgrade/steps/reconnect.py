@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 
 from skylift.engine.events import Progress
 from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import OperationFailed
 
+if TYPE_CHECKING:
+    from skylift.upgrade.run import UpgradeRun
 
-class AwaitReconnect(UpgradeStep):
+
+class ReconnectAgents(UpgradeStep):
     id = "reconnect-agents"
     description = "wait until every agent is Connected and on the new version"
 
-    def _counts(self, run) -> tuple[int, int, list[str]]:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 2.0 + nodes / 80  # agent rollout over SSH: ~80 nodes/s
+
+    def _counts(self, run: UpgradeRun) -> tuple[int, int, list[str]]:
         facts, version = run.ctx.facts, run.ctx.target.version
         total = facts.scalar("SELECT COUNT(*) FROM hosts") + facts.scalar(
             "SELECT COUNT(*) FROM vpc_vrouters")
@@ -25,11 +33,11 @@ class AwaitReconnect(UpgradeStep):
             "OR agent_version <> :v ORDER BY name", v=version)]
         return total, total - len(behind), behind
 
-    def is_done(self, run) -> bool:
+    def is_done(self, run: UpgradeRun) -> bool:
         total, ready, _ = self._counts(run)
         return ready == total
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         total, ready, behind = self._counts(run)
         deadline = time.monotonic() + 120 + 0.02 * total
         while ready < total:

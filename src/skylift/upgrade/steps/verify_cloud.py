@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from skylift.db.backup import running_management_nodes
 from skylift.db.inventory import resource_digests
 from skylift.processes import listening_pids
@@ -10,21 +12,27 @@ from skylift.errors import OperationFailed
 from skylift.upgrade.cloud_view import CloudView, read_settled
 from skylift.upgrade.proof import prove
 
+if TYPE_CHECKING:
+    from skylift.upgrade.run import UpgradeRun
+
 # how long an agent the MN is still upgrading may take to answer on the new version before the
 # proof lists it (a restart takes seconds; a broken agent is reported after this wait)
 SETTLE_SECONDS = 60.0
 
 
-class ProveCloud(UpgradeStep):
+class Prove(UpgradeStep):
     id = "prove"
     description = ("compare inventory, VM boot ids and agent versions with the recorded "
                    "cloud; fresh console assets; exactly one MN serving")
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 0.5 + nodes / 300
+
+    def is_done(self, run: UpgradeRun) -> bool:
         proof = run.state.get("proof")
         return bool(proof and proof.get("ok"))
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         before = run.state.get("before")
         with run.ctx.facts.engine.connect() as conn:
             digests = resource_digests(conn)
@@ -50,11 +58,14 @@ class VmHaRestore(UpgradeStep):
     id = "vm-ha-restore"
     description = "set VM HA back to the value it had before the upgrade"
 
-    def is_done(self, run) -> bool:
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 0.5
+
+    def is_done(self, run: UpgradeRun) -> bool:
         previous = run.state.get("ha_previous")
         return previous is None or run.mn.get_setting("ha", "enable") == previous
 
-    def run(self, run) -> None:
+    def run(self, run: UpgradeRun) -> None:
         previous = run.state.get("ha_previous")
         if previous is not None:
             run.mn.set_setting("ha", "enable", previous)
