@@ -8,6 +8,7 @@ import typer
 
 from skylift.config import load_config
 from skylift.db.engine import Database
+from skylift.db.engine import PASSWORD_ENV
 from skylift.secrets import read_secret
 
 DB_OPTION = typer.Option(None, "--db", help="SQLAlchemy URL of the cloud database "
@@ -22,5 +23,5 @@ DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="Show what would be done;
 def resolve_database(db_url: str | None, password_file: Path | None) -> Database:
     """The database named on the command line or in the config, with its password if given."""
     url = db_url or load_config().default_db_url()
-    password = read_secret(file=password_file, env_var="SKYLIFT_DB_PASSWORD", prompt=None)
+    password = read_secret(file=password_file, env_var=PASSWORD_ENV, prompt=None)
     return Database.from_string(url, password)

@@ -57,10 +57,11 @@ def up(
     with lab_required():
         from skylift.lab.installation import LabSpec
         from skylift.lab.installation import up as lab_up
+    from skylift.db.engine import PASSWORD_ENV
     from skylift.secrets import read_secret
     from skylift.upgrade.proof import agents_text
 
-    password = read_secret(file=None, env_var="SKYLIFT_DB_PASSWORD", prompt=None) if db else None
+    password = read_secret(file=None, env_var=PASSWORD_ENV, prompt=None) if db else None
     spec = LabSpec(name=name, release=release, hosts=hosts, vms=vms, db_url=db,
                    db_password=password, driver=driver.value, farm=farm, os_release=os_release,
                    agent_port=agent_port)
@@ -87,10 +88,11 @@ def status(name: str = NAME,
     """The cloud's release now, MN mode and version, agents up by kind, VMs answering probes."""
     with lab_required():
         from skylift.lab.installation import status as lab_status
+    from skylift.db.engine import PASSWORD_ENV
     from skylift.secrets import read_secret
     from skylift.upgrade.proof import agents_text
 
-    password = read_secret(file=None, env_var="SKYLIFT_DB_PASSWORD", prompt=None)
+    password = read_secret(file=None, env_var=PASSWORD_ENV, prompt=None)
     st = lab_status(name, db_password=password)
     if as_json:
         emit_json(st)

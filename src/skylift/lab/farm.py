@@ -13,7 +13,6 @@ that outlives the farm, so restarting a farm host's agent (or the whole farm) ne
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skylift.agent.hypervisor.daemon import log_tail
-from skylift.processes import pid_alive
+from skylift.processes import pid_alive, terminate
 from skylift.agent.hypervisor.sim import stop_simd
 from skylift.agent.store import read_json, write_json
 from skylift.lab.addresses import loopback_addresses
@@ -144,22 +143,8 @@ def stop_farm(handle: FarmHandle, *, keep_vms: bool = False, timeout: float = 20
 
 
 def _end(pid: int, popen: subprocess.Popen | None, timeout: float = 20.0) -> None:
-    def alive() -> bool:
-        if popen is not None:
-            return popen.poll() is None
-        return pid_alive(pid, FARM_MARKER)
-
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        if not alive():
-            break
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-    if popen is not None:
+    terminate(pid, FARM_MARKER, timeout)
+    if popen is not None:  # ours: reap it
         try:
             popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
