@@ -41,3 +41,13 @@ def test_listeners_are_told_apart_by_address_and_a_wildcard_counts_for_every_add
             p.kill()
             p.wait()
     assert listening_pids(port) == set()
+
+
+def test_a_host_name_counts_as_the_addresses_it_resolves_to():
+    port = _free_port()
+    a = _listener("127.0.0.1", port)
+    try:
+        assert listening_pids(port, "localhost") == {a.pid}
+    finally:
+        a.kill()
+        a.wait()

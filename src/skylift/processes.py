@@ -135,11 +135,21 @@ def terminate(pid: int, marker: str | None = None, timeout: float = 5.0,
 
 
 def _hex_address(host: str) -> set[str]:
-    """How /proc/net/tcp{,6} writes `host`, and the wildcard addresses that also cover it."""
-    if ":" in host:
-        words = struct.unpack("<4I", socket.inet_pton(socket.AF_INET6, host))
-        return {"".join(f"{w:08X}" for w in words), "0" * 32}
-    return {f"{struct.unpack('<I', socket.inet_aton(host))[0]:08X}", "00000000", "0" * 32}
+    """How /proc/net/tcp{,6} writes `host` (a name: each address it resolves to), and the
+    wildcard addresses that also cover it."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None,
+                                                                type=socket.SOCK_STREAM)}
+    except OSError:
+        addresses = set()
+    out = {"00000000", "0" * 32}
+    for address in addresses:
+        if ":" in address:
+            words = struct.unpack("<4I", socket.inet_pton(socket.AF_INET6, address))
+            out.add("".join(f"{w:08X}" for w in words))
+        else:
+            out.add(f"{struct.unpack('<I', socket.inet_aton(address))[0]:08X}")
+    return out
 
 
 def _socket_inodes(port: int, host: str | None) -> set[str]:
