@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import time
 import uuid as uuidlib
 from dataclasses import dataclass
 
@@ -175,11 +176,15 @@ class MnInstances:
         self._save(inst)
 
     def keep_only(self, keep: MnInstance | None) -> None:
-        """Stop every recorded MN but `keep` (None: stop them all)."""
+        """Stop every recorded MN but `keep` (None: stop them all); then give the port a few
+        seconds to show `keep` as its only listener (a stopped MN's socket may linger)."""
         for inst in self.all():
             if keep is None or inst.id != keep.id:
                 if inst.status != "stopped" or self.alive(inst):
                     self.stop(inst)
+        deadline = time.monotonic() + 10.0
+        while keep is not None and not self.only(keep) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def _mark_stopped(self, heartbeat_uuid: str) -> None:
         if not heartbeat_uuid:
