@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from skylift.agent.process import kill_agent, start_agent
 from skylift.errors import HostDisconnected, NoSuchResource
-from skylift.mn.connections import ConnectionManager
+from skylift.mn.connections import ConnectionManager, ConnectOptions
 from skylift.mn.resources import PendingWrites, storage_address
 
 
@@ -28,8 +28,9 @@ def test_connect_all_states_and_agent(mn_cloud):
 
     async def main():
         progress = []
-        cm = ConnectionManager(cloud.engine, agent_port=cloud.port, jitter=0.01,
-                               ping_interval=0.2, max_missed_pings=2,
+        cm = ConnectionManager(cloud.engine,
+                               ConnectOptions(agent_port=cloud.port, jitter=0.01,
+                                              ping_interval=0.2, max_missed_pings=2),
                                on_progress=lambda d, t, f: progress.append((d, t, f)))
         await cm.start()
         try:
@@ -68,7 +69,8 @@ def test_lost_agent_goes_disconnected_then_reconnects(mn_cloud):
     cloud.set_setting("host", "agentPort", str(cloud.port))
 
     async def main():
-        cm = ConnectionManager(cloud.engine, jitter=0, ping_interval=0.1, max_missed_pings=2)
+        cm = ConnectionManager(cloud.engine, ConnectOptions(jitter=0, ping_interval=0.1,
+                                                         max_missed_pings=2))
         await cm.start()
         try:
             assert cm.agent_port == cloud.port
@@ -102,8 +104,8 @@ def test_unreachable_agents_are_reported_and_disconnected(mn_cloud):
                              "WHERE name = 'host-1'"))
 
     async def main():
-        cm = ConnectionManager(cloud.engine, agent_port=cloud.port, jitter=0,
-                               ping_interval=5, timeout=2.0)
+        cm = ConnectionManager(cloud.engine, ConnectOptions(agent_port=cloud.port, jitter=0,
+                                                            ping_interval=5, timeout=2.0))
         await cm.start()
         try:
             report = cm.initial_report

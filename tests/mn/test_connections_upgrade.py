@@ -9,8 +9,8 @@ import time
 import pytest
 
 from skylift.errors import HostReconnecting
-from skylift.mn.agent_upgrade import RepoCatalog
-from skylift.mn.connections import ConnectionManager
+from skylift.mn.agent_upgrade import NodeOps, RepoCatalog
+from skylift.mn.connections import ConnectionManager, ConnectOptions
 from skylift.transport import LocalTransport
 
 
@@ -44,9 +44,11 @@ def test_old_agents_upgraded_on_connect(mn_cloud, mn_repo, update_pkgs):
     refused: list[str] = []
 
     async def main():
-        cm = ConnectionManager(cloud.engine, agent_port=cloud.port, repo_root=repo_root,
-                               node_roots=cloud.node_roots(), jitter=0, ping_interval=5,
-                               transport_for=lambda res: RecordingTransport(ran))
+        ops = NodeOps(node_root_for=cloud.node_roots(),
+                      transport_for=lambda res: RecordingTransport(ran))
+        cm = ConnectionManager(cloud.engine, ConnectOptions(agent_port=cloud.port, jitter=0,
+                                                            ping_interval=5),
+                               repo_root=repo_root, node_ops=ops)
         await cm.start(wait=False)
         try:
             host = cloud.hosts[0]
@@ -115,8 +117,9 @@ def test_upgrade_without_node_root_is_a_clear_failure(mn_cloud, mn_repo):
     repo_root = mn_repo()
 
     async def main():
-        cm = ConnectionManager(cloud.engine, agent_port=cloud.port, repo_root=repo_root,
-                               jitter=0, ping_interval=5)
+        cm = ConnectionManager(cloud.engine, ConnectOptions(agent_port=cloud.port, jitter=0,
+                                                            ping_interval=5),
+                               repo_root=repo_root)
         await cm.start()
         try:
             report = cm.initial_report

@@ -16,7 +16,7 @@ import pytest
 
 from skylift.agent.process import find_agent, start_agent, stop_agent
 from skylift.mn.agent_upgrade import NodeOps
-from skylift.mn.connections import ConnectionManager
+from skylift.mn.connections import ConnectionManager, ConnectOptions
 from skylift.mn.vm_ha import VmHa
 
 SLOW_HOSTS = ("host-0", "host-1")
@@ -39,10 +39,10 @@ def storm(cloud, repo_root, ha_enable: str) -> tuple[VmHa, dict]:
     cloud.set_setting("ha", "enable", ha_enable)
 
     async def main():
-        cm = ConnectionManager(cloud.engine, agent_port=cloud.port, repo_root=repo_root,
-                               node_ops=SlowUpgrade(node_root_for=cloud.node_roots()),
-                               jitter=0, ping_interval=0.15, max_missed_pings=3,
-                               ping_timeout=1.0)
+        options = ConnectOptions(agent_port=cloud.port, jitter=0, ping_interval=0.15,
+                                 max_missed_pings=3, ping_timeout=1.0)
+        cm = ConnectionManager(cloud.engine, options, repo_root=repo_root,
+                               node_ops=SlowUpgrade(node_root_for=cloud.node_roots()))
         await cm.start(wait=False)  # the MN serves (and HA watches) while the storm runs
         ha = VmHa(cloud.engine, cm)
         await ha.start()

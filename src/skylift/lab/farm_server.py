@@ -114,7 +114,7 @@ async def serve(base_dir: Path) -> None:
     hosts = load_hosts(spec, base_dir)
     # the farm's hosts live as long as it does: keep them out of the collector's passes, and
     # collect the garbage cycles every SSH connection leaves less often (as the MN's storm
-    # does, see skylift.mn.connections._storm_gc)
+    # does, see skylift.mn.storm.storm_gc)
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
     raise_nofile(max(20_000, 4 * len(hosts) + 1024))

@@ -76,7 +76,8 @@ async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
 
     Returns (ReconnectReport, versions): versions maps address -> agent_version reported now.
     """
-    from skylift.mn.connections import ConnectionManager
+    from skylift.mn.agent_upgrade import NodeOps
+    from skylift.mn.connections import ConnectionManager, ConnectOptions
     from skylift.transport.ssh import SshPool, SshTarget
 
     pool = SshPool(known_hosts=farm.known_hosts, max_concurrency=ssh_concurrency,
@@ -87,10 +88,11 @@ async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
                                         key_path=farm.client_key))
 
     eng = db.engine()
-    cm = ConnectionManager(eng, agent_port=farm.agent_port, repo_root=repo_root,
-                           max_concurrency=max_concurrency, transport_for=transport_for,
-                           node_roots=lambda res: NODE_ROOT, update_packages=False,
-                           ping_interval=3600)
+    options = ConnectOptions(agent_port=farm.agent_port, max_concurrency=max_concurrency,
+                             update_packages=False, ping_interval=3600)
+    cm = ConnectionManager(eng, options, repo_root=repo_root,
+                           node_ops=NodeOps(transport_for=transport_for,
+                                            node_root_for=lambda res: NODE_ROOT))
     try:
         report = await cm.reconnect_all()
     finally:

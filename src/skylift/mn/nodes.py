@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skylift.errors import ConfigError
+from skylift.mn.agent_upgrade import NodeOps
 from skylift.transport import LocalTransport
 from skylift.transport.base import Transport
 
@@ -65,10 +66,10 @@ class NodeRegistry:
         entry = self.nodes.get(resource.uuid)
         return entry.get("node_root") if entry else None
 
-    def connection_options(self) -> dict:
-        """Keyword arguments for ConnectionManager: node_roots and transport_for."""
+    def node_ops(self) -> NodeOps | None:
+        """How the connection manager reaches the registered nodes (None: no registry)."""
         if not self.nodes:
-            return {}
+            return None
         local = LocalTransport()
         pool = None
 
@@ -87,4 +88,4 @@ class NodeRegistry:
                                             entry.get("user", "root"),
                                             key_path=Path(key) if key else None))
 
-        return {"node_roots": self.node_root, "transport_for": transport_for}
+        return NodeOps(transport_for=transport_for, node_root_for=self.node_root)

@@ -16,14 +16,14 @@ log = logging.getLogger("skylift.mn")
 async def start_parts(mn: MnState) -> None:
     """Start the connection manager and VM HA."""
     # imported here: the maintenance mode never loads them (they use the newest models)
-    from skylift.mn.connections import ConnectionManager
+    from skylift.mn.connections import ConnectionManager, ConnectOptions
     from skylift.mn.nodes import NodeRegistry, registry_path
     from skylift.mn.vm_ha import VmHa
 
     # how the manager reaches nodes to upgrade them: the node registry, when there is one
-    options = NodeRegistry.load(registry_path(skylift_home())).connection_options()
-    mn.manager = ConnectionManager(mn.engine, agent_port=mn.agent_port,
-                                   repo_root=mn.node_root, **options)
+    node_ops = NodeRegistry.load(registry_path(skylift_home())).node_ops()
+    mn.manager = ConnectionManager(mn.engine, ConnectOptions(agent_port=mn.agent_port),
+                                   repo_root=mn.node_root, node_ops=node_ops)
     # the reconnect storm runs behind: the API serves meanwhile, and work on a host that is
     # still Connecting is refused
     await mn.manager.start(wait=False)

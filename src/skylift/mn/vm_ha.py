@@ -60,13 +60,14 @@ class VmHa:
     def interval(self) -> float:
         if self._interval is not None:
             return self._interval
-        return getattr(self.cm, "ping_interval", 60.0)
+        # the manager's, once it has read the global settings (it starts first)
+        return self.cm.options.ping_interval or 60.0
 
     @property
     def max_missed(self) -> int:
         if self._max_missed is not None:
             return self._max_missed
-        return getattr(self.cm, "max_missed_pings", 3)
+        return self.cm.options.max_missed_pings or 3
 
     def _read_enabled(self) -> bool:
         if self._enabled is not None:

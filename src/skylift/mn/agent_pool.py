@@ -1,0 +1,61 @@
+"""The MN's HTTP connections to its agents: sharded keep-alive pools, one client per agent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+
+from skylift.agent.client import AsyncAgentClient
+
+POOL_SHARDS = 64
+MAX_POOL_SHARDS = 4096
+
+
+class AgentPool:
+    """Async agent clients sharing a set of connection pools.
+
+    httpcore scans its whole pool on every request (and each idle connection's check costs a
+    getpeername and a poll): one pool of 10,000 agents' keep-alive connections made a storm
+    quadratic. One shard per 4 agents keeps pooling and each scan short. Shards are cheap to
+    make because they share one TLS context (else each loads the CA bundle, ~20 ms) and skip
+    proxy lookups in the environment: agents are reached directly on the management network,
+    never through an HTTP proxy."""
+
+    def __init__(self, *, max_concurrency: int, timeout: float, token: str | None) -> None:
+        self.max_concurrency, self.timeout, self.token = max_concurrency, timeout, token
+        self._shards: list[httpx.AsyncClient] | None = None
+        self._clients: dict[str, tuple[str, AsyncAgentClient]] = {}
+
+    def open(self, agents: int) -> None:
+        """Make the pools (sized for about this many agents), if not made yet."""
+        if self._shards is None:
+            tls = httpx.create_ssl_context()
+            limits = httpx.Limits(max_connections=self.max_concurrency,
+                                  max_keepalive_connections=256)
+            shards = min(MAX_POOL_SHARDS, max(POOL_SHARDS, agents // 4))
+            self._shards = [httpx.AsyncClient(timeout=self.timeout, limits=limits, verify=tls,
+                                              trust_env=False) for _ in range(shards)]
+
+    @property
+    def is_open(self) -> bool:
+        return self._shards is not None
+
+    def client(self, key: str, address: str, url: Callable[[], str]) -> AsyncAgentClient:
+        """The client for one agent (kept while its address stays the same)."""
+        known = self._clients.get(key)
+        if known is not None and known[0] == address:
+            return known[1]
+        self.open(1)
+        shard = self._shards[hash(address) % len(self._shards)]
+        client = AsyncAgentClient(url(), self.token, self.timeout, http=shard)
+        self._clients[key] = (address, client)
+        return client
+
+    async def close(self) -> None:
+        """Close every pool; clients made before are not to be used again."""
+        shards, self._shards = self._shards, None
+        self._clients.clear()
+        if shards is not None:
+            await asyncio.gather(*(pool.aclose() for pool in shards))
