@@ -34,6 +34,13 @@ class SkyliftError(Exception):
         return self.render()
 
 
+def error_text(exc: BaseException) -> str:
+    """Any exception as a person reads it (a skylift error rendered, else its type and text)."""
+    if isinstance(exc, SkyliftError):
+        return exc.render()
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Refused(SkyliftError):
     """The request was refused before anything changed (bad input, failed check, downgrade)."""
 

@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Any, Callable, Iterable
 
 from skylift.engine.events import CheckFinished, EventBus, ensure_bus
-from skylift.errors import PlanError, SkyliftError
+from skylift.errors import PlanError, error_text
 
 
 class Severity(str, Enum):
@@ -274,7 +274,7 @@ def run_checks(checks: Iterable[Check], ctx: Any, *, events: EventBus | None = N
             findings = c.findings(ctx)
         except Exception as exc:  # noqa: BLE001 - a crashing check must not crash preflight
             crashed = True
-            text = exc.render() if isinstance(exc, SkyliftError) else f"{type(exc).__name__}: {exc}"
+            text = error_text(exc)
             if redact:
                 text = redact(text)
             findings = [Finding(

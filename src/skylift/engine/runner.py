@@ -1,5 +1,5 @@
 """Running a plan with a journal: in order, resumable after a crash, and rollback until the
-point of no return. Also `fan_out`, for doing one thing to many targets with bounded concurrency.
+point of no return.
 
 Resume semantics (the contract that makes `skylift upgrade resume` safe):
 - a step the journal records as done is skipped;
@@ -15,19 +15,17 @@ Resume semantics (the contract that makes `skylift upgrade resume` safe):
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Generic, Iterable, NoReturn, TypeVar
+from typing import Any, NoReturn
 
-from skylift.engine.events import (EventBus, Message, PhaseFinished, PhaseStarted, Progress, RunFinished,
+from skylift.engine.events import (EventBus, Message, PhaseFinished, PhaseStarted, RunFinished,
                                    RunStarted, StepDone, StepFailed, StepSkipped, StepStarted,
                                    StepUndone, ensure_bus)
 from skylift.engine.journal import Journal, JournalRun
 from skylift.engine.plan import Plan, PlannedStep
 from skylift.errors import (JournalMismatch, Refused, RollbackFailed, RollbackRefused,
-                            SkyliftError, StepError)
+                            StepError, error_text)
 
 RESUME_HINT = "fix the cause and run `skylift upgrade resume`"
 
@@ -46,12 +44,6 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "plan_id": self.plan_id, "status": self.status,
                 "ran": self.ran, "skipped": self.skipped, "seconds": round(self.seconds, 3)}
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, SkyliftError):
-        return exc.render()
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _check_journal(plan: Plan, state: JournalRun | None, *, resume: bool) -> None:
@@ -137,7 +129,7 @@ def _run_step(ps: PlannedStep, ctx: Any, journal: Journal, bus: EventBus, result
     try:
         already = step.is_done(ctx)
     except Exception as exc:  # noqa: BLE001 - a failing probe is a failed step, journalled
-        _fail(ps, journal, bus, result, f"cannot tell whether it is done: {_error_text(exc)}")
+        _fail(ps, journal, bus, result, f"cannot tell whether it is done: {error_text(exc)}")
     if already:
         note = "verified done after a crash" if crashed else "already done"
         journal.step_done(key, note=note)
@@ -156,9 +148,9 @@ def _run_step(ps: PlannedStep, ctx: Any, journal: Journal, bus: EventBus, result
     except Refused as exc:
         if step.changes_nothing and _nothing_changed(journal, quiet):
             _refuse(ps, journal, bus, result, exc)
-        _fail(ps, journal, bus, result, _error_text(exc))
+        _fail(ps, journal, bus, result, error_text(exc))
     except Exception as exc:  # noqa: BLE001 - journalled, then raised as a typed error
-        _fail(ps, journal, bus, result, _error_text(exc))
+        _fail(ps, journal, bus, result, error_text(exc))
     seconds = time.monotonic() - t0
     journal.step_done(key, seconds=seconds)
     result.ran.append(key)
@@ -183,7 +175,7 @@ def _nothing_changed(journal: Journal, quiet: set[str]) -> bool:
 
 def _refuse(ps: PlannedStep, journal: Journal, bus: EventBus, result: RunResult,
             exc: Refused) -> NoReturn:
-    text = journal.redact(_error_text(exc))
+    text = journal.redact(error_text(exc))
     journal.step_failed(ps.key, text)
     journal.run_finished("refused")
     result.status = "refused"
@@ -237,7 +229,7 @@ def rollback(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
         try:
             ps.step.undo(ctx)
         except Exception as exc:  # noqa: BLE001 - journalled, then raised as a typed error
-            text = journal.redact(_error_text(exc))
+            text = journal.redact(error_text(exc))
             journal.undo_failed(ps.key, text)
             raise RollbackFailed(f"undoing step {ps.key} failed", why=text,
                                  next="fix the cause and run the rollback again "
@@ -253,115 +245,3 @@ def rollback(plan: Plan, ctx: Any, journal: Journal, *, events: EventBus | None 
 
 
 # --- fan-out: one function over many items, bounded, with a failure threshold ---
-
-T = TypeVar("T")
-
-
-@dataclass
-class ItemResult(Generic[T]):
-    """One item's outcome: ok, failed (with the error text) or not_started (threshold hit)."""
-
-    item: T
-    status: str
-    value: Any = None
-    error: str = ""
-    seconds: float = 0.0
-
-
-@dataclass
-class FanOutResult(Generic[T]):
-    """Per-item results in the order of the items, and the counts."""
-
-    label: str
-    results: list[ItemResult[T]]
-    stopped: bool  # True when the failure threshold stopped new work from starting
-    seconds: float
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.results if r.status == status)
-
-    @property
-    def succeeded(self) -> int:
-        return self.count("ok")
-
-    @property
-    def failed(self) -> int:
-        return self.count("failed")
-
-    @property
-    def not_started(self) -> int:
-        return self.count("not_started")
-
-    def failures(self) -> list[ItemResult[T]]:
-        return [r for r in self.results if r.status == "failed"]
-
-    def to_dict(self, key: Callable[[T], str] = str) -> dict[str, Any]:
-        return {"label": self.label, "ok": self.succeeded, "failed": self.failed,
-                "not_started": self.not_started, "stopped": self.stopped,
-                "seconds": round(self.seconds, 3),
-                "failures": [{"item": key(r.item), "error": r.error} for r in self.failures()]}
-
-
-def threshold_exceeded(failures: int, total: int, threshold: int | float | None) -> bool:
-    """Whether `failures` exceed the threshold: an int is a count, a float in (0, 1) a fraction
-    of the total; None never stops."""
-    if threshold is None:
-        return False
-    if isinstance(threshold, float) and 0 < threshold < 1:
-        return failures > threshold * total
-    return failures > threshold
-
-
-async def fan_out(items: Iterable[T], fn: Callable[[T], Awaitable[Any] | Any], *,
-                  concurrency: int, failure_threshold: int | float | None = None,
-                  events: EventBus | None = None, label: str = "items",
-                  timeout: float | None = None) -> FanOutResult[T]:
-    """Apply fn to every item with at most `concurrency` at once.
-
-    fn may be async or plain (a plain function runs in a worker thread). Once failures exceed
-    `failure_threshold`, no new item starts (those in flight finish) and the rest are
-    `not_started`. Emits Progress(label, done, total, failures) at the start and after each item.
-    """
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
-    bus = ensure_bus(events)
-    items = list(items)
-    total = len(items)
-    results: list[ItemResult[T]] = [ItemResult(it, "not_started") for it in items]
-    counts = {"done": 0, "failed": 0}
-    next_index = iter(range(total))
-    start = time.monotonic()
-    bus.emit(Progress(label, 0, total, 0))
-
-    async def call(item: T) -> Any:
-        if inspect.iscoroutinefunction(fn):
-            return await fn(item)
-        value = await asyncio.to_thread(fn, item)
-        return await value if inspect.isawaitable(value) else value
-
-    async def worker() -> None:
-        while not threshold_exceeded(counts["failed"], total, failure_threshold):
-            i = next(next_index, None)
-            if i is None:
-                return
-            t0 = time.monotonic()
-            try:
-                coro = call(items[i])
-                value = await (asyncio.wait_for(coro, timeout) if timeout else coro)
-                results[i] = ItemResult(items[i], "ok", value, seconds=time.monotonic() - t0)
-            except Exception as exc:  # noqa: BLE001 - one item's failure is a result
-                text = "timed out" if isinstance(exc, TimeoutError) else _error_text(exc)
-                results[i] = ItemResult(items[i], "failed", error=text,
-                                        seconds=time.monotonic() - t0)
-                counts["failed"] += 1
-            counts["done"] += 1
-            bus.emit(Progress(label, counts["done"], total, counts["failed"]))
-
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, total))))
-    stopped = any(r.status == "not_started" for r in results)
-    return FanOutResult(label, results, stopped, time.monotonic() - start)
-
-
-def fan_out_sync(items: Iterable[T], fn: Callable[[T], Any], **kw: Any) -> FanOutResult[T]:
-    """`fan_out` for callers that are not async (runs its own event loop)."""
-    return asyncio.run(fan_out(items, fn, **kw))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 import sqlalchemy as sa
 
-from skylift.engine.runner import fan_out
+from skylift.engine.fan_out import fan_out
 from skylift.mn.resources import (BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER,
                                   storage_address)
 from skylift.upgrade.facts import CloudFacts

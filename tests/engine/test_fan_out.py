@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from skylift.engine import EventBus, Recorder, fan_out, fan_out_sync
 from skylift.engine.events import Progress
-from skylift.engine.runner import threshold_exceeded
+from skylift.engine.fan_out import threshold_exceeded
 
 
 class Tracker:
