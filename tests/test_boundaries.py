@@ -96,3 +96,55 @@ def test_the_import_walk_sees_every_kind_of_import():
     assert [top for _, name, top in found if name == "os"] == [True]
     assert not any(top for _, name, top in found if is_lab(name))
     assert is_lab("skylift.lab") and not is_lab("skylift.labels")
+
+
+# The floors of docs/architecture.md, top to bottom: a module imports only its own part and
+# the floors below it. `python -m skylift.mn|agent` (`__main__.py`) are entry points, like
+# the CLI, and may import it.
+FLOORS = [
+    {"cli"},
+    {"lab"},
+    {"upgrade"},
+    {"mn"},
+    {"repo"},
+    {"release", "db", "agent", "transport", "engine"},
+    {"config", "files", "processes", "secrets", "lineage", "skylift"},
+    {"errors"},
+]
+
+
+def floor_of(part: str) -> int:
+    return next(i for i, parts in enumerate(FLOORS) if part in parts)
+
+
+def part_of(name: str) -> str:
+    """The part a module belongs to; a name of the package itself (skylift.__version__)
+    is the package's."""
+    parts = name.split(".")
+    if len(parts) > 1 and ((PACKAGE / parts[1]).is_dir()
+                           or (PACKAGE / f"{parts[1]}.py").is_file()):
+        return parts[1]
+    return "skylift"
+
+
+def test_imports_flow_down_the_floors_of_the_architecture():
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        if path.name == "__main__.py":
+            continue
+        own = part_of(module)
+        for line, name, _ in imports_of(path):
+            if not within(name, "skylift") or part_of(name) == own:
+                continue
+            if floor_of(part_of(name)) <= floor_of(own):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({own}) imports "
+                                 f"{name}, which is not on a floor below")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_engine_knows_nothing_about_clouds():
+    allowed = {"engine", "errors", "files", "secrets"}
+    found = {part_of(name) for path in sorted((PACKAGE / "engine").rglob("*.py"))
+             for _, name, _ in imports_of(path) if within(name, "skylift")}
+    assert found <= allowed, found - allowed

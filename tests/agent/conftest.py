@@ -7,7 +7,7 @@ import pytest
 
 from skylift.agent.hypervisor import kill_node_vms
 from skylift.agent.node import init_node
-from skylift.agent.process import start_agent, stop_agent
+from skylift.agent.launch import start_agent, stop_agent
 
 OLD_PACKAGES = {"skylift-agent": "4.0.0", "qemu-kvm": "2.12.0", "libvirt": "4.9.0"}
 

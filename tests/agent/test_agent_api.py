@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from skylift.agent.client import http_client as client
-from skylift.agent.process import free_port
+from skylift.agent.launch import free_port
 from skylift.agent.server import TOKEN_ENV
 
 
@@ -101,7 +101,7 @@ def test_cli_refuses_a_node_root_of_another_role(make_node):
 
 def test_agent_client_raises_typed_errors(make_node, agents):
     from skylift.agent.client import AgentClient
-    from skylift.agent.process import kill_agent
+    from skylift.agent.launch import kill_agent
     from skylift.errors import AgentError, NoSuchVm
 
     agent = agents.start(make_node())

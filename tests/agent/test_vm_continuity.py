@@ -9,7 +9,7 @@ import pytest
 from skylift.agent import packages as pkgs
 from skylift.agent.client import http_client as client
 from skylift.agent.hypervisor import probe
-from skylift.agent.process import kill_agent, restart_agent
+from skylift.agent.launch import kill_agent, restart_agent
 
 
 DRIVERS = ["sim", "process"]

@@ -13,9 +13,9 @@ import stat
 import pytest
 
 from skylift.db import backup, dumpers
-from skylift.db.digest import normalise
+from skylift.db.content_digest import normalise
 from skylift.db.engine import Database
-from skylift.db.manifest import file_sha256, manifest_path
+from skylift.db.dump_manifest import file_sha256, manifest_path
 from skylift.errors import BackupError, UsageError
 from test_backup_data import contents, mutate, populate
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from skylift.agent.client import AgentClient
 from skylift.processes import pid_alive
-from skylift.agent.process import start_agent, stop_agent
+from skylift.agent.launch import start_agent, stop_agent
 from skylift.agent.store import read_json
 from skylift.lab.probes import Probes, vm_targets
 

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from skylift.agent.process import free_port
+from skylift.agent.launch import free_port
 from skylift.db.engine import Database
 from skylift.engine.events import EventBus
 from skylift.engine.journal import Journal
@@ -18,7 +18,7 @@ from skylift.lab.demo import API_PROBES
 from skylift.lab.probes import Probes, report_when_finished
 from skylift.lab.seed import seed
 from skylift.mn.auth import token_path
-from skylift.mn.process import start_mn, stop_mn
+from skylift.mn.launch import start_mn, stop_mn
 from skylift.upgrade.report import collect_measured, write_report
 from skylift.upgrade.run_state import RunState
 

@@ -19,7 +19,7 @@ from skylift.agent.client import AgentClient
 from skylift.agent.hypervisor import kill_node_vms
 from skylift.agent.hypervisor.simaddr import use_shared_daemon
 from skylift.agent.node import init_node
-from skylift.agent.process import AgentHandle, find_agent, free_port, start_agent, stop_agent
+from skylift.agent.launch import AgentHandle, find_agent, free_port, start_agent, stop_agent
 from skylift.db.engine import Database
 from skylift.lab.seed import seed
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from skylift.agent.process import free_port
+from skylift.agent.launch import free_port
 from skylift.db.engine import Database
 from skylift.lab.seed import seed
 from skylift.mn.heartbeat import mn_heartbeat
-from skylift.mn.process import MnHandle, start_mn, stop_mn
+from skylift.mn.launch import MnHandle, start_mn, stop_mn
 
 
 def seeded_sqlite(folder: Path, release: str, hosts: int = 3, vms: int = 5) -> Database:

@@ -9,7 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from skylift.agent.process import kill_agent, start_agent
+from skylift.agent.launch import kill_agent, start_agent
 from skylift.errors import HostDisconnected, NoSuchResource
 from skylift.mn.connections import ConnectionManager, ConnectOptions
 from skylift.mn.resources import PendingWrites, storage_address

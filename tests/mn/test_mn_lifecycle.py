@@ -11,11 +11,11 @@ import httpx
 import pytest
 from mn_kit import db_url, finish_call, heartbeats, hold_call, running_mn, seeded_sqlite
 
-from skylift.agent.process import free_port
+from skylift.agent.launch import free_port
 from skylift.db.backup import running_management_nodes
 from skylift.db.migrate import migrate
 from skylift.errors import OperationFailed
-from skylift.mn.process import start_mn, stop_mn
+from skylift.mn.launch import start_mn, stop_mn
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "mysql", "postgresql"])

@@ -13,8 +13,8 @@ from skylift.agent.hypervisor import kill_node_vms
 from skylift.agent.hypervisor.simaddr import use_shared_daemon
 from skylift.agent.node import init_node
 from skylift.agent.hypervisor import probe
-from skylift.agent.process import free_port, start_agent, stop_agent
-from skylift.mn.process import start_mn, stop_mn
+from skylift.agent.launch import free_port, start_agent, stop_agent
+from skylift.mn.launch import start_mn, stop_mn
 
 
 def wait_for(check, timeout: float = 20.0, what: str = "condition"):

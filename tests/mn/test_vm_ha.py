@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from skylift.agent.process import find_agent, start_agent, stop_agent
+from skylift.agent.launch import find_agent, start_agent, stop_agent
 from skylift.mn.agent_upgrade import NodeOps
 from skylift.mn.connections import ConnectionManager, ConnectOptions
 from skylift.mn.vm_ha import VmHa

@@ -137,7 +137,7 @@ def test_fetch_resumes_with_range_after_cut_connections(server, tmp_path):
 def test_served_repo_follows_updates_and_the_c72_redirect(built, signing, tmp_path):
     from fastapi.testclient import TestClient
 
-    from skylift.repo.server import create_app
+    from skylift.repo.routes import create_app
 
     keys = [str(signing.public_path)]
     root = tmp_path / "node"

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from skylift.agent.node import init_node
-from skylift.agent.process import start_agent, stop_agent
+from skylift.agent.launch import start_agent, stop_agent
 from skylift.db.engine import Database
 from skylift.lab.farm_hosts import host_packages
 from skylift.lab.seed import seed
@@ -152,7 +152,7 @@ def test_the_proof_waits_for_a_storage_agent_the_mn_is_still_upgrading(cloud_371
     import time
 
     from skylift.agent import packages as pkgs
-    from skylift.agent.process import restart_agent
+    from skylift.agent.launch import restart_agent
     from skylift.upgrade.cloud_view import read_settled
 
     db, addr, port = cloud_371

@@ -1,7 +1,7 @@
 """Running the agent: initialise the node root, build the app, serve it with uvicorn.
 
 The agent records where it listens in NODE_ROOT/agent.json (pid, host, port, driver) so the
-lifecycle helpers (process.py) of a later process can find and stop it.
+lifecycle helpers (launch.py) of a later process can find and stop it.
 """
 
 from __future__ import annotations

@@ -82,6 +82,6 @@ def serve(port: int = typer.Option(8090, "--port", help="TCP port."),
     """Serve the local repo over HTTP (ETag, Range) until interrupted."""
     import uvicorn
 
-    from skylift.repo.server import create_app
+    from skylift.repo.routes import create_app
 
     uvicorn.run(create_app(node_root), host=host, port=port, log_level="warning")

@@ -2,7 +2,7 @@
 
 A dump is one gzip file in the backup folder, `NAME-HOST-YYYYMMDDTHHMMSSZ.sql.gz` (a SQLite
 database file, `.sqlite.gz`, for SQLite), created 0600, with its manifest beside it (see
-skylift.db.manifest). `verify` proves a dump restores to the very rows it was taken from;
+skylift.db.dump_manifest). `verify` proves a dump restores to the very rows it was taken from;
 `restore` puts a dump back in place of the database, after a `pre-restore` dump of what was
 there, and refuses while a management node runs against the database.
 
@@ -28,9 +28,9 @@ from typing import Iterator
 import sqlalchemy as sa
 
 from skylift.db import dumpers
-from skylift.db.digest import database_digests
+from skylift.db.content_digest import database_digests
 from skylift.db.engine import Database, create_database, drop_database
-from skylift.db.manifest import (Manifest, TableCheck, compare, create_private, manifest_path,
+from skylift.db.dump_manifest import (Manifest, TableCheck, compare, create_private, manifest_path,
                                  read_manifest, write_manifest)
 from skylift.errors import (BackupError, DatabaseInUse, OperationFailed, SkyliftError,
                             UsageError)

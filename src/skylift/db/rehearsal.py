@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from skylift.db.backup import verify
 from skylift.db.engine import Database, drop_database
-from skylift.db.manifest import read_manifest
+from skylift.db.dump_manifest import read_manifest
 from skylift.db.migrate import migrate
 from skylift.errors import SkyliftError
 from skylift.lineage import NEWEST

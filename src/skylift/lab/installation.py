@@ -30,7 +30,7 @@ from skylift.agent.hypervisor import kill_node_vms, probe
 from skylift.processes import pid_alive
 from skylift.agent.hypervisor.simaddr import use_shared_daemon
 from skylift.agent.node import init_node
-from skylift.agent.process import find_agent, start_agent, stop_agent
+from skylift.agent.launch import find_agent, start_agent, stop_agent
 from skylift.db.engine import Database, drop_database
 from skylift.errors import Refused, SkyliftError
 from skylift.lab.addresses import loopback_addresses
@@ -233,7 +233,7 @@ def _start_vms(state: dict, vms: list[dict]) -> list[dict]:
 
 
 def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int, state: dict) -> dict:
-    from skylift.mn.process import start_mn
+    from skylift.mn.launch import start_mn
 
     mn_home = home / "mn-home"
     mn_home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -330,7 +330,7 @@ def _anything_alive(state: dict) -> bool:
 
 def _stop_mns(mn: dict) -> int:
     """Stop the MN the lab started and any MN that took its port over since (an upgrade)."""
-    from skylift.mn.process import MnHandle, stop_mn
+    from skylift.mn.launch import MnHandle, stop_mn
 
     def stop(pid: int) -> None:
         stop_mn(MnHandle(pid, "127.0.0.1", 0, mn.get("mode", ""), "", Path(mn["log"]),

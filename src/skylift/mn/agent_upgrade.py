@@ -111,7 +111,7 @@ class NodeOps:
 
     transport_for(resource) gives the node's transport (default: this machine); node_root_for
     (a mapping uuid -> folder, or a callable) says where the node keeps its state, as the lab
-    knows it. Over the local transport an agent is restarted with skylift.agent.process;
+    knows it. Over the local transport an agent is restarted with skylift.agent.launch;
     over any other, with restart_argv(resource, node_root) (default systemctl).
     """
 
@@ -192,7 +192,7 @@ class NodeOps:
         the keys parsed once and release(): MN 11-14 -> 9-10 ms, farm 6-8 -> 4.1 ms of CPU
         per upgraded node at 1,000 nodes)."""
         t = self.transport(res)
-        if self._is_local(t):  # a local agent is restarted by skylift.agent.process
+        if self._is_local(t):  # a local agent is restarted by skylift.agent.launch
             await self.install(res, pkg, file)
             await self.restart_agent(res)
             return
@@ -216,7 +216,7 @@ class NodeOps:
         if not self._is_local(t):
             await self.run(res, self.restart_argv(res, root), "restarting the agent")
             return
-        from skylift.agent.process import find_agent, restart_agent
+        from skylift.agent.launch import find_agent, restart_agent
 
         handle = self.handles.get(res.uuid)
         if handle is None or not handle.alive():

@@ -23,7 +23,7 @@ from skylift.mn.gate import GateMiddleware
 from skylift.mn.inflight import InFlightMiddleware
 from skylift.mn.parts import start_parts, stop_parts
 from skylift.mn.state import MnState
-from skylift.repo.server import router as repo_router
+from skylift.repo.routes import router as repo_router
 
 log = logging.getLogger("skylift.mn")
 

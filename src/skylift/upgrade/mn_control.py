@@ -16,7 +16,7 @@ import httpx
 
 from skylift.db.engine import PASSWORD_ENV
 from skylift.errors import OperationFailed
-from skylift.mn.process import MnHandle, mn_client, start_mn, wait_ready
+from skylift.mn.launch import MnHandle, mn_client, start_mn, wait_ready
 from skylift.mn.settings import stored_value
 
 

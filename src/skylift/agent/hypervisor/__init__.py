@@ -22,7 +22,7 @@ def get_driver(name: str, node_root: Path, host: str = "127.0.0.1") -> Hyperviso
 
         return SimDriver(node_root, host)
     if name == "process":
-        from skylift.agent.hypervisor.process import ProcessDriver
+        from skylift.agent.hypervisor.process_driver import ProcessDriver
 
         return ProcessDriver(node_root, host)
     raise UsageError(f"unknown hypervisor driver '{name}'", why="skylift has two drivers",
@@ -31,7 +31,7 @@ def get_driver(name: str, node_root: Path, host: str = "127.0.0.1") -> Hyperviso
 
 def kill_node_vms(node_root: Path) -> None:
     """Stop every VM process and the sim daemon of a node: teardown for tests and the lab."""
-    from skylift.agent.hypervisor.process import kill_all
+    from skylift.agent.hypervisor.process_driver import kill_all
     from skylift.agent.hypervisor.sim import stop_simd
 
     kill_all(node_root)

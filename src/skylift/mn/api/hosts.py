@@ -18,7 +18,7 @@ from skylift.agent.client import AsyncAgentClient
 from skylift.db.models.infrastructure import Cluster, Host
 from skylift.errors import OperationFailed, QemuMismatch, UsageError
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import as_dict, delete_row, get_or_404, new_uuid, session
+from skylift.mn.api.rows import as_dict, delete_row, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1/hosts", tags=["hosts"])

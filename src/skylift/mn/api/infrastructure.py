@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from skylift.db.models.infrastructure import (BackupStorage, BackupStorageZoneRef, Cluster,
                                               PrimaryStorage, PrimaryStorageClusterRef, Zone)
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import add_delete_route, as_dict, get_or_404, new_uuid, session
+from skylift.mn.api.rows import add_delete_route, as_dict, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["infrastructure"])

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from skylift.db.inventory import resource_counts
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import KINDS, as_dict, get_or_404, kind_class, session
+from skylift.mn.api.rows import KINDS, as_dict, get_or_404, kind_class, session
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["inventory"])

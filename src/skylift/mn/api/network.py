@@ -9,7 +9,7 @@ from skylift.db.models.infrastructure import Cluster, Zone
 from skylift.db.models.network import IpRange, L2Network, L2NetworkClusterRef, L3Network
 from skylift.errors import UsageError
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import add_delete_route, as_dict, get_or_404, new_uuid, session
+from skylift.mn.api.rows import add_delete_route, as_dict, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["network"])

@@ -19,7 +19,7 @@ from skylift.db.models.infrastructure import Host, PrimaryStorage, PrimaryStorag
 from skylift.db.models.network import Eip, VmNicSecurityGroupRef
 from skylift.errors import NoSuchVm, Refused, UsageError
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import as_dict, get_or_404, new_uuid, session
+from skylift.mn.api.rows import as_dict, get_or_404, new_uuid, session
 from skylift.mn.api.hosts import manager_of
 from skylift.mn.state import MnState
 

@@ -15,7 +15,7 @@ from skylift.db.models.compute import DiskOffering, VmInstance, Volume
 from skylift.db.models.infrastructure import PrimaryStorage
 from skylift.errors import Refused
 from skylift.mn.api import mn_of
-from skylift.mn.api.db import as_dict, delete_row, get_or_404, new_uuid, session
+from skylift.mn.api.rows import as_dict, delete_row, get_or_404, new_uuid, session
 from skylift.mn.api.hosts import manager_of
 from skylift.mn.state import MnState
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from skylift import __version__
-from skylift.db.digest import VOLATILE_TABLES, TableDigest
+from skylift.db.content_digest import VOLATILE_TABLES, TableDigest
 from skylift.errors import BackupError
 
 FORMAT = 1
