@@ -46,9 +46,12 @@ def serve(
 def status(url: str = typer.Option("http://127.0.0.1:8080", "--url", help="The MN's URL."),
            json: bool = JSON_OPTION) -> None:
     """Ask a management node for its release, revision and mode."""
+    from skylift.mn.launch import mn_client
+
     try:
-        resp = httpx.get(f"{url.rstrip('/')}/v1/version", timeout=10)
-        resp.raise_for_status()
+        with mn_client(url.rstrip("/"), None) as client:
+            resp = client.get("/v1/version")
+            resp.raise_for_status()
     except httpx.HTTPError as exc:
         raise OperationFailed(f"no management node answers at {url}",
                               why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),

@@ -38,9 +38,9 @@ def read_token(path: Path | None = None) -> str:
     return (path or token_path()).read_text().strip()
 
 
-def bearer_headers(token: str) -> dict[str, str]:
-    """The headers that carry the admin token to an MN."""
-    return {"Authorization": f"Bearer {token}"}
+def bearer_headers(token: str | None) -> dict[str, str]:
+    """The headers that carry the admin token to an MN (none for the open routes)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def token_matches(header: str | None, token: str) -> bool:

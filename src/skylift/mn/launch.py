@@ -64,8 +64,8 @@ class MnHandle:
         return mn_client(self.url, self.token(), timeout)
 
 
-def mn_client(url: str, token: str, timeout: float = 10.0) -> httpx.Client:
-    """An httpx client on the MN at url that sends the admin token."""
+def mn_client(url: str, token: str | None, timeout: float = 10.0) -> httpx.Client:
+    """An httpx client on the MN at url that sends the admin token (if given)."""
     return httpx.Client(base_url=url, timeout=timeout, headers=bearer_headers(token))
 
 

@@ -12,16 +12,14 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import httpx
 import sqlalchemy as sa
 
+from skylift.agent.client import AsyncAgentClient, async_http_pool
 from skylift.engine.fan_out import fan_out
+from skylift.errors import SkyliftError
 from skylift.mn.resources import (BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER,
                                   storage_address)
 from skylift.upgrade.facts import CloudFacts
-
-DEFAULT_AGENT_PORT = 7070
-
 
 @dataclass
 class AgentView:
@@ -72,19 +70,18 @@ class CloudView:
 
 
 def agent_port(facts: CloudFacts) -> int:
-    value = facts.setting("host", "agentPort")
-    return int(value) if value and value.isdigit() else DEFAULT_AGENT_PORT
+    """The port agents listen on, as the MN reads it."""
+    return int(facts.number("host", "agentPort"))
 
 
-async def _read_agent(client: httpx.AsyncClient, view: AgentView) -> AgentView:
+async def _read_agent(client: AsyncAgentClient, view: AgentView) -> AgentView:
     try:
-        version = (await client.get(f"{view.address}/v1/version")).json()
-        vms = (await client.get(f"{view.address}/v1/vms")).json()
-        view.version = version.get("agent_version")
-        items = vms.get("vms", vms) if isinstance(vms, dict) else vms
+        view.version = (await client.version()).get("agent_version")
         view.vms = {v["uuid"]: {"boot_id": v.get("boot_id"), "state": v.get("state"),
-                                "endpoint": v.get("endpoint")} for v in items}
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
+                                "endpoint": v.get("endpoint")} for v in await client.list_vms()}
+    except SkyliftError as exc:
+        view.error = exc.what
+    except (ValueError, KeyError, TypeError) as exc:  # an answer that is not an agent's
         view.error = f"{type(exc).__name__}: {exc}"
     return view
 
@@ -118,11 +115,10 @@ def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None =
              for kind, u, n, ip in agent_addresses(facts) if only is None or u in only]
 
     async def run() -> None:
-        headers = {"X-Skylift-Token": token} if token else {}
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
-        async with httpx.AsyncClient(timeout=15.0, headers=headers, limits=limits) as client:
-            await fan_out(views, lambda v: _read_agent(client, v), concurrency=concurrency,
-                          events=events, label="reading agents")
+        async with async_http_pool(concurrency, timeout=15.0) as pool:
+            await fan_out(views, lambda v: _read_agent(
+                AsyncAgentClient(v.address, token, 15.0, http=pool), v),
+                concurrency=concurrency, events=events, label="reading agents")
 
     asyncio.run(run())
     return CloudView({v.uuid: v for v in views})

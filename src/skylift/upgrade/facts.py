@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from skylift.db.engine import Database
 from skylift.db.inventory import resource_counts
+from skylift.mn import settings
 
 
 class CloudFacts:
@@ -59,8 +60,17 @@ class CloudFacts:
             return resource_counts(conn)
 
     def setting(self, category: str, name: str) -> str | None:
-        return self.scalar("SELECT value FROM global_settings WHERE category = :c AND name = :n",
-                           c=category, n=name)
+        """What the cloud stores for a setting (None when it has none), as the MN reads it."""
+        with self.engine.connect() as conn:
+            return settings.read(conn, category, name)
+
+    def flag(self, category: str, name: str) -> bool:
+        """A boolean setting's meaning, with the MN's default."""
+        return settings.flag(category, name, self.setting(category, name))
+
+    def number(self, category: str, name: str) -> float:
+        """A numeric setting's meaning, with the MN's default."""
+        return settings.number(category, name, self.setting(category, name))
 
     @cached_property
     def host_os(self) -> dict[str, int]:

@@ -10,6 +10,7 @@ import httpx
 
 from skylift.config import load_config
 from skylift.engine.events import EventBus
+from skylift.mn.launch import mn_client
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.mn_control import MnControl
 from skylift.upgrade.run_state import RunState
@@ -33,7 +34,8 @@ class UpgradeRun:
     def console_assets(self) -> dict | None:
         """The web console's asset names as the MN serves them now (None if it cannot say)."""
         try:
-            resp = httpx.get(f"{self.ctx.mn_url}/v1/console/assets", timeout=10)
+            with mn_client(self.ctx.mn_url, self.ctx.mn_token) as client:
+                resp = client.get("/v1/console/assets")
             return resp.json() if resp.status_code == 200 else None
         except httpx.HTTPError:
             return None

@@ -27,7 +27,6 @@ def auto_upgrade(ctx):
         if _key(version) < _key(NEW_LIBVIRT))
     if not hosts:
         return None
-    setting = ctx.facts.setting("host", "updatePkgWhenConnect") or "true"
-    if setting == "false":
+    if not ctx.facts.flag("host", "updatePkgWhenConnect"):
         return f"updatePkgWhenConnect is false: libvirt stays as it is on {hosts} c74 hosts"
     return f"libvirt will be upgraded to {NEW_LIBVIRT} on {hosts} c74 hosts with QEMU 2.9"

@@ -3,6 +3,7 @@
 import httpx
 
 from skylift.engine.checks import Issue, Severity, check
+from skylift.mn.launch import mn_client
 
 
 @check("api-calls-in-flight", "No API calls are in flight", severity=Severity.WARNING,
@@ -10,8 +11,8 @@ from skylift.engine.checks import Issue, Severity, check
               "while the MN is upgraded")
 def api_calls_in_flight(ctx):
     try:
-        resp = httpx.get(f"{ctx.mn_url}/v1/api-calls", timeout=5,
-                         headers={"Authorization": f"Bearer {ctx.mn_token}"})
+        with mn_client(ctx.mn_url, ctx.mn_token, timeout=5) as client:
+            resp = client.get("/v1/api-calls")
     except httpx.HTTPError as exc:
         return Issue(f"the management node at {ctx.mn_url} does not answer ({exc})",
                      severity=Severity.INHIBITOR,

@@ -8,5 +8,6 @@ def state(ctx):
     value = ctx.facts.setting("ha", "enable")
     if value is None:
         return "VM HA is not configured"
-    return (f"VM HA is {'on' if value == 'true' else 'off'}: skylift turns it off for the "
+    on = ctx.facts.flag("ha", "enable")
+    return (f"VM HA is {'on' if on else 'off'}: skylift turns it off for the "
             f"upgrade (reconnecting hosts can look down) and sets it back to '{value}' after")
