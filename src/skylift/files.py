@@ -15,7 +15,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 PRIVATE = 0o600
 PUBLIC = 0o666  # what open() gives a new file: the umask decides (0644 under the usual 022)
@@ -54,6 +54,29 @@ def write_synced(path: Path | str, data: bytes, mode: int = PRIVATE) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def create_private(path: Path | str, mode: int = PRIVATE) -> BinaryIO:
+    """A new file opened for writing, created with mode from the start (never chmod-ed later).
+
+    O_EXCL: an existing file (or a planted symlink) is an error, never overwritten or followed.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    return os.fdopen(fd, "wb")
+
+
+def copy_atomic(src: Path | str, dest: Path | str, *, mode: int = PRIVATE) -> None:
+    """Copy a file to dest atomically and durably (dest created with mode)."""
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with create_private(tmp, mode) as out, open(src, "rb") as source:
+            while chunk := source.read(CHUNK):
+                out.write(chunk)
+            sync(out)
+        replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def replace(tmp: Path | str, path: Path | str) -> None:

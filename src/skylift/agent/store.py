@@ -8,37 +8,17 @@ the folder. A reader sees the old content or the new one, never a mix.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from skylift import files
 
 
 def write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
     """Replace the file at path with data as JSON, atomically and durably."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    # the rename itself must reach the disk, or a power cut could bring the old file back
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    files.write_json(path, data, mode=mode, indent=2, sort_keys=True)
 
 
 def read_json(path: Path, default: Any = None) -> Any:

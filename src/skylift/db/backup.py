@@ -30,11 +30,11 @@ import sqlalchemy as sa
 from skylift.db import dumpers
 from skylift.db.content_digest import database_digests
 from skylift.db.engine import Database, create_database, drop_database
-from skylift.db.dump_manifest import (Manifest, TableCheck, compare, create_private, manifest_path,
-                                 read_manifest, write_manifest)
+from skylift.db.dump_manifest import (Manifest, TableCheck, compare, manifest_path,
+                                    read_manifest, write_manifest)
 from skylift.errors import (BackupError, DatabaseInUse, OperationFailed, SkyliftError,
                             UsageError)
-from skylift.files import replace, sha256, sync
+from skylift.files import create_private, replace, sha256, sync
 
 # A management node writes its heartbeat every few seconds; older than this, it is gone.
 HEARTBEAT_MAX_AGE = dt.timedelta(seconds=30)

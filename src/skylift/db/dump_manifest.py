@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from skylift import __version__
 from skylift.db.content_digest import VOLATILE_TABLES, TableDigest
 from skylift.errors import BackupError
+from skylift.files import write_json
 
 FORMAT = 1
 MANIFEST_SUFFIX = ".manifest.json"
@@ -88,34 +87,10 @@ def manifest_path(dump_file: Path) -> Path:
     return dump_file.with_name(dump_file.name + MANIFEST_SUFFIX)
 
 
-def create_private(path: Path) -> BinaryIO:
-    """A new file opened for writing, created 0600 from the start (never chmod-ed later).
-
-    O_EXCL: an existing file (or a planted symlink) is an error, never overwritten or followed.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    return os.fdopen(fd, "wb")
-
-
-def commit_private(tmp: Path, final: Path) -> None:
-    """Move a finished temporary file to its name atomically (same folder, after fsync)."""
-    os.replace(tmp, final)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write_manifest(manifest: Manifest, dump_file: Path) -> Path:
     """Write the manifest beside its dump (0600, atomically); return its path."""
     final = manifest_path(dump_file)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    with create_private(tmp) as out:
-        out.write(json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode() + b"\n")
-        out.flush()
-        os.fsync(out.fileno())
-    commit_private(tmp, final)
+    write_json(final, manifest.to_dict(), indent=2, sort_keys=True)
     return final
 
 

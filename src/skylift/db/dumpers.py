@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL
 
 from skylift.db.content_digest import VOLATILE_TABLES, TableDigest, database_digests, read_revision
 from skylift.db.engine import Database
-from skylift.db.dump_manifest import create_private
+from skylift.files import create_private
 from skylift.errors import BackupError, DatabaseError, OperationFailed
 from skylift.processes import ProcessId, pid_alive
 from skylift.secrets import redact

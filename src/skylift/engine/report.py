@@ -7,7 +7,6 @@ number of caller sections (a probe timeline table, proof results, caveats) are a
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from skylift.engine.checks import CheckReport
 from skylift.engine.journal import Journal
 from skylift.engine.plan import Plan, format_seconds
+from skylift.files import PUBLIC, write_atomic, write_json
 
 
 @dataclass
@@ -165,8 +165,8 @@ class RunReport:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         md, js = folder / f"{stem}.md", folder / f"{stem}.json"
-        md.write_text(self.to_markdown())
-        js.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        write_atomic(md, self.to_markdown().encode(), mode=PUBLIC)
+        write_json(js, self.to_dict(), mode=PUBLIC, indent=2, default=str)
         return md, js
 
 

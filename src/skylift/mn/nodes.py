@@ -14,11 +14,11 @@ defaults of a real node. No password is ever stored here (ssh keys, or SKYLIFT_S
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from skylift.errors import ConfigError
+from skylift.files import write_json
 from skylift.mn.agent_upgrade import NodeOps
 from skylift.transport import LocalTransport
 from skylift.transport.base import Transport
@@ -53,14 +53,8 @@ class NodeRegistry:
     def save(self, path: Path) -> None:
         """Write the registry atomically, mode 0600."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump({"known_hosts": str(self.known_hosts) if self.known_hosts else None,
-                       "nodes": self.nodes}, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        write_json(path, {"known_hosts": str(self.known_hosts) if self.known_hosts else None,
+                          "nodes": self.nodes}, indent=1)
 
     def node_root(self, resource) -> str | None:
         entry = self.nodes.get(resource.uuid)

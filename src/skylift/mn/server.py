@@ -7,7 +7,6 @@ connection manager, writes heartbeat state 'stopped' and exits 0.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ import uvicorn
 
 from skylift.config import skylift_home
 from skylift.db.engine import PASSWORD_ENV, Database
+from skylift.files import write_json
 from skylift.mn import listen
 from skylift.mn.auth import ensure_token
 from skylift.mn.heartbeat import Heartbeat
@@ -87,11 +87,9 @@ async def _when_listening(server, mn: MnState, sock, host: str, port: int) -> No
     listen.steer_to_self(sock, listen.listeners_on(host, port) - 1)
     ready = os.environ.get(READY_ENV)
     if ready:
-        tmp = Path(ready + ".tmp")
-        tmp.write_text(json.dumps({"pid": mn.pid, "instance": mn.heartbeat.uuid
-                                   if mn.heartbeat else None, "host": host, "port": port,
-                                   "mode": mn.run.mode, "release": mn.run.release}))
-        tmp.replace(ready)
+        write_json(ready, {"pid": mn.pid, "instance": mn.heartbeat.uuid if mn.heartbeat else None,
+                           "host": host, "port": port, "mode": mn.run.mode,
+                           "release": mn.run.release})
     log.info("management node ready (pid %d)", mn.pid)
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from skylift.errors import HostKeyChanged
+from skylift.files import write_atomic
 
 
 def host_pattern(host: str, port: int) -> str:
@@ -51,10 +52,7 @@ def forget(path: Path, host: str, port: int) -> bool:
     kept = [ln for ln in lines if not (ln.strip() and name in ln.split(None, 1)[0].split(","))]
     if len(kept) == len(lines):
         return False
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{ln}\n" for ln in kept))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_atomic(path, "".join(f"{ln}\n" for ln in kept).encode())
     return True
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import os
-import shutil
 from pathlib import Path
 
 from skylift.db.backup import dump
 from skylift.db.inventory import resource_digests
 from skylift.db.rehearsal import MAX_ROWS, drop_scratch, keep_verified_copy, rehearse
 from skylift.errors import Refused
-from skylift.files import sha256
+from skylift.files import copy_atomic, sha256
 from skylift.upgrade.steps import UpgradeStep
 from skylift.upgrade.cloud_view import read_cloud
 
@@ -148,10 +146,4 @@ class BackupTool(UpgradeStep):
 
     def run(self, run: UpgradeRun) -> None:
         dest, tool = self._dest(run), run.ctx.artefacts.tool
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out, open(tool, "rb") as src:
-            shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
+        copy_atomic(tool, dest)
