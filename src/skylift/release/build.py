@@ -23,17 +23,7 @@ from skylift.release.signature import sig_path, sign_statement
 from skylift.release.wheel import build_wheel, build_zipapp, package_files, wheel_name
 
 
-@dataclass(frozen=True)
-class BuiltArtefact:
-    """One artefact written by a build."""
-
-    path: Path
-    kind: str
-    release: str
-    os: str | None
-    size: int
-    md5: str
-    sha256: str
+BuiltArtefact = mf.ArtefactFile  # one artefact written by a build
 
 
 @dataclass(frozen=True)

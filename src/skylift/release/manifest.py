@@ -7,6 +7,8 @@ claims to be before opening it and can check the two agree.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,6 +64,19 @@ def kind_of_name(name: str, version: str) -> str | None:
 def image_os_for(node_os: str, version: str) -> str:
     """The OS release whose image fills a node's repo: a retired OS (c72) uses its successor's."""
     return lineage_release(version).retired_os.get(node_os, node_os)
+
+
+@dataclass(frozen=True)
+class ArtefactFile:
+    """One artefact file: what it is, and its size and digests."""
+
+    path: Path
+    kind: str
+    release: str
+    os: str | None
+    size: int
+    md5: str
+    sha256: str
 
 
 class _Manifest(BaseModel):

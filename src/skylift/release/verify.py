@@ -27,16 +27,9 @@ SIDECARS = (SIG_SUFFIX, ".md5", ".sha256")
 
 
 @dataclass(frozen=True)
-class VerifiedArtefact:
-    """An artefact that passed every check."""
+class VerifiedArtefact(mf.ArtefactFile):
+    """An artefact that passed every check, and the key that signed it."""
 
-    path: Path
-    kind: str
-    release: str
-    os: str | None
-    size: int
-    md5: str
-    sha256: str
     key_id: str
     manifest: dict
 
