@@ -188,9 +188,8 @@ class NodeOps:
         """Install pkg, then restart the agent: the same two commands as install() and
         restart_agent(), but over a remote transport as one `sh -c 'install && restart'`
         session (the restart runs only when the install succeeded). One SSH session instead
-        of two saves a channel open, an exit status and a round trip per node (measured with
-        the keys parsed once and release(): MN 11-14 -> 9-10 ms, farm 6-8 -> 4.1 ms of CPU
-        per upgraded node at 1,000 nodes)."""
+        of two saves a channel open, an exit status and a round trip per node
+        (docs/benchmarks.md)."""
         t = self.transport(res)
         if self._is_local(t):  # a local agent is restarted by skylift.agent.launch
             await self.install(res, pkg, file)

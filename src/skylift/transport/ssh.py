@@ -35,8 +35,8 @@ from skylift.transport.base import Result, Transport
 PASSWORD_ENV = "SKYLIFT_SSH_PASSWORD"
 # Algorithm preferences: first the cheapest secure choices, then fallbacks a node's sshd may
 # need. asyncssh's defaults put the hybrid ML-KEM kex and chacha20-poly1305 first; with
-# X25519 and AES-GCM (AES-NI) a connection + command costs ~25% less CPU on both sides
-# (measured 3.3 -> 2.5 ms on the MN, 4.0 -> 2.9 ms on the farm, per node).
+# X25519 and AES-GCM (AES-NI) a connection + command costs about a quarter less CPU on both
+# sides (docs/benchmarks.md, "Where the CPU per node went").
 KEX_ALGS = ("curve25519-sha256", "curve25519-sha256@libssh.org", "mlkem768x25519-sha256",
             "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
             "diffie-hellman-group16-sha512", "diffie-hellman-group14-sha256")
@@ -50,7 +50,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's loop when it is installed (optional), else asyncio's.
 
     Used for the pool's own loop and the lab farm; uvloop's C transports cut per-node CPU
-    (measured at 1,000 farm nodes: MN 9.6-10.0 -> 8.2 ms, farm 4.8-5.5 -> 4.5-4.7 ms)."""
+    (docs/benchmarks.md)."""
     try:
         import uvloop
     except ImportError:
@@ -144,8 +144,7 @@ class SshPool:
         """Run a coroutine on the pool's loop from any other loop (async callers)."""
         if self.share_loop and self._loop is None:
             # a storm's every SSH step hopping to another thread's loop cost a wake-up pipe
-            # write each way and GIL contention between the two loops (measured: MN CPU per
-            # upgraded node 8.2-9.0 -> 7.0-8.0 ms at 1,000 nodes)
+            # write each way and GIL contention between the two loops
             self._loop = asyncio.get_running_loop()
         loop = self._ensure_loop()
         if asyncio.get_running_loop() is loop:
@@ -199,7 +198,7 @@ class SshPool:
 
     def _client_key(self, path: Path) -> list:
         """The client key pair of path, read once per pool: given a path, asyncssh reads and
-        parses the key file on every connection (measured: ~6% of the MN's CPU at 1,000)."""
+        parses the key file on every connection, a visible share of the MN's CPU."""
         keys = self._client_keys.get(path)
         if keys is None:
             keys = self._client_keys[path] = asyncssh.load_keypairs([str(path)])
