@@ -10,6 +10,7 @@ import typer
 
 from skylift.cli.agent import Driver
 
+from skylift.agent.wire import DEFAULT_PORT
 from skylift.cli.output import console_err, emit_json, info
 from skylift.errors import Refused
 
@@ -49,7 +50,7 @@ def up(
     farm: bool = typer.Option(None, "--farm/--no-farm",
                               help="Serve the hosts from one farm process (default above 50)."),
     os_release: str = typer.Option("c74", "--os", help="Host OS release."),
-    agent_port: int = typer.Option(7070, "--agent-port", help="Agent port (0: any free one)."),
+    agent_port: int = typer.Option(DEFAULT_PORT, "--agent-port", help="Agent port (0: any free one)."),
     name: str = NAME,
     as_json: bool = typer.Option(False, "--json", help="Print the lab's state as JSON."),
 ) -> None:
