@@ -8,9 +8,8 @@ from pathlib import Path
 
 import typer
 
-from skylift.cli.agent import Driver
-
 from skylift.agent.wire import DEFAULT_PORT
+from skylift.cli.agent import Driver
 from skylift.cli.output import console_err, emit_json, info
 from skylift.errors import Refused
 
