@@ -36,7 +36,7 @@ from skylift.errors import Refused, SkyliftError
 from skylift.lab.addresses import loopback_addresses
 from skylift.lab.errors import LabError
 from skylift.lab.farm import find_farm, start_farm, stop_farm
-from skylift.lab import mn_machine
+from skylift.lab import cutoff, mn_machine
 from skylift.lab.artefacts import install_release_repo
 from skylift.lab.farm_hosts import host_packages
 from skylift.lab.seed import seed
@@ -353,8 +353,13 @@ def _stop_mns(mn: dict) -> int:
 
 
 def down(name: str) -> dict:
-    """Stop the lab's MN, agents (or farm) and VMs; running it again is harmless."""
+    """Stop the lab's MN, agents (or farm) and VMs, and let its cut-off hosts back on the
+    network (skylift.lab.cutoff); running it again is harmless."""
     state = read_state(name)
+    try:  # first: a cut-off agent would make the stops below wait for their timeouts
+        cutoff.remove(name)
+    except LabError:  # no nft here, or not allowed to use it: `down` goes on
+        pass
     if state is None:
         return {"name": name, "stopped": []}
     stopped = []
