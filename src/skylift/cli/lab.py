@@ -122,3 +122,56 @@ def down(name: str = NAME,
         emit_json(result)
         return
     info(f"lab '{name}': stopped {', '.join(result['stopped']) or 'nothing (already down)'}")
+
+
+def _listed(addresses: list[str], limit: int = 5) -> str:
+    """The first few addresses, and how many more."""
+    more = f", … and {len(addresses) - limit} more" if len(addresses) > limit else ""
+    return ", ".join(addresses[:limit]) + more
+
+
+@app.command()
+def cut(
+    hosts: int = typer.Option(None, "--hosts", help="Cut off the lab's first N hosts (by name)."),
+    share: float = typer.Option(None, "--share", help="Cut off this percentage of its hosts."),
+    address: list[str] = typer.Option(None, "--address",
+                                      help="Cut off this address of the lab (repeatable)."),
+    name: str = NAME,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Cut hosts off the network: their packets are dropped, connections hang (nftables)."""
+    with lab_required():
+        from skylift.lab.cutoff import cut_off, pick_hosts
+
+    chosen = pick_hosts(name, count=hosts, share=share, addresses=address)
+    now = cut_off(name, chosen)
+    if as_json:
+        emit_json({"cut": chosen, "count": len(chosen), "cut_now": now})
+        return
+    info(f"lab '{name}': cut off {len(chosen)} ({_listed(chosen)}); {now} cut off now")
+    info(f"  bring them back: skylift lab restore --name {name}")
+
+
+@app.command()
+def restore(
+    address: list[str] = typer.Option(None, "--address",
+                                      help="Restore only this address (repeatable)."),
+    name: str = NAME,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Let cut-off hosts reach the network again: all of them, or those of --address."""
+    with lab_required():
+        from skylift.lab.cutoff import cut_addresses
+        from skylift.lab.cutoff import restore as lab_restore
+        from skylift.lab.state import read_state
+
+    if read_state(name) is None:
+        raise Refused(f"there is no lab '{name}'", next="bring one up with `skylift lab up`")
+    before = cut_addresses(name)
+    remaining = lab_restore(name, address or None)
+    restored = sorted(before - cut_addresses(name), key=lambda a: tuple(map(int, a.split("."))))
+    if as_json:
+        emit_json({"restored": restored, "count": len(restored), "remaining": remaining})
+        return
+    info(f"lab '{name}': restored {len(restored)}"
+         f"{f' ({_listed(restored)})' if restored else ''}; {remaining} still cut off")
