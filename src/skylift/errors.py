@@ -63,6 +63,10 @@ class ArtefactError(Refused):
     """A release artefact is missing, damaged or not genuine."""
 
 
+class PackageDigestMismatch(ArtefactError):
+    """A package file's digest is not the one its repository index records."""
+
+
 class OperationFailed(SkyliftError):
     """An operation started and did not finish; the message says what state it left."""
 
@@ -79,6 +83,23 @@ class AgentError(OperationFailed):
     """An agent did not start, stop or answer as asked."""
 
 
+class AgentUnreachable(AgentError):
+    """An agent did not answer at all: the connection timed out or was refused."""
+
+    def __init__(self, what: str, *, why: str = "", next: str = "",
+                 timed_out: bool = False) -> None:
+        super().__init__(what, why=why, next=next)
+        self.timed_out = timed_out
+
+
+class AgentDidNotReturn(AgentError):
+    """An agent restarted after an upgrade did not answer again on the new version."""
+
+
+class OsReleaseNotServed(AgentError):
+    """A host runs an OS release the MN's local repository does not serve (the same-repo rule)."""
+
+
 class HypervisorError(OperationFailed):
     """The hypervisor (VM driver) could not do what was asked to a VM."""
 
@@ -89,6 +110,19 @@ class NoSuchVm(Refused):
 
 class TransportError(OperationFailed):
     """A node could not be reached, or a command or file transfer on it did not run."""
+
+
+class NodeUnreachable(TransportError):
+    """A node did not answer over its transport (SSH): timed out or refused."""
+
+    def __init__(self, what: str, *, why: str = "", next: str = "",
+                 timed_out: bool = False) -> None:
+        super().__init__(what, why=why, next=next)
+        self.timed_out = timed_out
+
+
+class NodeLoginRefused(TransportError):
+    """A node refused the MN's SSH login (key or password not accepted)."""
 
 
 class HostKeyChanged(TransportError):

@@ -179,9 +179,10 @@ class AsyncAgentClient:
 
 def _unreachable(base_url, exc: httpx.HTTPError) -> errors.AgentError:
     """The error for an agent that did not answer at all."""
-    return errors.AgentError(f"agent at {base_url} did not answer",
-                             why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
-                             next="check that the agent runs (GET /v1/health)")
+    return errors.AgentUnreachable(f"agent at {base_url} did not answer",
+                                   why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
+                                   next="check that the agent runs (GET /v1/health)",
+                                   timed_out=isinstance(exc, httpx.TimeoutException))
 
 
 def _answer(resp: httpx.Response, method: str, path: str):

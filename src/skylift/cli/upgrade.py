@@ -13,8 +13,9 @@ from skylift.cli.progress import RichProgress
 from skylift.config import skylift_home
 from skylift.engine.checks import run_checks
 from skylift.engine.events import EventBus, JsonLinesSink
-from skylift.errors import UsageError
+from skylift.errors import Refused, SkyliftError, UsageError
 from skylift.mn.auth import token_path
+from skylift.mn.connect_failures import describe
 from skylift.upgrade import single_mn
 from skylift.upgrade.checks import ALL as ALL_CHECKS
 from skylift.upgrade.context import Artefacts, UpgradeContext
@@ -26,10 +27,48 @@ MN_URL_OPTION = typer.Option(None, "--mn-url", help="The management node's API "
                              "(default: config mn_url, else http://127.0.0.1:8080).")
 
 
+STALL_OPTION = typer.Option(
+    120.0, "--stall-timeout", min=1.0, help="Seconds without one more agent converged before "
+    "the wait for the agents fails (the MN keeps retrying them meanwhile).")
+
+
 def _context(db: str | None, password_file: Path | None, mn_url: str | None,
-             artefacts: Artefacts | None = None) -> UpgradeContext:
-    return UpgradeContext.on_machine(skylift_home(), resolve_database(db, password_file),
-                                     mn_url=mn_url, artefacts=artefacts)
+             artefacts: Artefacts | None = None,
+             stall_seconds: float | None = None) -> UpgradeContext:
+    ctx = UpgradeContext.on_machine(skylift_home(), resolve_database(db, password_file),
+                                    mn_url=mn_url, artefacts=artefacts)
+    ctx.stall_seconds = stall_seconds
+    return ctx
+
+
+def _recorded_artefacts(params: dict, image=None, installer=None, tool=None) -> Artefacts:
+    """The artefacts a run recorded, with any new copy given in their place."""
+    a = params["artefacts"]
+    arts = Artefacts(*(Path(a[k]) if a.get(k) else None for k in ("image", "installer",
+                                                                 "tool")), a.get("repo_url"))
+    for kind, path in (("image", image), ("installer", installer), ("tool", tool)):
+        if path is not None:
+            setattr(arts, kind, path.absolute())
+    return arts
+
+
+def _drive(work, json: bool) -> None:
+    """Run an upgrade procedure with progress; on failure, say first whether VM HA is held."""
+    bus, progress = _bus(json)
+    try:
+        if progress:
+            with progress:
+                _, report = work(bus)
+            info(f"[green]upgrade finished[/]; report: {report}")
+        else:
+            work(bus)
+    except SkyliftError:
+        st = single_mn.status(skylift_home())
+        if st and st["vm_ha_held_off"] and not json:
+            info(f"[yellow]note[/]: {st['vm_ha_message']}")
+        if st and st["report"] and not json:
+            info(f"report of the stopped run: {st['report']}")
+        raise
 
 
 def _artefacts(offline: bool, incremental: bool, image, installer, tool, repo_url) -> Artefacts:
@@ -108,14 +147,14 @@ def run(
     db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
     mn_url: str = MN_URL_OPTION, dry_run: bool = typer.Option(False, "--dry-run",
                                                              help="Print the plan only."),
-    json: bool = JSON_OPTION,
+    stall_timeout: float = STALL_OPTION, json: bool = JSON_OPTION,
 ) -> None:
     """Upgrade the whole cloud to the newest release, proving afterwards that nothing was lost."""
     arts = _artefacts(offline, incremental, image, installer, tool, repo_url)
     if dry_run:
         plan(incremental=incremental, db=db, password_file=password_file, json=json)
         return
-    ctx = _context(db, password_file, mn_url, arts)
+    ctx = _context(db, password_file, mn_url, arts, stall_timeout)
     up_to_date = single_mn.already_at_target(ctx)
     if up_to_date:
         ctx.close()
@@ -124,13 +163,7 @@ def run(
         else:
             info(up_to_date)
         return
-    bus, progress = _bus(json)
-    if progress:
-        with progress:
-            _, report = single_mn.run(ctx, incremental=incremental, events=bus)
-        info(f"[green]upgrade finished[/]; report: {report}")
-    else:
-        single_mn.run(ctx, incremental=incremental, events=bus)
+    _drive(lambda bus: single_mn.run(ctx, incremental=incremental, events=bus), json)
 
 
 @app.command()
@@ -140,7 +173,7 @@ def resume(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
            installer: Path = typer.Option(None, "--installer", help="A new copy of the "
                                           "installer bundle."),
            tool: Path = typer.Option(None, "--tool", help="A new copy of the upgrade tool."),
-           json: bool = JSON_OPTION) -> None:
+           stall_timeout: float = STALL_OPTION, json: bool = JSON_OPTION) -> None:
     """Continue an interrupted upgrade from where it stopped (same end state as one run)."""
     home = skylift_home()
     params = single_mn.last_params(home)
@@ -151,21 +184,33 @@ def resume(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
     if st and st["status"] in ("ok", "refused", "rolled_back"):
         _nothing_to_resume(st, json)
         return
-    a = params["artefacts"]
-    arts = Artefacts(*(Path(a[k]) if a.get(k) else None for k in ("image", "installer",
-                                                                 "tool")), a.get("repo_url"))
-    for kind, path in (("image", image), ("installer", installer), ("tool", tool)):
-        if path is not None:
-            setattr(arts, kind, path.absolute())
-    ctx = _context(db, password_file, params["mn_url"], arts)
-    bus, progress = _bus(json)
-    if progress:
-        with progress:
-            _, report = single_mn.run(ctx, incremental=params["incremental"], events=bus,
-                                      resume=True)
-        info(f"[green]upgrade finished[/]; report: {report}")
-    else:
-        single_mn.run(ctx, incremental=params["incremental"], events=bus, resume=True)
+    ctx = _context(db, password_file, params["mn_url"],
+                   _recorded_artefacts(params, image, installer, tool), stall_timeout)
+    _drive(lambda bus: single_mn.run(ctx, incremental=params["incremental"], events=bus,
+                                     resume=True), json)
+
+
+@app.command()
+def finish(accept_pending: bool = typer.Option(False, "--accept-pending", help="Finish "
+                                               "without the resources still pending (named "
+                                               "in the report)."),
+           db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
+           json: bool = JSON_OPTION) -> None:
+    """Finish a run stopped in the agents' phase without the hosts that do not come back:
+    the proof names them, VM HA goes back as it was, the MN upgrades each when it returns."""
+    if not accept_pending:
+        raise UsageError("finishing leaves the pending resources on their old agent until "
+                         "they return", why="that is a choice only you can make",
+                         next="look at them with `skylift upgrade status`, then pass "
+                              "--accept-pending")
+    home = skylift_home()
+    params = single_mn.last_params(home)
+    if params is None:
+        raise Refused("there is no upgrade to finish", next="start one with "
+                      "`skylift upgrade run`")
+    ctx = _context(db, password_file, params["mn_url"], _recorded_artefacts(params))
+    _drive(lambda bus: single_mn.finish(ctx, incremental=params["incremental"], events=bus),
+           json)
 
 
 def _nothing_to_resume(st: dict, json: bool) -> None:
@@ -195,10 +240,7 @@ def rollback(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
             raise UsageError("rollback restores the database dump taken before the upgrade",
                              why="there is no terminal to confirm on", next="pass --yes")
         typer.confirm("Restore the database dump and the previous MN?", abort=True)
-    a = params["artefacts"]
-    arts = Artefacts(*(Path(a[k]) if a.get(k) else None for k in ("image", "installer",
-                                                                 "tool")), a.get("repo_url"))
-    ctx = _context(db, password_file, params["mn_url"], arts)
+    ctx = _context(db, password_file, params["mn_url"], _recorded_artefacts(params))
     bus, _ = _bus(json)
     said = single_mn.rollback(ctx, incremental=params["incremental"], events=bus)
     if not json:
@@ -207,8 +249,17 @@ def rollback(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
 
 @app.command()
 def status(json: bool = JSON_OPTION) -> None:
-    """Where the last upgrade stands: done, failed (and why), or interrupted."""
-    st = single_mn.status(skylift_home())
+    """Where the last upgrade stands: done, failed (and why), or interrupted; every resource
+    still pending, grouped by reason with its remedy; whether VM HA is held off."""
+    home = skylift_home()
+    st = single_mn.status(home)
+    if st is not None and st["pending"]:
+        live = single_mn.still_pending(home)
+        if live is not None:  # the MN's view now: who has converged since
+            now = {i["uuid"]: i for i in live}
+            st["pending_converged_since"] = len([i for i in st["pending"]
+                                                 if i["uuid"] not in now])
+            st["pending"] = [now[i["uuid"]] for i in st["pending"] if i["uuid"] in now]
     if json:
         emit_json(st)
         return
@@ -221,6 +272,27 @@ def status(json: bool = JSON_OPTION) -> None:
         info(f"  interrupted in {st['in_flight']}: run `skylift upgrade resume`")
     for key, error in st["failed"].items():
         plain(f"  failed at {key}: {error}")
+    if st["vm_ha_held_off"]:
+        info(f"  [yellow]{st['vm_ha_message']}[/]")
+    _print_pending(st)
     if st["report"]:
         info(f"  report: {st['report']}")
 
+
+def _print_pending(st: dict) -> None:
+    pending = st["pending"]
+    if st.get("pending_converged_since"):
+        info(f"  {st['pending_converged_since']} pending resources have converged since")
+    if not pending:
+        return
+    how = ("finished without them; the MN upgrades each when it returns"
+           if st["pending_accepted"] else "not converged yet; the MN keeps retrying them")
+    info(f"  {len(pending)} resources pending ({how}):")
+    groups: dict[str, list[dict]] = {}
+    for item in pending:
+        groups.setdefault(item["reason"], []).append(item)
+    for reason, items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        plain(f"    {reason} ({len(items)}): {describe(reason).meaning}")
+        plain(f"      remedy: {describe(reason).remedy}")
+        for item in items:
+            plain(f"      {item['kind']} {item['name']} {item.get('address', '')}")

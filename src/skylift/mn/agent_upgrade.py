@@ -23,7 +23,9 @@ from pathlib import Path
 
 from skylift.agent import packages as node_pkgs
 from skylift.agent.client import AsyncAgentClient
-from skylift.errors import AgentError, SkyliftError
+from skylift.errors import (AgentDidNotReturn, AgentError, OsReleaseNotServed,
+                            PackageDigestMismatch, SkyliftError)
+from skylift.files import sha256
 from skylift.lineage import UPGRADED_HOST_QEMU
 from skylift.mn.resources import HOST, Resource
 from skylift.release.manifest import PackageEntry, RepoIndex
@@ -50,6 +52,8 @@ class RepoCatalog:
         self.repo = LocalRepo(repo_root) if repo_root else None
         self._index: dict[str | None, RepoIndex | None] = {}
         self._dirs: dict[str | None, Path | None] = {}
+        self._checked: set[Path] = set()  # package files whose digest matched the index
+        self._serves_any: bool | None = None
 
     def _load(self, os: str | None) -> None:
         if os in self._index:
@@ -66,6 +70,21 @@ class RepoCatalog:
                     break
         self._index[os], self._dirs[os] = index, where
 
+    def serves_any(self) -> bool:
+        """Whether the repository serves any OS release at all (an MN without one upgrades
+        nothing)."""
+        if self._serves_any is None:
+            self._serves_any = self.repo is not None and any(
+                self.serves(os) for os in self.repo.oses())
+        return self._serves_any
+
+    def serves(self, os: str | None) -> bool:
+        """Whether the repository has a repo of this very OS release."""
+        if self.repo is None or not os:
+            return False
+        cur = self.repo.current_dir(os)
+        return bool(cur and (cur / "repodata" / "index.json").is_file())
+
     def index(self, os: str | None) -> RepoIndex | None:
         """The index of the repo serving this OS release (None when there is none)."""
         self._load(os)
@@ -78,11 +97,21 @@ class RepoCatalog:
         return pkg.version if pkg else None
 
     def package_file(self, os: str | None, pkg: PackageEntry) -> Path | None:
-        """The package's file in the repo, when present."""
+        """The package's file in the repo, when present; its digest must be the index's."""
         self._load(os)
         where = self._dirs[os]
         path = where / "packages" / pkg.file if where else None
-        return path if path and path.is_file() else None
+        if not (path and path.is_file()):
+            return None
+        if path not in self._checked:
+            if sha256(path) != pkg.sha256:
+                raise PackageDigestMismatch(
+                    f"the repository's {pkg.file} is not the package its index names",
+                    why=f"its sha256 differs from the index's ({where / 'repodata'})",
+                    next="refresh the local repository from a verified OS image "
+                         "(`skylift repo update`); the MN retries the node afterwards")
+            self._checked.add(path)
+        return path
 
     def host_updates(self, os: str | None, qemu: str | None,
                      libvirt: str | None) -> list[PackageEntry]:
@@ -251,7 +280,7 @@ async def wait_for_version(client: AsyncAgentClient, want: str, timeout: float) 
         except SkyliftError as exc:
             last = exc.what
         if time.monotonic() > deadline:
-            raise AgentError(f"the agent at {client.base_url} did not come back at {want}",
+            raise AgentDidNotReturn(f"the agent at {client.base_url} did not come back at {want}",
                              why=last, next="read the node's agent.log")
         await asyncio.sleep(0.1)
 
@@ -262,6 +291,14 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
     """Bring an agent (and, when asked, a host's packages) to the repo's versions."""
     outcome = ConnectOutcome(reply)
     os = reply.get("os_release") or res.os_release
+    if res.kind == HOST and catalog.serves_any() and not catalog.serves(os):
+        raise OsReleaseNotServed(
+            f"host {res.name} runs {os or 'an unknown OS release'}, which the management "
+            "node's local repository does not serve",
+            why="a host installs its packages from the MN's repository of its own OS release "
+                "(the same-repo rule)",
+            next="reinstall the host with the MN's OS release, or add that release's OS "
+                 "image to the MN's repository (`skylift repo update`)")
     want = catalog.agent_version(os)
     have = reply.get("agent_version")
     touched = False  # whether the node's transport was used (then its connection is closed)

@@ -51,10 +51,11 @@ def create_app(mn: MnState) -> FastAPI:
     api_errors.install(app, mn.db.display())
     app.include_router(api_system.router)
     app.include_router(api_settings.router)
+    app.include_router(api_settings.ha_router)
     app.include_router(console.router(release=mn.run.release))
     if not mn.run.maintenance:
-        for name in ("infrastructure", "network", "hosts", "catalog", "vms", "volumes",
-                     "inventory"):  # the generic reader last
+        for name in ("infrastructure", "network", "hosts", "connections", "catalog", "vms",
+                     "volumes", "inventory"):  # the generic reader last
             module = importlib.import_module(f"skylift.mn.api.{name}")
             app.include_router(module.router)
     # the node's local package repository; hosts install from it without a token

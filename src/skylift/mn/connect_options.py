@@ -25,6 +25,10 @@ class ConnectOptions:
     timeout: float = 10.0                 # seconds per agent request
     restart_timeout: float = 30.0         # seconds for an upgraded agent to answer again
     flush_interval: float = 0.5           # seconds between batched state writes
+    retry_min: float = 0.5                # first retry of a failed connect, seconds after
+    retry_max: float = 2.0                # retries back off up to this many seconds apart
+    probe_timeout: float = 1.5            # a retry's health probe gives up after this
+    converge_window: float = 600.0        # retries run this long after a start or a request
 
     def resolved(self, conn: sa.Connection) -> ConnectOptions:
         """These options with every unset one read from the global settings."""

@@ -6,17 +6,33 @@ queued in `pending` and reaches the `status` columns in batches (see resources.P
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 from skylift.errors import HostDisconnected, HostReconnecting
 from skylift.mn.resources import (CONNECTED, CONNECTING, DISCONNECTED, PendingWrites,
                                   Resource)
 
 
+@dataclass
+class Failure:
+    """Why a resource's last connect failed, and since when it has been failing."""
+
+    reason: str  # a code of connect_failures.REASONS
+    detail: str  # the error as a person reads it
+    attempts: int = 1
+    since: float = 0.0  # wall-clock time of the first failure in a row
+    last: float = 0.0  # wall-clock time of the latest
+
+
 class ConnectionStates:
-    """Connected / Connecting / Disconnected, and pings missed in a row, per resource."""
+    """Connected / Connecting / Disconnected, pings missed in a row, and why the last connect
+    failed, per resource."""
 
     def __init__(self) -> None:
         self._state: dict[str, str] = {}
         self._missed: dict[str, int] = {}
+        self._failures: dict[str, Failure] = {}
         self.pending = PendingWrites()
 
     def track(self, uuid: str) -> None:
@@ -33,6 +49,25 @@ class ConnectionStates:
         if self._state.get(res.uuid) != state:
             self._state[res.uuid] = state
             self.pending.status[(res.kind, res.uuid)] = state
+
+    def failed(self, uuid: str, reason: str, detail: str) -> Failure:
+        """Record a failed connect (the reason replaces the last one; attempts count up)."""
+        now = time.time()
+        known = self._failures.get(uuid)
+        if known is None:
+            known = self._failures[uuid] = Failure(reason, detail, 0, now)
+        known.reason, known.detail, known.last = reason, detail, now
+        known.attempts += 1
+        return known
+
+    def connected(self, uuid: str) -> None:
+        """A connect succeeded: the resource's failures are over."""
+        self._failures.pop(uuid, None)
+        self._missed[uuid] = 0
+
+    def failure(self, uuid: str) -> Failure | None:
+        """Why the resource's last connect failed (None when it has not failed since)."""
+        return self._failures.get(uuid)
 
     def missed(self, uuid: str) -> int:
         """Pings (and connect attempts) missed in a row."""

@@ -27,11 +27,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from skylift.agent.client import AsyncAgentClient
-from skylift.errors import NoSuchResource, SkyliftError
+from skylift.errors import NoSuchResource, SkyliftError, error_text
 from skylift.mn.agent_pool import AgentPool
 from skylift.mn.agent_upgrade import ConnectOutcome, NodeOps, RepoCatalog, upgrade_on_connect
 from skylift.mn.connect_options import ConnectOptions
+from skylift.mn.connect_failures import describe, reason_of
 from skylift.mn.connection_states import ConnectionStates
+from skylift.mn.convergence import Convergence
 from skylift.mn.resources import (CONNECTED, CONNECTING, DISCONNECTED, HOST, VROUTER, Resource,
                                   load_resources)
 from skylift.mn.storm import ReconnectReport, storm_gc
@@ -67,6 +69,11 @@ class ConnectionManager:
         self._loops: list[asyncio.Task] = []
         self.initial_report: ReconnectReport | None = None
         self.agent_upgrades: list[tuple[str, str, str]] = []  # (uuid, from, to)
+        self.convergence = Convergence(
+            retry_min=options.retry_min, retry_max=options.retry_max,
+            window=options.converge_window, probe=self._probe, connect=self._connect,
+            busy=lambda uuid: uuid in self._inflight,
+            concurrency=max(1, min(100, options.max_concurrency)))
 
     @property
     def agent_port(self) -> int | None:
@@ -93,6 +100,8 @@ class ConnectionManager:
         await asyncio.to_thread(self._read_settings)
         self.pool.open(len(self.resources))
         self._loops.append(asyncio.create_task(self._flush_loop(), name="cm-flush"))
+        self.convergence.open()  # what the storm cannot connect is retried on a backoff
+        self._loops.append(asyncio.create_task(self.convergence.run(), name="cm-converge"))
 
         async def storm() -> None:
             self.initial_report = await self.reconnect_all(self.on_progress)
@@ -178,22 +187,74 @@ class ConnectionManager:
                 outcome = ConnectOutcome(reply)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             self.states.miss(res.uuid)
+            self.states.failed(res.uuid, reason_of(exc), error_text(exc))
             self.states.set(res, DISCONNECTED)
+            self.convergence.failed(res.uuid)
             raise
         self._record_versions(res, outcome)
-        self.states.answered(res.uuid)
+        self.states.connected(res.uuid)
         self.states.set(res, CONNECTED)
+        self.convergence.succeeded(res.uuid)
         return outcome
+
+    async def _probe(self, uuid: str) -> None:
+        """A convergence retry's cheap first question: does the agent answer at all?"""
+        try:
+            await self.agent(uuid).health(timeout=self.options.probe_timeout)
+        except SkyliftError as exc:
+            self.states.failed(uuid, reason_of(exc), error_text(exc))
+            raise
+
+    # --- convergence: what is pending, and why ---------------------------------------------
+    def converge(self, seconds: float | None = None) -> dict:
+        """Retry every pending resource now and keep retrying on a short backoff (for
+        `seconds`, default the converge window); the pending summary."""
+        for uuid, res in self.resources.items():
+            if self.state(uuid) != CONNECTED and uuid not in self._inflight:
+                self.convergence.failed(uuid)  # scheduled, then made due at once by open()
+        self.convergence.open(seconds)
+        return self.pending()
+
+    def pending(self) -> dict:
+        """Every resource not Connected, with why, since when, and when it is retried."""
+        items = []
+        for uuid, res in self.resources.items():
+            state = self.state(uuid)
+            if state == CONNECTED:
+                continue
+            failure = self.states.failure(uuid)
+            if uuid in self._inflight or state == CONNECTING:
+                reason = "connecting"
+            else:
+                reason = failure.reason if failure else "not-tried"
+            retry_in = self.convergence.next_retry_in(uuid)
+            items.append({
+                "uuid": uuid, "kind": res.kind, "name": res.name, "address": res.address,
+                "state": state, "reason": reason, "meaning": describe(reason).meaning,
+                "remedy": describe(reason).remedy,
+                "detail": failure.detail if failure else "",
+                "attempts": failure.attempts if failure else 0,
+                "failing_since": failure.since if failure else None,
+                "last_attempt": failure.last if failure else None,
+                "next_retry_in": round(retry_in, 2) if retry_in is not None else None})
+        items.sort(key=lambda i: (i["reason"], i["kind"], i["name"]))
+        by_reason: dict[str, int] = {}
+        for item in items:
+            by_reason[item["reason"]] = by_reason.get(item["reason"], 0) + 1
+        return {"total": len(self.resources), "connected": len(self.resources) - len(items),
+                "pending": items, "by_reason": by_reason,
+                "converging": self.convergence.is_open}
 
     def _record_versions(self, res: Resource, outcome: ConnectOutcome) -> None:
         reply = outcome.reply
         if outcome.agent_upgraded_from:
             self.agent_upgrades.append((res.uuid, outcome.agent_upgraded_from,
                                         reply.get("agent_version")))
-            log.info("%s %s: agent %s -> %s", res.kind, res.name, outcome.agent_upgraded_from,
-                     reply.get("agent_version"))
+            # one line per node would bury the log in a storm: the storm logs its progress
+            log.debug("%s %s: agent %s -> %s", res.kind, res.name, outcome.agent_upgraded_from,
+                      reply.get("agent_version"))
         cols: dict[str, str] = {}
         if res.kind in (HOST, VROUTER) and reply.get("agent_version") not in (None, "unknown"):
             if reply["agent_version"] != res.agent_version:
@@ -243,13 +304,28 @@ class ConnectionManager:
             if progress:
                 progress(done, report.total, report.failed)
 
-        with storm_gc():
-            await asyncio.gather(*(one(r) for r in resources))
+        async def log_progress() -> None:  # a line every few seconds, not one per node
+            while True:
+                await asyncio.sleep(5.0)
+                log.info("reconnecting: %d of %d done, %d connected, %d failed", done,
+                         report.total, report.connected, report.failed)
+
+        reporter = asyncio.create_task(log_progress())
+        try:
+            with storm_gc():
+                await asyncio.gather(*(one(r) for r in resources))
+        finally:
+            reporter.cancel()
         await self.flush()
         report.seconds = time.perf_counter() - started
-        log.info("reconnected %d/%d resources in %.1fs (%d agents upgraded, %d failed)",
+        reasons: dict[str, int] = {}
+        for uuid in report.failures:
+            failure = self.states.failure(uuid)
+            code = failure.reason if failure else "agent-error"
+            reasons[code] = reasons.get(code, 0) + 1
+        log.info("reconnected %d/%d resources in %.1fs (%d agents upgraded, %d failed%s)",
                  report.connected, report.total, report.seconds, report.agents_upgraded,
-                 report.failed)
+                 report.failed, "".join(f", {n} {code}" for code, n in sorted(reasons.items())))
         return report
 
     # --- pinging and writing ---------------------------------------------------------------

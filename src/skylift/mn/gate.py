@@ -21,7 +21,7 @@ OPEN_PREFIX = ("/static/", "/repo/", "/docs/")
 # (method or None for any, path or prefix ending with /) served while the MN is in maintenance
 MAINTENANCE_OPEN = [("GET", "/v1/health"), ("GET", "/v1/version"), ("POST", "/v1/drain"),
                     (None, "/v1/global-settings"), (None, "/v1/global-settings/"),
-                    ("GET", "/v1/api-calls"), ("GET", "/v1/console/assets"),
+                    ("GET", "/v1/api-calls"), ("GET", "/v1/console/assets"), ("GET", "/v1/ha"),
                     ("GET", "/"), ("GET", "/static/"), ("GET", "/openapi.json")]
 
 

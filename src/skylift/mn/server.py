@@ -52,7 +52,10 @@ def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenanc
     and stop exactly this process later; also the uuid of its heartbeat row.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per agent ping otherwise
+    # the libraries log a line per request (httpx) and several per SSH session (asyncssh):
+    # in a storm of thousands of nodes that buries everything else
+    for noisy in ("httpx", "httpcore", "asyncssh"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     mn = build_state(db, maintenance=maintenance, release=release, node_root=node_root,
                      agent_port=agent_port, instance=instance)
     log.info("management node %s starting in %s mode (%s) on %s:%d", mn.run.release,

@@ -40,6 +40,27 @@ DEFAULTS: dict[tuple[str, str], str] = {
 }
 
 
+# Set by an upgrade while it holds VM HA off (the run's id), cleared when it puts VM HA back:
+# the MN, `upgrade status` and the console can then say why VM HA is off.
+HA_HELD_OFF_BY = ("upgrade", "vmHaHeldOffBy")
+
+
+def vm_ha_state(conn: sa.Connection) -> dict:
+    """Whether VM HA is on, and the upgrade run holding it off (None when none is)."""
+    held = read(conn, *HA_HELD_OFF_BY) or None
+    enabled = read_flag(conn, "ha", "enable")
+    out = {"enabled": enabled, "held_off_by_upgrade": held}
+    if held:
+        out["message"] = held_off_message(held)
+    return out
+
+
+def held_off_message(upgrade: str) -> str:
+    """What to tell a person while an upgrade holds VM HA off."""
+    return (f"VM HA is held off for the whole cloud by the {upgrade} until that run finishes "
+            "(`skylift upgrade status` on the MN machine says what it waits for)")
+
+
 def _row(row) -> dict:
     return {"category": row.category, "name": row.name, "value": row.value,
             "default_value": row.default_value, "description": row.description}

@@ -27,7 +27,7 @@ from typing import Any, Coroutine
 
 import asyncssh
 
-from skylift.errors import TransportError
+from skylift.errors import NodeLoginRefused, NodeUnreachable, TransportError
 from skylift.secrets import read_secret, redact
 from skylift.transport import known_hosts as kh
 from skylift.transport.base import Result, Transport
@@ -173,14 +173,16 @@ class SshPool:
         except asyncssh.HostKeyNotVerifiable:
             raise kh.changed_error(self.known_hosts, target.host, target.port) from None
         except asyncssh.PermissionDenied:
-            raise TransportError(f"SSH login to {target.label} was refused",
+            raise NodeLoginRefused(f"SSH login to {target.label} was refused",
                                  why="the key or password was not accepted",
                                  next="check the key file, or the password file / "
                                       f"${PASSWORD_ENV}") from None
         except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
-            raise TransportError(f"cannot reach {target.label} over SSH",
-                                 why=redact(str(exc) or type(exc).__name__, password),
-                                 next="check that the node is up and sshd listens there") from None
+            raise NodeUnreachable(f"cannot reach {target.label} over SSH",
+                                  why=redact(str(exc) or type(exc).__name__, password),
+                                  next="check that the node is up and sshd listens there",
+                                  timed_out=isinstance(exc, (asyncio.TimeoutError,
+                                                             TimeoutError))) from None
         if not pinned:
             key = conn.get_server_host_key()
             line = " ".join(key.export_public_key("openssh").decode().split()[:2])

@@ -107,12 +107,14 @@ def agent_addresses(facts: CloudFacts) -> list[tuple[str, str, str, str]]:
 
 
 def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None = None,
-               events=None, only: set[str] | None = None) -> CloudView:
-    """Ask every agent (hosts, storages, vRouters), or those of the uuids in only, for its
-    version and VMs."""
+               events=None, only: set[str] | None = None,
+               skip: set[str] = frozenset()) -> CloudView:
+    """Ask every agent (hosts, storages, vRouters), or those of the uuids in only, and none
+    of those in skip, for its version and VMs."""
     port = agent_port(facts)
     views = [AgentView(u, n, f"http://{ip}:{port}", kind=kind)
-             for kind, u, n, ip in agent_addresses(facts) if only is None or u in only]
+             for kind, u, n, ip in agent_addresses(facts)
+             if (only is None or u in only) and u not in skip]
 
     async def run() -> None:
         async with async_http_pool(concurrency, timeout=15.0) as pool:
@@ -125,14 +127,14 @@ def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None =
 
 
 def read_settled(facts: CloudFacts, target_version: str, *, timeout: float,
-                 interval: float = 1.0, events=None) -> CloudView:
+                 interval: float = 1.0, events=None, skip: set[str] = frozenset()) -> CloudView:
     """The cloud once every agent answers on target_version, or as it is at the deadline.
 
     The MN upgrades agents as they reconnect, and the reconnect step waits only on what the
     database records (hosts' and vRouters' versions): a storage agent may still be restarting
     when the proof begins. Only the agents not there yet are asked again.
     """
-    view = read_cloud(facts, events=events)
+    view = read_cloud(facts, events=events, skip=skip)
     deadline = time.monotonic() + timeout
     while True:
         lagging = {u for u, a in view.agents.items() if a.error or a.version != target_version}

@@ -46,6 +46,7 @@ class UpgradeContext:
     target: Release = NEWEST
     backup_dir: Path | None = None
     run_dir: Path | None = None
+    stall_seconds: float | None = None  # reconnect: fail after this long without progress
 
     @cached_property
     def facts(self) -> CloudFacts:

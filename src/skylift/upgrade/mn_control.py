@@ -65,6 +65,15 @@ class MnControl:
     def set_setting(self, category: str, name: str, value: str) -> None:
         self._call("PUT", f"/v1/global-settings/{category}/{name}", json={"value": value})
 
+    def connections(self) -> dict:
+        """Every agent-backed resource not Connected, with its reason (the MN's view)."""
+        return self._call("GET", "/v1/connections")
+
+    def converge(self, seconds: float | None = None) -> dict:
+        """Ask the MN to retry every pending resource now, then on a short backoff."""
+        query = f"?seconds={seconds:g}" if seconds else ""
+        return self._call("POST", f"/v1/connections/converge{query}")
+
     def get(self, path: str) -> dict:
         return self._call("GET", path, timeout=60.0)
 

@@ -42,6 +42,9 @@ class Proof:
     # (None: not looked at)
     mn_listeners: list[int] | None = None  # pids
     live_heartbeats: list[str] | None = None  # "hostname (pid, state, time)"
+    # accepted by `upgrade finish --accept-pending`: not read, so their VMs are not checked
+    pending: list[str] = field(default_factory=list)  # "<kind> <name>"
+    vms_unverified: int = 0  # VMs that ran on pending hosts before the upgrade
 
     @property
     def console_stale(self) -> bool:
@@ -58,6 +61,13 @@ class Proof:
         return not (self.inventory_changed or self.vms_restarted or self.vms_missing
                     or self.vms_started_twice or self.agents_behind
                     or self.agents_unreachable or self.console_stale or self.mns_not_one)
+
+    @property
+    def verdict(self) -> str:
+        """'ok', 'N pending' (proven for all but the pending ones), or 'failed'."""
+        if not self.ok:
+            return "failed"
+        return f"{len(self.pending)} pending" if self.pending else "ok"
 
     def failures(self) -> list[str]:
         """One line per broken claim, for people."""
@@ -84,17 +94,25 @@ class Proof:
     def to_dict(self) -> dict:
         data = dict(vars(self))
         data["ok"] = self.ok
+        data["verdict"] = self.verdict
         return data
 
 
 def prove(before_digests: dict[str, str], after_digests: dict[str, str], before: CloudView,
-          after: CloudView, target_version: str) -> Proof:
+          after: CloudView, target_version: str,
+          pending: dict[str, str] | None = None) -> Proof:
     """Compare inventory digests, VM boot ids and the versions of every agent (hosts,
-    primary and backup storages, vRouters)."""
+    primary and backup storages, vRouters). pending: uuid -> "<kind> <name>" of resources the
+    operator finished without; they and the VMs they ran are named, not checked."""
     proof = Proof()
+    pending = pending or {}
+    proof.pending = sorted(pending.values())
     proof.inventory_changed = sorted(k for k in before_digests
                                      if before_digests[k] != after_digests.get(k))
     was, now = before.running(), after.running()
+    unverified = {vm for vm, places in was.items() if any(h in pending for h, _ in places)}
+    proof.vms_unverified = len(unverified)
+    was = {vm: places for vm, places in was.items() if vm not in unverified}
     proof.vms_checked = len(was)
     for vm, places in was.items():
         after_places = now.get(vm, [])

@@ -10,7 +10,9 @@ from skylift.engine.events import Event, Measured, Subscriber
 from skylift.engine.journal import Journal
 from skylift.engine.plan import Plan
 from skylift.engine.report import RunReport
+from skylift.mn.connect_failures import describe
 from skylift.upgrade.proof import agents_text
+from skylift.upgrade.steps.reconnect import ACCEPTED, PENDING
 
 
 def _proof_rows(proof: dict, state) -> list[list]:
@@ -18,6 +20,7 @@ def _proof_rows(proof: dict, state) -> list[list]:
     behind, unreachable = proof.get("agents_behind", []), proof.get("agents_unreachable", [])
     by_kind = proof.get("agents_by_kind")
     return [
+        ["verdict", proof.get("verdict", "ok" if proof.get("ok") else "not proven")],
         ["inventory digests equal", "yes" if not proof.get("inventory_changed") else
          ", ".join(proof["inventory_changed"])],
         ["VMs checked", proof.get("vms_checked")],
@@ -28,6 +31,8 @@ def _proof_rows(proof: dict, state) -> list[list]:
          else agents],
         ["agents on the new version", f"{agents - len(behind) - len(unreachable)} of {agents}"],
         ["agents behind / not answering", f"{len(behind)} / {len(unreachable)}"],
+        ["pending (finished without them) / their VMs not checked",
+         f"{len(proof.get('pending', []))} / {proof.get('vms_unverified', 0)}"],
         ["console assets renamed (no Ctrl+F5)", proof.get("console_assets_renamed")],
         ["VM HA back to", state.get("ha_previous")],
         ["database dump (verified)", state.get("dump")],
@@ -79,11 +84,25 @@ def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
         report.add_section("Availability", columns=["measure", "value"],
                            rows=[["MN API in maintenance (drain to new MN up), s",
                                   round(window, 2)]])
+    pending, accepted = state.get(PENDING) or [], state.get(ACCEPTED)
+    if accepted is not None or pending:
+        shown = accepted if accepted is not None else pending
+        title = ("Pending: finished without them (the MN upgrades each when it returns)"
+                 if accepted is not None else "Pending: not converged when the run stopped")
+        report.add_section(title, columns=["resource", "address", "reason", "remedy"],
+                           rows=pending_rows(shown), data={"pending": shown})
     for title, section in (state.get(MEASURED) or {}).items():
         report.add_section(title, columns=section["columns"], rows=section["rows"],
                            data=section["data"])
     md, _ = report.write(run_dir)
     return md
+
+
+def pending_rows(pending: list[dict]) -> list[list]:
+    """One row per pending resource, grouped by reason (the remedy on each)."""
+    return [[f"{i['kind']} {i['name']}", i.get("address", ""), i["reason"],
+             describe(i["reason"]).remedy]
+            for i in sorted(pending, key=lambda i: (i["reason"], i["kind"], i["name"]))]
 
 
 def maintenance_window(journal: Journal, plan: Plan) -> float | None:

@@ -18,6 +18,7 @@ from skylift.engine.plan import Phase, Plan
 from skylift.engine.runner import RunResult, rollback as engine_rollback, run_plan
 from skylift.errors import OperationFailed, Refused, SkyliftError
 from skylift.upgrade.context import UpgradeContext
+from skylift.mn.settings import held_off_message
 from skylift.upgrade.mn_instances import MnInstances, describe
 from skylift.upgrade.report import collect_measured, write_report
 from skylift.upgrade.run import UpgradeRun, journal_path, run_dir
@@ -107,11 +108,11 @@ def _journal(ctx: UpgradeContext) -> Journal:
 
 
 def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = None,
-        resume: bool = False) -> tuple[RunResult, Path]:
+        resume: bool = False, accept_pending: bool = False) -> tuple[RunResult, Path]:
     """Run (or resume) the upgrade; returns the result and the report's Markdown path.
 
     What a watcher measures beside the run and emits on `events` as Measured (by the time
-    the run finishes) goes into the report.
+    the run finishes) goes into the report. A run that fails writes its report too.
     """
     if not resume:
         _archive_finished(ctx.home)
@@ -123,15 +124,49 @@ def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = Non
     up = UpgradeRun(ctx, run_dir(ctx.home), events or EventBus())
     journal = _journal(ctx)
     stop_collecting = up.events.subscribe(collect_measured(up.state))
+    params = params_of(ctx, incremental)
+    if accept_pending:
+        params["accept_pending"] = True  # the journal records the operator's choice
     try:
-        result = run_plan(plan, up, journal, events=up.events, resume=resume,
-                          params=params_of(ctx, incremental))
+        try:
+            result = run_plan(plan, up, journal, events=up.events, resume=resume,
+                              params=params)
+        except SkyliftError:
+            if journal.state is not None:  # a run started: say where it stopped, and why
+                write_report(plan, up.state, up.run_dir, journal)
+            raise
         report = write_report(plan, up.state, up.run_dir, journal)
     finally:
         stop_collecting()
         journal.close()
         ctx.close()
     return result, report
+
+
+def finish(ctx: UpgradeContext, *, incremental: bool,
+           events: EventBus | None = None) -> tuple[RunResult, Path]:
+    """Finish a run stopped in the agents' phase without the resources still pending: the
+    proof names them, VM HA goes back as it was, and the MN upgrades each when it returns."""
+    st = status(ctx.home)
+    if st is None:
+        raise Refused("there is no upgrade to finish", why=f"no journal in {run_dir(ctx.home)}",
+                      next="start one with `skylift upgrade run`")
+    if st["status"] in ("ok", "refused", "rolled_back"):
+        raise Refused(f"the last upgrade run is {st['status'].replace('_', ' ')}: there is "
+                      "nothing to finish", next="`skylift upgrade status` says how it ended")
+    plan = build_plan(bool(st["incremental"]))
+    state = _last_run(ctx.home)
+    before = [ps.key for ps in plan.steps()]
+    before = before[:before.index(f"reconnect/{reconnect.ReconnectAgents.id}")]
+    missing = [k for k in before if k not in state.done]
+    if missing:
+        raise Refused(f"the run stopped before the agents' phase (at {missing[0]}): it cannot "
+                      "be finished without some agents",
+                      why="finishing with pending resources is only for agents that do not "
+                          "return; the management node itself is not upgraded yet",
+                      next="fix the cause and `skylift upgrade resume`, or roll back")
+    RunState(run_dir(ctx.home)).set(reconnect.ACCEPT, True)
+    return run(ctx, incremental=incremental, events=events, resume=True, accept_pending=True)
 
 
 def rollback(ctx: UpgradeContext, *, incremental: bool,
@@ -186,6 +221,24 @@ def _one_mn_serving(up: UpgradeRun) -> None:
             next="run `skylift upgrade rollback --yes` again")
 
 
+def still_pending(home: Path) -> list[dict] | None:
+    """What the MN reports pending now (None when it cannot say: not running, older)."""
+    import httpx
+
+    from skylift.mn.auth import read_token, token_path
+    from skylift.mn.launch import mn_client
+
+    params = last_params(home)
+    if not params or not token_path(home).exists():
+        return None
+    try:
+        with mn_client(params["mn_url"], read_token(token_path(home)), timeout=5) as client:
+            resp = client.get("/v1/connections")
+    except httpx.HTTPError:
+        return None
+    return resp.json().get("pending") if resp.status_code == 200 else None
+
+
 def status(home: Path) -> dict | None:
     """Where the last upgrade stands (from its journal), or None when there was none."""
     state = _last_run(home)
@@ -194,8 +247,19 @@ def status(home: Path) -> dict | None:
     plan = build_plan(bool(state.params.get("incremental")))
     keys = [ps.key for ps in plan.steps()]
     report = run_dir(home) / "report.md"
+    run_state = RunState(run_dir(home))
+    accepted = run_state.get(reconnect.ACCEPTED)
+    ha_held = (state.status not in ("ok", "refused", "rolled_back")
+               and "ha_previous" in run_state)
     return {"run_id": state.run_id, "status": state.status, "target": state.params.get("target"),
+            "incremental": bool(state.params.get("incremental")),
             "steps_done": len([k for k in keys if k in state.done]), "steps": len(keys),
             "in_flight": state.in_flight, "failed": dict(state.failed),
-            "resumes": state.resumes, "report": str(report) if report.exists() else None}
+            "resumes": state.resumes, "report": str(report) if report.exists() else None,
+            "pending": accepted if accepted is not None else run_state.get(reconnect.PENDING)
+            or [],
+            "pending_accepted": accepted is not None,
+            "vm_ha_held_off": ha_held,
+            "vm_ha_message": held_off_message(f"upgrade to {state.params.get('target')}")
+            if ha_held else None}
 

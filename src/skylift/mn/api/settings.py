@@ -13,10 +13,21 @@ from skylift.mn.api import mn_of
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1/global-settings", tags=["settings"])
+ha_router = APIRouter(prefix="/v1/ha", tags=["settings"])
 
 
 class SettingValue(BaseModel):
     value: Any
+
+
+@ha_router.get("")
+async def vm_ha(mn: MnState = Depends(mn_of)) -> dict:
+    """Whether VM HA is on, and whether an unfinished upgrade holds it off."""
+    def read() -> dict:
+        with mn.engine.connect() as conn:
+            return store.vm_ha_state(conn)
+
+    return await asyncio.to_thread(read)
 
 
 @router.get("")

@@ -12,6 +12,7 @@ from skylift.db.inventory import resource_digests
 from skylift.db.rehearsal import MAX_ROWS, drop_scratch, keep_verified_copy, rehearse
 from skylift.errors import Refused
 from skylift.files import copy_atomic, sha256
+from skylift.mn.settings import HA_HELD_OFF_BY
 from skylift.upgrade.steps import UpgradeStep
 from skylift.upgrade.cloud_view import read_cloud
 
@@ -33,12 +34,20 @@ class VmHaOff(UpgradeStep):
     def run(self, run: UpgradeRun) -> None:
         if "ha_previous" not in run.state:  # a re-run must not remember its own 'false'
             run.state.set("ha_previous", run.mn.get_setting("ha", "enable"))
+        run.mn.set_setting(*HA_HELD_OFF_BY, f"upgrade to {run.ctx.target.version}")
         run.mn.set_setting("ha", "enable", "false")
 
     def undo(self, run: UpgradeRun) -> None:
-        previous = run.state.get("ha_previous")
-        if previous is not None:
-            run.mn.set_setting("ha", "enable", previous)
+        release_vm_ha(run)
+
+
+def release_vm_ha(run: UpgradeRun) -> None:
+    """VM HA back to what it was, and the upgrade's hold on it lifted."""
+    previous = run.state.get("ha_previous")
+    if previous is not None:
+        run.mn.set_setting("ha", "enable", previous)
+    if run.mn.get_setting(*HA_HELD_OFF_BY):
+        run.mn.set_setting(*HA_HELD_OFF_BY, "")
 
 
 class RecordCloud(UpgradeStep):

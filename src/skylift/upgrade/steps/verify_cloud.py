@@ -6,11 +6,14 @@ from typing import TYPE_CHECKING
 
 from skylift.db.backup import running_management_nodes
 from skylift.db.inventory import resource_digests
+from skylift.mn.settings import HA_HELD_OFF_BY
 from skylift.processes import listening_pids
 from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import OperationFailed
 from skylift.upgrade.cloud_view import CloudView, read_settled
 from skylift.upgrade.proof import prove
+from skylift.upgrade.steps.protect import release_vm_ha
+from skylift.upgrade.steps.reconnect import ACCEPTED
 
 if TYPE_CHECKING:
     from skylift.upgrade.run import UpgradeRun
@@ -36,10 +39,12 @@ class Prove(UpgradeStep):
         before = run.state.get("before")
         with run.ctx.facts.engine.connect() as conn:
             digests = resource_digests(conn)
+        pending = {i["uuid"]: f"{i['kind']} {i['name']}"
+                   for i in run.state.get(ACCEPTED) or []}
         after = read_settled(run.ctx.facts, run.ctx.target.version, timeout=SETTLE_SECONDS,
-                             events=run.events)
+                             events=run.events, skip=set(pending))
         proof = prove(before["digests"], digests, CloudView.from_dict(before["cloud"]), after,
-                      run.ctx.target.version)
+                      run.ctx.target.version, pending)
         old_assets, new_assets = before.get("console_assets"), run.console_assets()
         if old_assets is not None and new_assets is not None:
             proof.console_assets_renamed = old_assets != new_assets
@@ -63,9 +68,8 @@ class VmHaRestore(UpgradeStep):
 
     def is_done(self, run: UpgradeRun) -> bool:
         previous = run.state.get("ha_previous")
-        return previous is None or run.mn.get_setting("ha", "enable") == previous
+        return ((previous is None or run.mn.get_setting("ha", "enable") == previous)
+                and not run.mn.get_setting(*HA_HELD_OFF_BY))
 
     def run(self, run: UpgradeRun) -> None:
-        previous = run.state.get("ha_previous")
-        if previous is not None:
-            run.mn.set_setting("ha", "enable", previous)
+        release_vm_ha(run)
