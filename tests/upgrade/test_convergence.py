@@ -118,6 +118,9 @@ def test_hosts_that_come_back_are_finished_by_retries_not_the_ping_round(farm_wo
     assert end["vms_same_boot_id"]
     assert run_state(world)["proof"]["verdict"] == "ok"
     assert run_state(world).get("pending") == []
+    # the MN's log stays readable in a storm: not a line (or a dozen) per host
+    lines = sum(len(f.read_text().splitlines()) for f in (world.mn_home / "mn").glob("*.log"))
+    assert lines < HOSTS, lines
 
 
 def test_hosts_gone_for_good_are_named_and_the_operator_finishes_without_them(farm_world):
