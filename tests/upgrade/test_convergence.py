@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import threading
 import time
 
@@ -179,3 +180,32 @@ def test_hosts_gone_for_good_are_named_and_the_operator_finishes_without_them(fa
     wait_until(converged, 120, "the returning hosts upgraded by the MN")
     assert world.agent_versions() == [NEWEST.version] * len(world.state["nodes"])
     assert boot_ids_kept(world)
+
+
+def test_a_run_stopped_while_hosts_are_pending_reports_them_and_resumes(farm_world):
+    world = farm_world
+    cut = cutoff.pick_hosts(world.state["name"], count=CUT)
+    watcher = cut_when_the_new_mn_starts(world, cut)
+    upgrade = world.popen_upgrade(*world.upgrade_argv())
+    try:
+        watcher.join(300)
+        wait_until(lambda: pending_by_reason(world).get("timeout") == set(cut), 120,
+                   "the cut-off hosts reported pending")
+        upgrade.send_signal(signal.SIGTERM)  # the operator stops it (like Ctrl+C)
+        assert upgrade.wait(60) != 0
+    finally:
+        if upgrade.poll() is None:
+            upgrade.kill()
+    status = json.loads(world.skylift("upgrade", "status", "--json").stdout)
+    assert (status["status"], status["in_flight"]) == ("running", STEP_RECONNECT)
+    assert {i["address"] for i in status["pending"]} == set(cut)
+    report = json.loads((single_mn.run_dir(world.mn_home) / "report.json").read_text())
+    sections = {s["title"]: s for s in report["sections"]}
+    table = sections["Pending: not converged when the run stopped"]["table"]
+    assert {(row["address"], row["reason"]) for row in table} == {(a, "timeout") for a in cut}
+
+    cutoff.restore(world.state["name"])
+    resumed = world.skylift("upgrade", "resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    end = world.end_state()
+    assert (end["journal"], end["proof_ok"], end["vms_same_boot_id"]) == ("ok", True, True)

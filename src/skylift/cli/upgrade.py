@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -52,9 +53,14 @@ def _recorded_artefacts(params: dict, image=None, installer=None, tool=None) -> 
     return arts
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # a SIGTERM stops the run like Ctrl+C: journalled, reported
+
+
 def _drive(work, json: bool) -> None:
     """Run an upgrade procedure with progress; on failure, say first whether VM HA is held."""
     bus, progress = _bus(json)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if progress:
             with progress:
@@ -62,7 +68,7 @@ def _drive(work, json: bool) -> None:
             info(f"[green]upgrade finished[/]; report: {report}")
         else:
             work(bus)
-    except SkyliftError:
+    except (SkyliftError, KeyboardInterrupt):
         st = single_mn.status(skylift_home())
         if st and st["vm_ha_held_off"] and not json:
             info(f"[yellow]note[/]: {st['vm_ha_message']}")

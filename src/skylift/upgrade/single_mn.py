@@ -131,9 +131,12 @@ def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = Non
         try:
             result = run_plan(plan, up, journal, events=up.events, resume=resume,
                               params=params)
-        except SkyliftError:
+        except BaseException:  # failed, refused, or interrupted (Ctrl+C, SIGTERM)
             if journal.state is not None:  # a run started: say where it stopped, and why
-                write_report(plan, up.state, up.run_dir, journal)
+                try:
+                    write_report(plan, up.state, up.run_dir, journal)
+                except Exception:  # the reason it stopped matters more than its report
+                    pass
             raise
         report = write_report(plan, up.state, up.run_dir, journal)
     finally:
