@@ -83,13 +83,17 @@ class AgentError(OperationFailed):
     """An agent did not start, stop or answer as asked."""
 
 
-class AgentUnreachable(AgentError):
-    """An agent did not answer at all: the connection timed out or was refused."""
+class Unreachable(SkyliftError):
+    """Something did not answer at all; timed_out tells a timeout from a refused connection."""
 
     def __init__(self, what: str, *, why: str = "", next: str = "",
                  timed_out: bool = False) -> None:
         super().__init__(what, why=why, next=next)
         self.timed_out = timed_out
+
+
+class AgentUnreachable(Unreachable, AgentError):
+    """An agent did not answer at all: the connection timed out or was refused."""
 
 
 class AgentDidNotReturn(AgentError):
@@ -112,13 +116,8 @@ class TransportError(OperationFailed):
     """A node could not be reached, or a command or file transfer on it did not run."""
 
 
-class NodeUnreachable(TransportError):
+class NodeUnreachable(Unreachable, TransportError):
     """A node did not answer over its transport (SSH): timed out or refused."""
-
-    def __init__(self, what: str, *, why: str = "", next: str = "",
-                 timed_out: bool = False) -> None:
-        super().__init__(what, why=why, next=next)
-        self.timed_out = timed_out
 
 
 class NodeLoginRefused(TransportError):

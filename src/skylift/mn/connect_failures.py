@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skylift.errors import (AgentDidNotReturn, AgentUnreachable, HostKeyChanged,
-                            NodeLoginRefused, NodeUnreachable, OsReleaseNotServed,
-                            PackageDigestMismatch, TransportError)
+from skylift.errors import (AgentDidNotReturn, HostKeyChanged, NodeLoginRefused,
+                            OsReleaseNotServed, PackageDigestMismatch, TransportError,
+                            Unreachable)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def reason_of(exc: BaseException) -> str:
         return "host-key-changed"
     if isinstance(exc, NodeLoginRefused):
         return "auth"
-    if isinstance(exc, (AgentUnreachable, NodeUnreachable)):
+    if isinstance(exc, Unreachable):
         return "timeout" if exc.timed_out else "refused"
     if isinstance(exc, TimeoutError):
         return "timeout"
