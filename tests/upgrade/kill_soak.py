@@ -59,15 +59,22 @@ def _journal(world: World):
 
 
 def _kill_inside(world: World, proc: subprocess.Popen, step: str, delay: float) -> str | None:
-    """SIGKILL proc `delay` s after `step` is in flight (at once if it passed unseen);
-    returns what was in flight at the kill, None when the process ended first."""
+    """SIGKILL proc `delay` s after `step` is in flight, or as soon as the step is done if
+    that comes first (at once if it passed unseen): a short step near the end must not let
+    the run finish before the kill lands. Returns what was in flight at the kill, None when
+    the process ended first."""
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
         state = _journal(world)
         if state is not None and (state.in_flight == step or step in state.done):
             break
         time.sleep(0.005)
-    time.sleep(delay)
+    until = time.monotonic() + delay
+    while proc.poll() is None and time.monotonic() < until:
+        state = _journal(world)
+        if state is not None and step in state.done:
+            break
+        time.sleep(0.005)
     if proc.poll() is not None:
         return None
     state = _journal(world)

@@ -32,7 +32,7 @@ class World:
     def __init__(self, name: str, release: str = "3.7.1", hosts: int = 2, vms: int = 4,
                  db_url: str | None = None, driver: str = "process", farm: bool | None = None):
         self.state = up(LabSpec(name=name, release=release, hosts=hosts, vms=vms,
-                                driver=driver, db_url=db_url, farm=farm, agent_port=0))
+                                driver=driver, db_url=db_url, farm=farm))
         self.mn_home = Path(self.state["mn"]["home"])
         self.arts = build_for_upgrade(self.mn_home)
         self.db = Database.from_string(self.state["db_url"])
