@@ -130,6 +130,13 @@ class HostKeyChanged(TransportError):
     exit_code = 2
 
 
+class HostKeyUnknown(TransportError):
+    """A node's SSH host key is not in known_hosts, and no pinned fingerprint or accept-new
+    policy trusts it; nothing was sent."""
+
+    exit_code = 2
+
+
 # --- the upgrade engine (skylift.engine) ---
 
 

@@ -1,4 +1,4 @@
-"""The SSH transport against a real OpenSSH sshd: pinning, run, put, pooling, re-key refusal."""
+"""The SSH transport against a real OpenSSH sshd: host keys, run, put, pooling, re-key refusal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from skylift.errors import HostKeyChanged, TransportError
+from skylift.errors import HostKeyChanged, HostKeyUnknown, TransportError
 from skylift.transport import known_hosts as kh
 from skylift.transport.ssh import SshPool, SshTarget
 
@@ -32,9 +32,28 @@ def _target(sshd, **kw):
     return SshTarget("127.0.0.1", sshd.port, "root", key_path=sshd.client_key, **kw)
 
 
-def test_first_connect_pins_run_put_then_rekey_is_refused(sshd, pools, tmp_path):
+def _known_hosts(sshd, path, hashed=False):
+    """A known_hosts file naming sshd's host key, as an installer writes it up front."""
+    key = " ".join(sshd.host_key.with_suffix(".pub").read_text().split()[:2])
+    path.write_text(f"[127.0.0.1]:{sshd.port} {key}\n")
+    if hashed:  # as OpenSSH writes it with HashKnownHosts yes (Debian's default)
+        subprocess.run(["ssh-keygen", "-H", "-f", str(path)], check=True, capture_output=True)
+        assert path.read_text().startswith("|1|")
+    return path
+
+
+def test_strict_by_default_and_hashed_entries_are_read(sshd, pools, tmp_path):
+    with pytest.raises(HostKeyUnknown):
+        pools(tmp_path / "empty").transport(_target(sshd)).run(["true"])
+    known = _known_hosts(sshd, tmp_path / "known_hosts", hashed=True)
+    text = known.read_text()
+    assert pools(known).transport(_target(sshd)).run(["echo", "ok"]).stdout == "ok\n"
+    assert known.read_text() == text
+
+
+def test_accept_new_pins_run_put_then_rekey_is_refused(sshd, pools, tmp_path):
     known = tmp_path / "known_hosts"
-    node = pools(known).transport(_target(sshd))
+    node = pools(known, host_key_policy="accept-new").transport(_target(sshd))
 
     res = node.run(["echo", "hello  world"])
     assert (res.exit_status, res.stdout, res.ok) == (0, "hello  world\n", True)
@@ -59,12 +78,12 @@ def test_first_connect_pins_run_put_then_rekey_is_refused(sshd, pools, tmp_path)
     assert not list(remote.parent.glob("*.skylift-part"))
 
     # a second pool (a later process) trusts the pinned key and does not pin it twice
-    again = pools(known).transport(_target(sshd))
+    again = pools(known, host_key_policy="accept-new").transport(_target(sshd))
     assert again.run(["true"]).ok
     assert known.read_text() == pinned
 
     sshd.rekey()
-    fresh = pools(known).transport(_target(sshd))
+    fresh = pools(known, host_key_policy="accept-new").transport(_target(sshd))
     with pytest.raises(HostKeyChanged) as err:
         fresh.run(["touch", str(tmp_path / "must-not-exist")])
     assert not (tmp_path / "must-not-exist").exists()
@@ -79,7 +98,7 @@ def test_first_connect_pins_run_put_then_rekey_is_refused(sshd, pools, tmp_path)
 
 
 def test_async_api_shares_one_connection_with_bounded_concurrency(sshd, pools, tmp_path):
-    pool = pools(tmp_path / "known_hosts", max_concurrency=4, per_host=3)
+    pool = pools(_known_hosts(sshd, tmp_path / "known_hosts"), max_concurrency=4, per_host=3)
     node = pool.transport(_target(sshd))
 
     async def many():
@@ -94,7 +113,7 @@ def test_async_api_shares_one_connection_with_bounded_concurrency(sshd, pools, t
 
 
 def test_unreachable_and_refused_logins_are_typed(sshd, pools, tmp_path):
-    pool = pools(tmp_path / "known_hosts", connect_timeout=3)
+    pool = pools(_known_hosts(sshd, tmp_path / "known_hosts"), connect_timeout=3)
     with pytest.raises(TransportError, match="cannot reach"):
         pool.transport(SshTarget("127.0.0.1", 1, "root", key_path=sshd.client_key)).run(["true"])
     other_key = tmp_path / "other"
@@ -106,7 +125,7 @@ def test_unreachable_and_refused_logins_are_typed(sshd, pools, tmp_path):
 
 
 def test_reconnects_after_the_server_dropped_the_connection(sshd, pools, tmp_path):
-    node = pools(tmp_path / "known_hosts").transport(_target(sshd))
+    node = pools(_known_hosts(sshd, tmp_path / "known_hosts")).transport(_target(sshd))
     assert node.run(["true"]).ok
     sshd.stop()  # kills the per-connection sshd too
     sshd.start()

@@ -59,7 +59,8 @@ def password_server():
 
 
 def test_password_from_file_or_environment(password_server, tmp_path, monkeypatch):
-    pool = SshPool(tmp_path / "known_hosts")
+    # the test's own server, made a moment ago: trust its first key (recorded)
+    pool = SshPool(tmp_path / "known_hosts", host_key_policy="accept-new")
     try:
         pw_file = tmp_path / "pw"
         pw_file.write_text(PASSWORD + "\n")

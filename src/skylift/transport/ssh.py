@@ -1,4 +1,4 @@
-"""The SSH transport (asyncssh): pooled connections, bounded concurrency, trust on first use.
+"""The SSH transport (asyncssh): pooled connections, bounded concurrency, host keys checked.
 
     pool = SshPool(known_hosts=Path(".../known_hosts"), max_concurrency=64)
     node = pool.transport(SshTarget("10.0.0.5", username="root", key_path=Path("id_ed25519")))
@@ -12,6 +12,11 @@ all nodes, and a per-node one stays under OpenSSH's MaxSessions (10 by default).
 SshPool(share_loop=True) runs on its first async caller's loop instead (one loop for a whole
 storm, closed with `await pool.aclose()`). Keys are parsed once per pool; key exchange and
 ciphers prefer X25519 and AES-GCM (see KEX_ALGS).
+
+Host keys are checked against known_hosts the way OpenSSH does (skylift.transport.known_hosts)
+during the key exchange, before any password or key is offered. A node known_hosts does not
+name is refused unless its SshTarget pins a fingerprint
+(`host_key_fingerprint="SHA256:..."`) or the pool's policy is `host_key_policy="accept-new"`.
 """
 
 from __future__ import annotations
@@ -76,6 +81,14 @@ class SshTarget:
     key_path: Path | None = None
     password_file: Path | None = None
     password: str | None = field(default=None, repr=False, compare=False)
+    # the node's host key, as `ssh-keygen -lf` prints it: trusted (and recorded in
+    # known_hosts) on first contact; a node showing another key is refused
+    host_key_fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.host_key_fingerprint is not None:
+            object.__setattr__(self, "host_key_fingerprint",
+                               kh.check_fingerprint(self.host_key_fingerprint))
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -92,22 +105,42 @@ class SshTarget:
         return read_secret(file=self.password_file, env_var=PASSWORD_ENV, prompt=None)
 
 
+class _HostKeyClient(asyncssh.SSHClient):
+    """asyncssh's client, asking a HostKeyCheck about host keys known_hosts does not trust."""
+
+    def __init__(self, check: kh.HostKeyCheck) -> None:
+        self._check = check
+
+    def validate_host_public_key(self, host: str, addr: str, port: int,
+                                 key: asyncssh.SSHKey) -> bool:
+        return self._check.validate_key(host, addr, port, key)
+
+    def validate_host_ca_key(self, host: str, addr: str, port: int,
+                             key: asyncssh.SSHKey) -> bool:
+        return self._check.validate_ca(host, addr, port, key)
+
+
 class SshPool:
     """SSH connections to many nodes, one per node, with bounded concurrency."""
 
     def __init__(self, known_hosts: Path, max_concurrency: int = 64, per_host: int = 8,
-                 connect_timeout: float = 10.0, share_loop: bool = False) -> None:
+                 connect_timeout: float = 10.0, share_loop: bool = False, *,
+                 host_key_policy: str = kh.STRICT) -> None:
         """share_loop: run on the loop of the first async caller instead of a thread of its
         own (for one event loop doing all the work, e.g. the MN's connection manager); sync
-        callers must then be other threads, and the owner closes it with `await aclose()`."""
+        callers must then be other threads, and the owner closes it with `await aclose()`.
+
+        host_key_policy: for a node known_hosts does not name and no fingerprint is pinned
+        for, "strict" (refused, HostKeyUnknown) or "accept-new" (its first key trusted and
+        recorded in known_hosts)."""
         # asyncssh calls getpass.getuser() on every connection; without $LOGNAME (a service
         # or a container) that is a passwd lookup each time (~4% of the MN's CPU in a storm).
         # Setting it to the very name getuser() would return changes nothing else.
         if not any(os.environ.get(v) for v in ("LOGNAME", "USER", "LNAME", "USERNAME")):
             os.environ["LOGNAME"] = pwd.getpwuid(os.getuid()).pw_name
         self.known_hosts = Path(known_hosts)
-        self._pins = kh.PinnedKeys(self.known_hosts)
-        self._key_objects: dict[str, asyncssh.SSHKey] = {}
+        self.host_key_policy = kh.check_policy(host_key_policy)
+        self._known = kh.KnownHosts(self.known_hosts)
         self._client_keys: dict[Path, list] = {}
         self.max_concurrency = max_concurrency
         self.per_host = per_host
@@ -157,12 +190,15 @@ class SshPool:
 
     # --- connections (on the pool's loop) ------------------------------------------------
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
-        pinned = self._pins.get(target.host, target.port)
+        self._known.refresh()
+        check = kh.HostKeyCheck(self._known, self.host_key_policy, target.host, target.port,
+                                target.host_key_fingerprint)
         password = target.resolve_password()
         options = dict(
             host=target.host, port=target.port, username=target.username,
-            # first contact accepts the key and pins it below; later ones must match it
-            known_hosts=([self._key_object(pinned)], [], []) if pinned else None,
+            # checked during the key exchange: a refused host key ends the connection before
+            # the password or the client key is offered
+            known_hosts=check.trusted, client_factory=lambda: _HostKeyClient(check),
             client_keys=self._client_key(target.key_path) if target.key_path else None,
             password=password, agent_path=None, config=None, gss_auth=False, gss_kex=False,
             connect_timeout=self.connect_timeout, kex_algs=list(KEX_ALGS),
@@ -170,8 +206,8 @@ class SshPool:
         )
         try:
             conn = await asyncssh.connect(**options)
-        except asyncssh.HostKeyNotVerifiable:
-            raise kh.changed_error(self.known_hosts, target.host, target.port) from None
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise check.error(exc) from None
         except asyncssh.PermissionDenied:
             raise NodeLoginRefused(f"SSH login to {target.label} was refused",
                                  why="the key or password was not accepted",
@@ -183,20 +219,7 @@ class SshPool:
                                   next="check that the node is up and sshd listens there",
                                   timed_out=isinstance(exc, (asyncio.TimeoutError,
                                                              TimeoutError))) from None
-        if not pinned:
-            key = conn.get_server_host_key()
-            line = " ".join(key.export_public_key("openssh").decode().split()[:2])
-            if self._pins.pin(target.host, target.port, line) != line:
-                conn.close()  # another process pinned another key for it first
-                raise kh.changed_error(self.known_hosts, target.host, target.port)
         return conn
-
-    def _key_object(self, key_line: str) -> asyncssh.SSHKey:
-        """The parsed public key of a known_hosts line (parsed once per distinct key)."""
-        key = self._key_objects.get(key_line)
-        if key is None:
-            key = self._key_objects[key_line] = asyncssh.import_public_key(key_line)
-        return key
 
     def _client_key(self, path: Path) -> list:
         """The client key pair of path, read once per pool: given a path, asyncssh reads and
