@@ -80,8 +80,10 @@ async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
     from skylift.mn.connections import ConnectionManager, ConnectOptions
     from skylift.transport.ssh import SshPool, SshTarget
 
+    # strict: the farm wrote its host key for every address in its known_hosts
+    # (farm_ssh.write_known_hosts), so no farm node is ever trusted on first use
     pool = SshPool(known_hosts=farm.known_hosts, max_concurrency=ssh_concurrency,
-                   share_loop=True)
+                   share_loop=True, host_key_policy="strict")
 
     def transport_for(res):
         return pool.transport(SshTarget(res.address, farm.ssh_port, "root",
