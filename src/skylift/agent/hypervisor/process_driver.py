@@ -3,7 +3,8 @@
 State on disk, per VM, under NODE_ROOT/vms/UUID/: spec.json (name, HA flag) written by the
 driver, run.json (pid, port, boot id) written by the VM process itself. A VM is Running when
 its run file names a live VM process of that uuid. Nothing lives in the driver object, so a
-driver made by a restarted agent sees exactly what the old one saw.
+driver made by a restarted agent sees exactly what the old one saw. Every such path comes from
+vmproc.vm_dir, which refuses a uuid that is not one and a folder that leads out.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import time
 from skylift.agent.hypervisor.base import RUNNING, STOPPED, HypervisorDriver, VmState
 from skylift.agent.hypervisor.daemon import spawn_daemon
 from skylift.processes import pid_alive, terminate
-from skylift.agent.hypervisor.vmproc import RUN_FILE, vm_dir
+from skylift.agent.hypervisor.vmproc import RUN_FILE, VMS_DIR, vm_dir
+from skylift.agent.ids import is_uuid, safe_child
 from skylift.agent.store import read_json, write_json
-from skylift.errors import NoSuchVm
+from skylift.errors import NoSuchVm, UsageError
 
 VMPROC_MODULE = "skylift.agent.hypervisor.vmproc"
 
@@ -56,12 +58,20 @@ class ProcessDriver(HypervisorDriver):
         return self._state(uuid, self._spec(uuid))
 
     def list(self) -> list[VmState]:
-        root = self.node_root / "vms"
+        try:
+            root = safe_child(self.node_root, VMS_DIR)
+        except UsageError:
+            return []  # a vms folder leading out of the node root holds none of its VMs
         if not root.is_dir():
             return []
         out = []
         for entry in sorted(root.iterdir()):
-            spec = read_json(entry / "spec.json")
+            if not is_uuid(entry.name):
+                continue  # not a VM folder (a uuid is all a VM folder is named)
+            try:
+                spec = read_json(vm_dir(self.node_root, entry.name) / "spec.json")
+            except UsageError:
+                continue  # a symlink leading out of the node root: never followed
             if spec is not None:
                 out.append(self._state(entry.name, spec))
         return out

@@ -1,7 +1,8 @@
 """The `sim` driver: a client of the node's sim hypervisor daemon (simd.py).
 
 The driver starts the daemon when none answers (under a file lock, so two agents or two
-threads never start two), and talks to it with one short JSON-line exchange per call.
+threads never start two), and talks to it with one short JSON-line exchange per call. A uuid
+that is not one (skylift.agent.ids) is refused here already, before the daemon sees it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from skylift.agent.hypervisor.base import HypervisorDriver, VmState
 from skylift.agent.hypervisor.daemon import spawn_daemon
 from skylift.processes import pid_alive, terminate
 from skylift.agent.hypervisor.simaddr import PIDFILE, daemon_root, simd_address
+from skylift.agent.ids import check_uuid
 from skylift.agent.store import read_json
 from skylift.errors import HypervisorError, NoSuchVm
 
@@ -31,6 +33,8 @@ class SimDriver(HypervisorDriver):
         ensure_simd(self.node_root)
 
     def _call(self, req: dict) -> dict:
+        if "uuid" in req:
+            check_uuid(req["uuid"])
         try:
             resp = _request(self.node_root, {**req, "node": str(self.node_root)})
         except OSError:

@@ -6,6 +6,11 @@ It stands in for libvirtd + QEMU: it outlives the agent (started once, in its ow
 keeps each VM's state and boot id in memory, and answers JSON-line requests on a unix socket
 (simaddr.py). VM definitions (name, HA flag) are kept in NODE_ROOT/sim/domains.json, so a
 daemon that is itself restarted knows its VMs again, all Stopped, as after a host crash.
+
+A request names its node root (a shared daemon serves many); the daemon serves only its own
+root and the node roots whose sim.json names it (simaddr.use_shared_daemon), and writes a
+node's domains.json only where it resolves inside that node root. A VM's uuid must be one
+(skylift.agent.ids): anything else is refused, never stored.
 """
 
 from __future__ import annotations
@@ -21,10 +26,15 @@ import uuid as uuidlib
 from pathlib import Path
 
 from skylift.agent.hypervisor.daemon import daemonize_and_ready
-from skylift.agent.hypervisor.simaddr import PIDFILE, SOCKET_NAME, simd_address
+from skylift.agent.hypervisor.simaddr import (PIDFILE, SHARED_FILE, SOCKET_NAME, daemon_root,
+                                              simd_address)
+from skylift.agent.ids import UUID_RULE, is_uuid, safe_child
 from skylift.agent.store import read_json, write_json
+from skylift.errors import UsageError
 
 RUNNING, STOPPED = "Running", "Stopped"
+DOMAINS_FILE = "sim/domains.json"
+VM_OPS = ("probe", "create", "get", "start", "stop", "reboot", "destroy")
 
 
 class SimHypervisor:
@@ -32,13 +42,15 @@ class SimHypervisor:
 
     def __init__(self, node_root: Path) -> None:
         self.node_root = node_root
-        self.domains_path = node_root / "sim" / "domains.json"
+        self.domains_path = safe_child(node_root, DOMAINS_FILE)  # refused if it leads out
         self.vms: dict[str, dict] = {}
         for uuid, spec in (read_json(self.domains_path, {}) or {}).items():
             self.vms[uuid] = {**spec, "uuid": uuid, "state": STOPPED, "boot_id": None,
                               "started_at": None}
 
     def _save(self) -> None:
+        # checked again at every write: a symlink planted since must not lead the write out
+        self.domains_path = safe_child(self.node_root, DOMAINS_FILE)
         write_json(self.domains_path, {u: {"name": v["name"], "ha": v["ha"]}
                                        for u, v in self.vms.items()})
 
@@ -65,6 +77,9 @@ class SimHypervisor:
                 return {"ok": True, "pid": os.getpid(), "vms": len(self.vms)}
             if op == "list":
                 return {"ok": True, "vms": [self._view(v) for v in self.vms.values()]}
+            if op in VM_OPS and not is_uuid(uuid):
+                return {"ok": False, "kind": "usage",
+                        "error": f"invalid VM uuid {uuid!r}: {UUID_RULE}"}
             if op == "probe":  # answered like the VM itself would: boot id only when running
                 vm = self.vms.get(uuid)
                 running = vm is not None and vm["state"] == RUNNING
@@ -97,19 +112,53 @@ class SimHypervisor:
             return {"ok": True, "vm": self._view(vm)}
         except LookupError:
             return {"ok": False, "kind": "no-such-vm", "error": f"no VM {uuid}"}
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, UsageError) as exc:
             return {"ok": False, "kind": "usage", "error": f"bad request: {exc}"}
 
 
+def served_root(own_root: Path, name: object) -> Path:
+    """The node root a request names, resolved, if this daemon serves it; else UsageError.
+
+    A daemon serves its own root and the node roots of its own user whose sim.json names it
+    as their daemon: a request cannot make it read or write state anywhere else.
+    """
+    if not isinstance(name, str) or not name or "\0" in name or not Path(name).is_absolute():
+        raise UsageError(f"invalid node root {name!r}", why="a node root is an absolute path",
+                         next="name the node root the driver was made for")
+    root = Path(name).resolve()
+    if root == own_root:
+        return root
+    if daemon_root(root) != own_root:
+        raise UsageError(f"node root {root} is not served by the sim daemon of {own_root}",
+                         why=f"its {SHARED_FILE} does not name this daemon",
+                         next="point the node at this daemon (simaddr.use_shared_daemon) "
+                              "before its first VM, or let it run its own")
+    owner = root.stat().st_uid
+    if owner != os.geteuid():  # another user's folder could be changed under our writes
+        raise UsageError(f"node root {root} is not served by the sim daemon of {own_root}",
+                         why=f"it belongs to uid {owner}, the daemon runs as uid {os.geteuid()}",
+                         next="keep the node roots of a shared daemon with the daemon's user")
+    return root
+
+
 async def _serve(node_root: Path, ready) -> None:
-    nodes = {str(node_root): SimHypervisor(node_root)}
+    own = SimHypervisor(node_root)
+    by_name = {str(node_root): own}  # as requests name them (the resolved root, in practice)
+    by_root = {node_root: own}
 
     def hypervisor(req: dict) -> SimHypervisor:
         # a shared daemon serves many node roots; each request names its own
-        root = req.get("node") or str(node_root)
-        if root not in nodes:
-            nodes[root] = SimHypervisor(Path(root))
-        return nodes[root]
+        if not isinstance(req, dict):
+            raise UsageError("a request is a JSON object", next="send {op, uuid, node, ...}")
+        name = req.get("node") or str(node_root)
+        hv = by_name.get(name) if isinstance(name, str) else None
+        if hv is None:
+            root = served_root(node_root, name)
+            hv = by_root.get(root)
+            if hv is None:
+                hv = by_root[root] = SimHypervisor(root)
+            by_name[name] = hv
+        return hv
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -119,6 +168,8 @@ async def _serve(node_root: Path, ready) -> None:
                     resp = hypervisor(req).handle(req)
                 except ValueError:
                     resp = {"ok": False, "kind": "usage", "error": "not JSON"}
+                except UsageError as exc:
+                    resp = {"ok": False, "kind": "usage", "error": f"{exc.what}: {exc.why}"}
                 writer.write(json.dumps(resp).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):

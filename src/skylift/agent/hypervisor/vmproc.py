@@ -21,14 +21,21 @@ import uuid as uuidlib
 from pathlib import Path
 
 from skylift.agent.hypervisor.daemon import daemonize_and_ready
+from skylift.agent.ids import check_uuid, safe_child
 from skylift.agent.store import read_json, write_json
 
 RUN_FILE = "run.json"
+VMS_DIR = "vms"
 
 
 def vm_dir(node_root: Path, uuid: str) -> Path:
-    """The folder holding one VM's spec and run files."""
-    return Path(node_root) / "vms" / uuid
+    """The folder holding one VM's spec and run files: NODE_ROOT/vms/UUID, resolved.
+
+    The uuid must be a uuid (check_uuid), and the folder must resolve inside NODE_ROOT/vms,
+    itself inside the node root (a symlink leading out is refused): a UsageError otherwise.
+    """
+    check_uuid(uuid)
+    return safe_child(safe_child(node_root, VMS_DIR), uuid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--ready-fd", type=int)
     args = parser.parse_args(argv)
+    run_path = vm_dir(args.node_root, args.uuid) / RUN_FILE  # refuses a bad uuid, before anything
 
     ready = daemonize_and_ready(args.ready_fd)
     boot_id = uuidlib.uuid4().hex
     sock = socket.create_server((args.host, 0), backlog=128)
     run = {"uuid": args.uuid, "pid": os.getpid(), "host": args.host,
            "port": sock.getsockname()[1], "boot_id": boot_id, "started_at": time.time()}
-    run_path = vm_dir(args.node_root, args.uuid) / RUN_FILE
     write_json(run_path, run)
 
     def on_term(signum, frame):  # a clean shutdown takes its run file with it
