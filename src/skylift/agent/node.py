@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skylift.agent import packages as pkgs
+from skylift.agent.ids import check_package, check_uuid
 from skylift.agent.store import read_json, write_json
 from skylift.errors import UsageError
 
@@ -58,6 +59,10 @@ def init_node(
     """
     node_root = Path(node_root)
     check_role(role)
+    if uuid is not None:
+        check_uuid(uuid, "node")
+    for name, version in (packages or {}).items():
+        check_package(name, version)
     node_root.mkdir(parents=True, exist_ok=True)
     existing = read_node(node_root)
     if existing is not None:

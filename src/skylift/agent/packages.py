@@ -2,7 +2,9 @@
 
 A node root holds `packages.json` (name -> version). It stands in for the RPM database of a
 real host: the MN and the upgrade read it through the agent, and install packages into it
-(from the local repository) through `install`. Writes are atomic (see store.py).
+(from the local repository) through `install`. Writes are atomic (see store.py). Names and
+versions are refused unless spelled as a repository index spells them (skylift.agent.ids):
+they are keys of the database only, never paths, and stay so.
 
 Also a tiny command for use over a transport:
     python -m skylift.agent.packages --node-root DIR list
@@ -19,7 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from skylift.agent.ids import check_package
 from skylift.agent.store import read_json, write_json
+from skylift.errors import SkyliftError
 
 PACKAGES_FILE = "packages.json"
 AGENT_PACKAGE = "skylift-agent"
@@ -56,6 +60,7 @@ def _locked(node_root: Path) -> Iterator[None]:
 
 def install(node_root: Path, name: str, version: str) -> str | None:
     """Install (or up/downgrade to) name at version; returns the version it replaced, if any."""
+    check_package(name, version)
     with _locked(node_root):
         packages = read_packages(node_root)
         previous = packages.get(name)
@@ -66,6 +71,7 @@ def install(node_root: Path, name: str, version: str) -> str | None:
 
 def remove(node_root: Path, name: str) -> str | None:
     """Remove a package; returns the version that was installed, if any."""
+    check_package(name)
     with _locked(node_root):
         packages = read_packages(node_root)
         previous = packages.pop(name, None)
@@ -88,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     inst.add_argument("version")
     args = parser.parse_args(argv)
     if args.cmd == "install":
-        previous = install(args.node_root, args.name, args.version)
+        try:
+            previous = install(args.node_root, args.name, args.version)
+        except SkyliftError as exc:  # a bad name or version: said in words, exit 2
+            print(exc.render(), file=sys.stderr)
+            return exc.exit_code
         print(json.dumps({"name": args.name, "version": args.version, "previous": previous}))
     else:
         print(json.dumps(read_packages(args.node_root), indent=2, sort_keys=True))

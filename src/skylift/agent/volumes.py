@@ -2,7 +2,8 @@
 
 Enough for the MN to create, attach, detach and delete root and data volumes on a host or a
 primary storage, and for the upgrade to prove none was lost. A volume attached to a VM that
-is not defined on the node is refused.
+is not defined on the node is refused, and so is a volume or VM uuid that is not a uuid
+(skylift.agent.ids.check_uuid), whatever the caller checked before.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from skylift.agent.ids import check_uuid
 from skylift.agent.store import read_json, write_json
 from skylift.errors import NoSuchVm, Refused
 
@@ -46,6 +48,7 @@ def _get(table: dict, uuid: str) -> dict:
 def create(node_root: Path, uuid: str, size: int, fmt: str = "qcow2",
            shared: bool = False) -> dict:
     """Create a volume; creating an existing uuid returns it unchanged (idempotent)."""
+    check_uuid(uuid, "volume")
     with _table(node_root) as table:
         if uuid not in table:
             table[uuid] = {"uuid": uuid, "size": size, "format": fmt, "shared": shared,
@@ -55,6 +58,8 @@ def create(node_root: Path, uuid: str, size: int, fmt: str = "qcow2",
 
 def attach(node_root: Path, uuid: str, vm_uuid: str, vm_exists) -> dict:
     """Attach a volume to a VM of this node (vm_exists(uuid) -> bool says whether it is defined)."""
+    check_uuid(uuid, "volume")
+    check_uuid(vm_uuid, "VM")
     if not vm_exists(vm_uuid):
         raise NoSuchVm(f"no VM {vm_uuid} on this node", why="a volume attaches to a local VM",
                        next="create the VM first, or attach on the VM's host")
@@ -70,6 +75,7 @@ def attach(node_root: Path, uuid: str, vm_uuid: str, vm_exists) -> dict:
 
 def detach(node_root: Path, uuid: str) -> dict:
     """Detach a volume (a detached volume stays detached)."""
+    check_uuid(uuid, "volume")
     with _table(node_root) as table:
         vol = _get(table, uuid)
         vol["attached_to"] = None
@@ -78,6 +84,7 @@ def detach(node_root: Path, uuid: str) -> dict:
 
 def delete(node_root: Path, uuid: str) -> None:
     """Delete a detached volume; an attached one is refused."""
+    check_uuid(uuid, "volume")
     with _table(node_root) as table:
         vol = table.get(uuid)
         if vol is None:
