@@ -13,6 +13,9 @@ from skylift.agent.client import http_client as client
 from skylift.agent.launch import free_port
 from skylift.agent.server import TOKEN_ENV
 
+# uuids as the management node makes them (uuid.uuid4().hex: 32 lowercase hex digits)
+VM1, VM2, VOL1, NOPE = (f"{n:032x}" for n in (0x1, 0x2, 0x101, 0xdead))
+
 
 def test_token_guards_everything_but_health(make_node, agents, tmp_path, monkeypatch):
     root = make_node()
@@ -37,17 +40,17 @@ def test_volumes_create_attach_detach_delete(make_node, agents):
     root = make_node(name="ps1")
     agent = agents.start(root)
     with client(agent) as api:
-        api.post("/v1/vms", json={"uuid": "vm-1", "name": "one"})
-        vol = api.post("/v1/volumes", json={"uuid": "vol-1", "size": 1 << 30}).json()
+        api.post("/v1/vms", json={"uuid": VM1, "name": "one"})
+        vol = api.post("/v1/volumes", json={"uuid": VOL1, "size": 1 << 30}).json()
         assert vol["attached_to"] is None and vol["format"] == "qcow2"
-        assert api.post("/v1/volumes", json={"action": "attach", "uuid": "vol-1",
-                                             "vm_uuid": "nope"}).status_code == 404
-        att = api.post("/v1/volumes", json={"action": "attach", "uuid": "vol-1", "vm_uuid": "vm-1"})
-        assert att.json()["attached_to"] == "vm-1"
-        busy = api.post("/v1/volumes", json={"action": "delete", "uuid": "vol-1"})
+        assert api.post("/v1/volumes", json={"action": "attach", "uuid": VOL1,
+                                             "vm_uuid": NOPE}).status_code == 404
+        att = api.post("/v1/volumes", json={"action": "attach", "uuid": VOL1, "vm_uuid": VM1})
+        assert att.json()["attached_to"] == VM1
+        busy = api.post("/v1/volumes", json={"action": "delete", "uuid": VOL1})
         assert busy.status_code == 409 and "detach" in busy.json()["next"]
-        api.post("/v1/volumes", json={"action": "detach", "uuid": "vol-1"})
-        assert api.post("/v1/volumes", json={"action": "delete", "uuid": "vol-1"}).status_code == 200
+        api.post("/v1/volumes", json={"action": "detach", "uuid": VOL1})
+        assert api.post("/v1/volumes", json={"action": "delete", "uuid": VOL1}).status_code == 200
         assert api.get("/v1/volumes").json() == []
 
 
@@ -106,10 +109,10 @@ def test_agent_client_raises_typed_errors(make_node, agents):
 
     agent = agents.start(make_node())
     with AgentClient(agent) as api:
-        assert api.create_vm("vm-1", "one")["state"] == "Running"
-        assert api.vm_action("vm-1", "stop")["state"] == "Stopped"
+        assert api.create_vm(VM1, "one")["state"] == "Running"
+        assert api.vm_action(VM1, "stop")["state"] == "Stopped"
         with pytest.raises(NoSuchVm):
-            api.vm_action("vm-2", "start")
+            api.vm_action(VM2, "start")
         kill_agent(agent)
         with pytest.raises(AgentError, match="did not answer"):
             api.version()

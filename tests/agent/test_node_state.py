@@ -15,6 +15,9 @@ from skylift.agent.hypervisor.sim import stop_simd
 from skylift.agent.node import init_node, read_node
 from skylift.errors import NoSuchVm, UsageError
 
+# uuids as the management node makes them (uuid.uuid4().hex: 32 lowercase hex digits)
+VM1, VM2 = f"{1:032x}", f"{2:032x}"
+
 
 def test_install_is_atomic_and_loses_no_update(tmp_path):
     root = tmp_path / "n"
@@ -56,15 +59,15 @@ def test_node_identity_is_kept_and_role_checked(tmp_path):
 def test_sim_daemon_crash_is_a_host_crash(make_node):
     root = make_node()
     drv = get_driver("sim", root)
-    vm = drv.create("vm-1", "one", ha=True)
+    vm = drv.create(VM1, "one", ha=True)
     assert probe(vm.endpoint) == vm.boot_id
     assert stop_simd(root)
     assert probe(vm.endpoint, timeout=0.5) is None
     # a new hypervisor knows the VM again, stopped, as libvirt does after a host reboot
-    after = get_driver("sim", root).get("vm-1")
+    after = get_driver("sim", root).get(VM1)
     assert after.state == "Stopped" and after.ha is True
     with pytest.raises(NoSuchVm):
-        drv.get("vm-2")
+        drv.get(VM2)
 
 
 def test_process_vm_killed_hard_shows_stopped(make_node):
@@ -74,13 +77,13 @@ def test_process_vm_killed_hard_shows_stopped(make_node):
 
     root = make_node()
     drv = get_driver("process", root)
-    vm = drv.create("vm-1", "one")
+    vm = drv.create(VM1, "one")
     os.kill(vm.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while drv.get("vm-1").state == "Running" and time.monotonic() < deadline:
+    while drv.get(VM1).state == "Running" and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert drv.get("vm-1").state == "Stopped"
-    assert drv.start("vm-1").boot_id != vm.boot_id
+    assert drv.get(VM1).state == "Stopped"
+    assert drv.start(VM1).boot_id != vm.boot_id
 
 
 def test_many_nodes_share_one_sim_daemon(tmp_path):
@@ -93,12 +96,12 @@ def test_many_nodes_share_one_sim_daemon(tmp_path):
             init_node(root, "host")
             use_shared_daemon(root, shared)
         drivers = [get_driver("sim", root) for root in roots]
-        vms = [drv.create("vm-1", f"vm on {drv.node_root.name}") for drv in drivers]
+        vms = [drv.create(VM1, f"vm on {drv.node_root.name}") for drv in drivers]
         assert len({vm.pid for vm in vms}) == 1  # one hypervisor process for all nodes
         assert len({vm.boot_id for vm in vms}) == 3  # same uuid, distinct VMs per node
         assert [probe(vm.endpoint) for vm in vms] == [vm.boot_id for vm in vms]
-        drivers[0].destroy("vm-1")
-        assert drivers[0].list() == [] and drivers[1].get("vm-1").boot_id == vms[1].boot_id
+        drivers[0].destroy(VM1)
+        assert drivers[0].list() == [] and drivers[1].get(VM1).boot_id == vms[1].boot_id
         # a new driver (restarted agent) of one node sees only its own VMs
         assert [v.name for v in get_driver("sim", roots[2]).list()] == ["vm on host2"]
     finally:

@@ -15,12 +15,20 @@ from skylift.agent.launch import kill_agent, restart_agent
 DRIVERS = ["sim", "process"]
 
 
+def vm_uuid(i: int) -> str:
+    """The uuid of the i-th VM: 32 lowercase hex digits, the form of uuid.uuid4().hex."""
+    return f"{i:032x}"
+
+
+VM0, VM1 = vm_uuid(0), vm_uuid(1)
+
+
 def _create(api, n: int) -> dict[str, dict]:
     vms = {}
     for i in range(n):
-        resp = api.post("/v1/vms", json={"uuid": f"vm-{i}", "name": f"vm {i}", "ha": i == 0})
+        resp = api.post("/v1/vms", json={"uuid": vm_uuid(i), "name": f"vm {i}", "ha": i == 0})
         assert resp.status_code == 200, resp.text
-        vms[f"vm-{i}"] = resp.json()
+        vms[vm_uuid(i)] = resp.json()
     return vms
 
 
@@ -45,7 +53,7 @@ def test_kill_9_keeps_every_vm_and_restart_readopts(make_node, agents, driver):
         listed = {vm["uuid"]: vm for vm in api.get("/v1/vms").json()}
     assert {u: vm["boot_id"] for u, vm in listed.items()} == before
     assert all(vm["state"] == "Running" for vm in listed.values())
-    assert listed["vm-0"]["ha"] is True and listed["vm-1"]["ha"] is False
+    assert listed[VM0]["ha"] is True and listed[VM1]["ha"] is False
     assert {u: probe(vm["endpoint"]) for u, vm in listed.items()} == before
 
 
@@ -54,26 +62,26 @@ def test_reboot_stop_start_change_the_boot_id_only_on_a_real_restart(make_node, 
     root = make_node()
     agent = agents.start(root, driver=driver)
     with client(agent) as api:
-        vm = _create(api, 1)["vm-0"]
-        again = api.post("/v1/vms", json={"uuid": "vm-0", "name": "vm 0"}).json()
+        vm = _create(api, 1)[VM0]
+        again = api.post("/v1/vms", json={"uuid": VM0, "name": "vm 0"}).json()
         assert again["boot_id"] == vm["boot_id"]  # creating twice equals creating once
-        assert api.post("/v1/vms/vm-0/start").json()["boot_id"] == vm["boot_id"]
+        assert api.post(f"/v1/vms/{VM0}/start").json()["boot_id"] == vm["boot_id"]
 
-        rebooted = api.post("/v1/vms/vm-0/reboot").json()
+        rebooted = api.post(f"/v1/vms/{VM0}/reboot").json()
         assert rebooted["state"] == "Running" and rebooted["boot_id"] != vm["boot_id"]
         assert probe(rebooted["endpoint"]) == rebooted["boot_id"]
 
-        stopped = api.post("/v1/vms/vm-0/stop").json()
+        stopped = api.post(f"/v1/vms/{VM0}/stop").json()
         assert stopped["state"] == "Stopped" and stopped["boot_id"] is None
         assert probe(rebooted["endpoint"], timeout=0.5) is None
 
-        started = api.post("/v1/vms/vm-0/start").json()
+        started = api.post(f"/v1/vms/{VM0}/start").json()
         assert started["boot_id"] not in (None, vm["boot_id"], rebooted["boot_id"])
         assert probe(started["endpoint"]) == started["boot_id"]
 
-        assert api.delete("/v1/vms/vm-0").status_code == 200
+        assert api.delete(f"/v1/vms/{VM0}").status_code == 200
         assert probe(started["endpoint"], timeout=0.5) is None
-        missing = api.post("/v1/vms/vm-0/start")
+        missing = api.post(f"/v1/vms/{VM0}/start")
         assert missing.status_code == 404 and missing.json()["error"] == "NoSuchVm"
         assert api.get("/v1/vms").json() == []
 
@@ -106,7 +114,7 @@ def test_vm_processes_are_not_children_of_the_agent(make_node, agents):
     root = make_node()
     agent = agents.start(root, driver="process")
     with client(agent) as api:
-        vm = _create(api, 1)["vm-0"]
+        vm = _create(api, 1)[VM0]
     with open(f"/proc/{vm['pid']}/stat") as fh:
         ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
     assert ppid != agent.pid

@@ -4,6 +4,11 @@ VM operations go to the hypervisor driver; the agent keeps no VM state of its ow
 why it can be killed, restarted or upgraded under running VMs. The routes find their node
 through a lookup (agent_app's node_of): an agent has one; the lab's host farm serves these
 same routes for thousands of simulated hosts, choosing one by the address dialled.
+
+Every identifier is validated here, at the edge (skylift.agent.ids): a uuid in a path or a
+body is exactly uuid.uuid4().hex, package names and versions are those of a repository index.
+A bad one is answered 422 in the agent's error format (UsageError: what, why, next) before
+any driver or store sees it; those check again behind the API.
 """
 
 from __future__ import annotations
@@ -14,22 +19,31 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Annotated, Protocol
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skylift.agent import packages as pkgs
 from skylift.agent import volumes as vols
 from skylift.agent.hypervisor import HypervisorDriver, get_driver
+from skylift.agent.ids import (PACKAGE_NAME_PATTERN, PACKAGE_VERSION_PATTERN, RULES,
+                               UUID_PATTERN, UUID_RULE)
 from skylift.agent.node import read_node
 from skylift.agent.wire import TOKEN_HEADER
-from skylift.errors import NoSuchVm, Refused, SkyliftError
+from skylift.errors import NoSuchVm, Refused, SkyliftError, UsageError
+
+# a uuid as the MN and the lab make them (uuid.uuid4().hex), in a body or in a path
+Uuid = Annotated[str, Field(pattern=UUID_PATTERN, description=UUID_RULE)]
+UuidInPath = Annotated[str, PathParam(pattern=UUID_PATTERN, description=UUID_RULE)]
 
 
 class VmCreate(BaseModel):
-    uuid: str
+    uuid: Uuid
     name: str
     ha: bool = False
     start: bool = True
@@ -39,16 +53,16 @@ class VolumeRequest(BaseModel):
     """POST /v1/volumes: action create (uuid, size, format, shared), attach (vm_uuid), detach, delete."""
 
     action: str = "create"
-    uuid: str
+    uuid: Uuid
     size: int = 0
     format: str = "qcow2"
     shared: bool = False
-    vm_uuid: str | None = None
+    vm_uuid: Uuid | None = None
 
 
 class PackageInstall(BaseModel):
-    name: str
-    version: str
+    name: Annotated[str, Field(pattern=PACKAGE_NAME_PATTERN)]
+    version: Annotated[str, Field(pattern=PACKAGE_VERSION_PATTERN)]
 
 
 def node_boot_id() -> str:
@@ -137,13 +151,32 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
                                              "why": f"the {TOKEN_HEADER} header is missing or wrong",
                                              "next": "use the token the agent was started with"})
 
-    app = FastAPI(title=title, version=version)
+    # no redirect of "/v1/vms/" to "/v1/vms": an empty id is a 404, never another route
+    app = FastAPI(title=title, version=version, redirect_slashes=False)
     auth = [Depends(check_token)]
 
     @app.exception_handler(SkyliftError)
     async def skylift_error(request: Request, exc: SkyliftError) -> JSONResponse:
-        status = 404 if isinstance(exc, NoSuchVm) else 409 if isinstance(exc, Refused) else 500
-        return JSONResponse(exc.to_dict(), status_code=status)
+        return JSONResponse(exc.to_dict(), status_code=error_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        body = validation_error(request.method, request.url.path, exc.errors()).to_dict()
+        return JSONResponse({**body, "detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # the agent's error format for every answer (no such route, 401, 503 ...); "detail"
+        # stays as FastAPI puts it
+        detail = exc.detail
+        if isinstance(detail, dict) and "error" in detail:
+            body = {k: detail.get(k, "") for k in ("error", "what", "why", "next")}
+        else:
+            body = {"error": "HttpError",
+                    "what": f"{request.method} {request.url.path}: {detail}",
+                    "why": f"HTTP {exc.status_code}", "next": "see the agent's API (GET /docs)"}
+        return JSONResponse({**body, "detail": detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     # async where the answer is a small file read: cheaper than a hop to the thread pool
     @app.get("/v1/health")
@@ -168,11 +201,11 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
         return hv.create(req.uuid, req.name, ha=req.ha, start=req.start).to_dict()
 
     @app.get("/v1/vms/{uuid}", dependencies=auth)
-    def get_vm(request: Request, uuid: str) -> dict:
+    def get_vm(request: Request, uuid: UuidInPath) -> dict:
         return node_of(request).driver().get(uuid).to_dict()
 
     @app.post("/v1/vms/{uuid}/{action}", dependencies=auth)
-    def vm_action(request: Request, uuid: str, action: str) -> dict:
+    def vm_action(request: Request, uuid: UuidInPath, action: str) -> dict:
         hv = node_of(request).driver()
         ops = {"start": hv.start, "stop": hv.stop, "reboot": hv.reboot}
         if action not in ops:
@@ -180,7 +213,7 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
         return ops[action](uuid).to_dict()
 
     @app.delete("/v1/vms/{uuid}", dependencies=auth)
-    def destroy_vm(request: Request, uuid: str) -> dict:
+    def destroy_vm(request: Request, uuid: UuidInPath) -> dict:
         node_of(request).driver().destroy(uuid)
         return {"uuid": uuid, "destroyed": True}
 
@@ -195,7 +228,11 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
         if req.action == "create":
             return vols.create(root, req.uuid, req.size, req.format, req.shared)
         if req.action == "attach":
-            return vols.attach(root, req.uuid, req.vm_uuid or "",
+            if req.vm_uuid is None:
+                raise UsageError(f"attach of volume {req.uuid} names no vm_uuid",
+                                 why="a volume attaches to one VM of this node",
+                                 next="send the uuid of the VM in vm_uuid")
+            return vols.attach(root, req.uuid, req.vm_uuid,
                                lambda vm_uuid: _vm_exists(node.driver(), vm_uuid))
         if req.action == "detach":
             return vols.detach(root, req.uuid)
@@ -214,6 +251,37 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
         return {"name": req.name, "version": req.version, "previous": previous}
 
     return app
+
+
+def error_status(exc: SkyliftError) -> int:
+    """The HTTP status of a skylift error: 404 no such VM, 422 bad input, 409 refused, 500."""
+    if isinstance(exc, NoSuchVm):
+        return 404
+    if isinstance(exc, UsageError):
+        return 422
+    return 409 if isinstance(exc, Refused) else 500
+
+
+def validation_error(method: str, path: str, errors: list[dict]) -> UsageError:
+    """The request FastAPI could not validate, as a person reads it (the first error)."""
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ())]
+    where, field = (loc[0], ".".join(loc[1:]) or loc[0]) if loc else ("request", "request")
+    pattern = (first.get("ctx") or {}).get("pattern")
+    if pattern in RULES:
+        why, next_ = RULES[pattern]
+    else:
+        why = first.get("msg", "it does not match the API")
+        next_ = "see the agent's API (GET /docs)"
+    if first.get("type") == "missing":
+        what = f"{method} {path}: {field} is missing from the {where}"
+    elif first.get("type") == "json_invalid":
+        what = f"{method} {path}: the body is not JSON"
+    else:
+        shown = repr(first.get("input"))
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        what = f"{method} {path}: invalid {field} {shown} in the {where}"
+    return UsageError(what, why=why, next=next_)
 
 
 def _vm_exists(hv: HypervisorDriver, vm_uuid: str) -> bool:
