@@ -10,6 +10,8 @@ import httpx
 from skylift.lab.farm_app import create_farm_app
 from skylift.lab.farm_hosts import host_packages, load_host, prepare_node_root
 
+VOLUME = f"{0x1:032x}"  # volume uuids are 32 hex digits (uuid4().hex)
+
 ADDRESSES = ("127.62.0.1", "127.62.0.2")
 
 
@@ -33,11 +35,11 @@ def test_each_farm_host_answers_as_an_agent_of_its_own_node(tmp_path):
                     "health": await http.get("/v1/health"),
                     "version": await http.get("/v1/version"),
                     "packages": await http.get("/v1/packages"),
-                    "volume": await http.post("/v1/volumes", json={"uuid": "v1", "size": 1}),
+                    "volume": await http.post("/v1/volumes", json={"uuid": VOLUME, "size": 1}),
                     "bad token": await http.get("/v1/packages",
                                                 headers={"X-Skylift-Token": "no"}),
                     "bad action": await http.post("/v1/volumes", json={"action": "x",
-                                                                       "uuid": "v1"}),
+                                                                       "uuid": VOLUME}),
                 }
         return out
 
@@ -47,7 +49,7 @@ def test_each_farm_host_answers_as_an_agent_of_its_own_node(tmp_path):
     assert up["version"].json()["agent_version"] == "3.7.1"
     assert up["version"].json()["driver"] == "sim"
     assert up["packages"].json() == host_packages("3.7.1", "c74")
-    assert up["volume"].json()["uuid"] == "v1"
+    assert up["volume"].json()["uuid"] == VOLUME
     assert (up["bad token"].status_code, up["bad action"].status_code) == (401, 422)
     for addr in (ADDRESSES[1], "127.62.0.9"):  # down, or no farm host there
         assert {k: r.status_code for k, r in got[addr].items()} == \

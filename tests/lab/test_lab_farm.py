@@ -15,6 +15,8 @@ from skylift.lab.farm import find_farm, start_farm, stop_farm
 from skylift.lab.rollout import point_at_farm, reconnect_farm, seed_for_farm, write_mn_repo
 from skylift.transport.ssh import SshPool, SshTarget
 
+VM_A, VM_X = f"{0xa:032x}", f"{0xb:032x}"  # VM uuids are 32 hex digits (uuid4().hex)
+
 
 @pytest.fixture
 def farm_factory(tmp_path):
@@ -61,7 +63,7 @@ def test_ssh_upgrade_and_restart_keep_vms(farm_factory):
     farm = farm_factory(20, release="3.7.1", first_address="127.62.0.1")
     a, other = farm.addresses[3], farm.addresses[4]
     with httpx.Client(timeout=10.0) as http:
-        vm = http.post(farm.url(a) + "/v1/vms", json={"uuid": "vm-a", "name": "a"}).json()
+        vm = http.post(farm.url(a) + "/v1/vms", json={"uuid": VM_A, "name": "a"}).json()
         boot_before = http.get(farm.url(a) + "/v1/boot-id").json()["agent_boot_id"]
         pool = SshPool(known_hosts=farm.known_hosts)
         try:
@@ -89,7 +91,7 @@ def test_ssh_upgrade_and_restart_keep_vms(farm_factory):
 def test_vms_outlive_the_farm(farm_factory, tmp_path):
     farm = farm_factory(3, release="4.3.12", first_address="127.63.0.1")
     vm = httpx.post(farm.url(farm.addresses[0]) + "/v1/vms",
-                    json={"uuid": "vm-x", "name": "x"}, timeout=10).json()
+                    json={"uuid": VM_X, "name": "x"}, timeout=10).json()
     stop_farm(farm, keep_vms=True)
     assert probe(vm["endpoint"]) == vm["boot_id"]  # the hypervisor is not the farm
 
