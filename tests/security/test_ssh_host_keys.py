@@ -34,6 +34,7 @@ class RecordingSshd:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.key = asyncssh.generate_private_key("ssh-ed25519")
+        self.cert = None  # a host certificate for key, when set before start()
         self.port = 0
         self.auth_attempts: list[tuple] = []
         self.server = None
@@ -68,7 +69,8 @@ class RecordingSshd:
             proc.exit(0)
 
         async def listen():
-            return await asyncssh.listen("127.0.0.1", self.port, server_host_keys=[self.key],
+            host_key = (self.key, self.cert) if self.cert else self.key
+            return await asyncssh.listen("127.0.0.1", self.port, server_host_keys=[host_key],
                                          server_factory=self._server_class(),
                                          process_factory=process)
 
@@ -200,6 +202,25 @@ def test_a_revoked_key_is_refused_even_beside_a_trusted_line_or_with_accept_new(
     with pytest.raises(TransportError, match="revoked"):
         pools(revoked_only, host_key_policy="accept-new").transport(_target(sshd)).run(["true"])
     assert revoked_only.read_text() == f"@revoked {sshd.name} {sshd.key_line()}\n"
+    assert sshd.auth_attempts == []
+
+
+def test_a_host_certificate_from_a_cert_authority_is_trusted_and_a_foreign_ca_refused(
+        sshd, pools, tmp_path):
+    ca, other_ca = (asyncssh.generate_private_key("ssh-ed25519") for _ in range(2))
+    sshd.stop()
+    sshd.cert = ca.generate_host_certificate(sshd.key, "node", principals=["127.0.0.1"])
+    sshd.start()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"@cert-authority [127.0.0.1]:* {sshd.key_line(ca)}\n")
+    assert pools(known).transport(_target(sshd)).run(["true"]).ok
+    assert known.read_text() == f"@cert-authority [127.0.0.1]:* {sshd.key_line(ca)}\n"
+
+    sshd.auth_attempts.clear()
+    foreign = tmp_path / "known_hosts.foreign"
+    foreign.write_text(f"@cert-authority [127.0.0.1]:* {sshd.key_line(other_ca)}\n")
+    with pytest.raises(HostKeyChanged):
+        pools(foreign, host_key_policy="accept-new").transport(_target(sshd)).run(["true"])
     assert sshd.auth_attempts == []
 
 

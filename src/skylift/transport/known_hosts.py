@@ -171,7 +171,7 @@ class KnownHosts:
             if found.known:
                 return key in found.host_keys and key not in found.revoked
             line = f"{host_pattern(host, port)} {key_line(key)}"
-            fh.write(f"{line}\n")
+            fh.write(f"{_newline_needed(self.path)}{line}\n")
             fh.flush()
             os.fsync(fh.fileno())
             self._known.load(line)
@@ -179,10 +179,19 @@ class KnownHosts:
         return True
 
 
+def _newline_needed(path: Path) -> str:
+    """"\n" if the file's last line has no end (edited by hand), so a line appended is one."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return ""
+        fh.seek(-1, os.SEEK_END)
+        return "" if fh.read(1) == b"\n" else "\n"
+
+
 def _names(line: str, name: str) -> bool:
-    """Whether a known_hosts line is an entry of name (a hashed one too). Markers
-    (@revoked, @cert-authority) and wildcard patterns are not one host's entry: kept, as
-    `ssh-keygen -R` keeps them."""
+    """Whether a known_hosts line is an entry of name (a hashed one too). Marker lines
+    (@revoked, @cert-authority: kept, as `ssh-keygen -R` keeps them) and wildcard patterns
+    (they name other hosts too) are not one host's entry."""
     text = line.strip()
     if not text or text[0] in "#@" or any(c in text.split(None, 1)[0] for c in "*?!"):
         return False
