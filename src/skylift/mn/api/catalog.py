@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from skylift.db.models.compute import DiskOffering, Image, ImageBackupStorageRef, InstanceOffering
 from skylift.db.models.infrastructure import BackupStorage
 from skylift.mn.api import mn_of
+from skylift.mn.api.fields import INT64_MAX, MAX_REFS, Digest, Kind, Name, Short, Size, Uuid
 from skylift.mn.api.rows import add_delete_route, as_dict, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
@@ -15,25 +16,25 @@ router = APIRouter(prefix="/v1", tags=["catalog"])
 
 
 class ImageIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    format: str = "qcow2"
-    media_type: str = "RootVolumeTemplate"
-    size: int = Field(default=10 << 30, ge=0)
-    md5sum: str | None = None
-    platform: str = "Linux"
-    backup_storage_uuids: list[str] = []
+    name: Name
+    format: Short = "qcow2"
+    media_type: Kind = "RootVolumeTemplate"
+    size: Size = 10 << 30
+    md5sum: Digest | None = None
+    platform: Short = "Linux"
+    backup_storage_uuids: list[Uuid] = Field(default=[], max_length=MAX_REFS)
 
 
 class InstanceOfferingIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
+    name: Name
     cpu_num: int = Field(ge=1, le=1024)
-    memory_size: int = Field(ge=1 << 20)
-    type: str = "UserVm"
+    memory_size: int = Field(ge=1 << 20, le=INT64_MAX)
+    type: Short = "UserVm"
 
 
 class DiskOfferingIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    disk_size: int = Field(ge=1 << 20)
+    name: Name
+    disk_size: int = Field(ge=1 << 20, le=INT64_MAX)
 
 
 @router.post("/images", status_code=201)

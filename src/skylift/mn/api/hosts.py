@@ -12,12 +12,13 @@ import asyncio
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from skylift.agent.client import AsyncAgentClient
 from skylift.db.models.infrastructure import Cluster, Host
 from skylift.errors import OperationFailed, QemuMismatch, UsageError
 from skylift.mn.api import mn_of
+from skylift.mn.api.fields import HostAddress, Name, Uuid
 from skylift.mn.api.rows import as_dict, delete_row, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
@@ -25,9 +26,10 @@ router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
 
 
 class HostIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    cluster_uuid: str
-    management_ip: str = Field(min_length=1, max_length=64)
+    name: Name
+    cluster_uuid: Uuid
+    # an IPv4 or IPv6 address only, never a host name or URL: the MN calls the agent there
+    management_ip: HostAddress
 
 
 def manager_of(mn: MnState):
@@ -97,7 +99,8 @@ def _reset_empty_cluster(ses, cluster_uuid: str) -> None:
 async def add_host(body: HostIn, mn: MnState = Depends(mn_of)) -> dict:
     """Add a host: its agent's QEMU must match the cluster's; then it is connected."""
     manager = manager_of(mn)
-    url = f"http://{body.management_ip}:{manager.agent_port}"
+    ip = body.management_ip
+    url = f"http://{f'[{ip}]' if ':' in ip else ip}:{manager.agent_port}"
     async with AsyncAgentClient(url, manager.token, timeout=10.0) as agent:
         version = await agent.version()
     if version.get("role") not in (None, "host"):

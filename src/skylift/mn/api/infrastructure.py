@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from skylift.db.models.infrastructure import (BackupStorage, BackupStorageZoneRef, Cluster,
                                               PrimaryStorage, PrimaryStorageClusterRef, Zone)
 from skylift.mn.api import mn_of
+from skylift.mn.api.fields import MAX_REFS, Description, Kind, Name, Short, Size, Url, Uuid
 from skylift.mn.api.rows import add_delete_route, as_dict, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
@@ -15,32 +16,32 @@ router = APIRouter(prefix="/v1", tags=["infrastructure"])
 
 
 class ZoneIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    description: str | None = None
+    name: Name
+    description: Description | None = None
 
 
 class ClusterIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    zone_uuid: str
-    hypervisor_type: str = "KVM"
+    name: Name
+    zone_uuid: Uuid
+    hypervisor_type: Short = "KVM"
 
 
 class PrimaryStorageIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    zone_uuid: str
-    type: str = "LocalStorage"
-    url: str = "/var/lib/skylift/ps"
-    total_capacity: int = Field(default=1 << 40, ge=0)
-    cluster_uuids: list[str] = []
+    name: Name
+    zone_uuid: Uuid
+    type: Kind = "LocalStorage"
+    url: Url = "/var/lib/skylift/ps"
+    total_capacity: Size = 1 << 40
+    cluster_uuids: list[Uuid] = Field(default=[], max_length=MAX_REFS)
     ceph_cephx: bool = False
 
 
 class BackupStorageIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    type: str = "ImageStoreBackupStorage"
-    url: str = "/var/lib/skylift/bs"
-    total_capacity: int = Field(default=1 << 40, ge=0)
-    zone_uuids: list[str] = []
+    name: Name
+    type: Kind = "ImageStoreBackupStorage"
+    url: Url = "/var/lib/skylift/bs"
+    total_capacity: Size = 1 << 40
+    zone_uuids: list[Uuid] = Field(default=[], max_length=MAX_REFS)
 
 
 @router.post("/zones", status_code=201)

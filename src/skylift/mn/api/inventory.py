@@ -7,15 +7,17 @@ from fastapi import APIRouter, Depends, Query
 
 from skylift.db.inventory import resource_counts
 from skylift.mn.api import mn_of
+from skylift.mn.api.fields import INT64_MAX
 from skylift.mn.api.rows import KINDS, as_dict, get_or_404, kind_class, session
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["inventory"])
+MAX_PAGE = 1_000_000  # rows in one page (without limit: all of them)
 
 
 @router.get("/inventory")
 def inventory(mn: MnState = Depends(mn_of)) -> dict:
-    """Every resource kind with all its rows."""
+    """Every resource kind with all its rows (never a secret: see rows.as_dict)."""
     out = {}
     with session(mn) as ses:
         for kind, cls in KINDS.items():
@@ -32,8 +34,8 @@ def counts(mn: MnState = Depends(mn_of)) -> dict:
 
 
 @router.get("/{kind}")
-def list_kind(kind: str, limit: int | None = Query(None, ge=1), offset: int = Query(0, ge=0),
-              mn: MnState = Depends(mn_of)) -> dict:
+def list_kind(kind: str, limit: int | None = Query(None, ge=1, le=MAX_PAGE),
+              offset: int = Query(0, ge=0, le=INT64_MAX), mn: MnState = Depends(mn_of)) -> dict:
     """The rows of one kind (e.g. zones, hosts, vm_instances), by uuid."""
     cls = kind_class(kind)
     with session(mn) as ses:

@@ -9,6 +9,7 @@ from skylift.db.models.infrastructure import Cluster, Zone
 from skylift.db.models.network import IpRange, L2Network, L2NetworkClusterRef, L3Network
 from skylift.errors import UsageError
 from skylift.mn.api import mn_of
+from skylift.mn.api.fields import MAX_REFS, Domain, IpAddress, Kind, Name, Short, Uuid
 from skylift.mn.api.rows import add_delete_route, as_dict, get_or_404, new_uuid, session
 from skylift.mn.state import MnState
 
@@ -19,27 +20,27 @@ L3_TYPES = {"flat": ("Private", "L3BasicNetwork"), "vpc": ("Private", "L3VpcNetw
 
 
 class L2In(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    zone_uuid: str
-    type: str = "L2NoVlanNetwork"
-    physical_interface: str = "eth0"
+    name: Name
+    zone_uuid: Uuid
+    type: Kind = "L2NoVlanNetwork"
+    physical_interface: Kind = "eth0"
     vlan: int | None = Field(default=None, ge=1, le=4094)
-    cluster_uuids: list[str] = []
+    cluster_uuids: list[Uuid] = Field(default=[], max_length=MAX_REFS)
 
 
 class IpRangeIn(BaseModel):
-    start_ip: str
-    end_ip: str
-    netmask: str = "255.255.255.0"
-    gateway: str
+    start_ip: IpAddress
+    end_ip: IpAddress
+    netmask: IpAddress = "255.255.255.0"
+    gateway: IpAddress
 
 
 class L3In(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    l2_uuid: str
-    kind: str = "flat"  # flat | vpc | public | management
-    dns_domain: str | None = None
-    ip_ranges: list[IpRangeIn] = []
+    name: Name
+    l2_uuid: Uuid
+    kind: Short = "flat"  # flat | vpc | public | management
+    dns_domain: Domain | None = None
+    ip_ranges: list[IpRangeIn] = Field(default=[], max_length=MAX_REFS)
 
 
 @router.post("/l2_networks", status_code=201)

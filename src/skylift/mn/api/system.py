@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from skylift import __version__
 from skylift.mn.api import mn_of
@@ -38,7 +38,8 @@ def api_calls(request: Request, mn: MnState = Depends(mn_of)) -> dict:
 
 
 @router.post("/drain")
-async def drain(request: Request, wait: float = 0.0, mn: MnState = Depends(mn_of)) -> dict:
+async def drain(request: Request, wait: float = Query(0.0, ge=0, le=300, allow_inf_nan=False),
+                mn: MnState = Depends(mn_of)) -> dict:
     """Stop taking work (every other call now gets 503) and wait up to `wait` s for the calls
     in flight to finish; answers the calls still in flight."""
     if not mn.draining:

@@ -11,7 +11,7 @@ import asyncio
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from skylift.db.models.compute import (Image, InstanceOffering, VmInstance, VmNic, Volume,
                                        VolumeSnapshot)
@@ -19,6 +19,7 @@ from skylift.db.models.infrastructure import Host, PrimaryStorage, PrimaryStorag
 from skylift.db.models.network import Eip, VmNicSecurityGroupRef
 from skylift.errors import NoSuchVm, Refused, UsageError
 from skylift.mn.api import mn_of
+from skylift.mn.api.fields import Name, Uuid
 from skylift.mn.api.rows import as_dict, get_or_404, new_uuid, session
 from skylift.mn.api.hosts import manager_of
 from skylift.mn.state import MnState
@@ -28,17 +29,17 @@ ACTIONS = {"start": "Running", "stop": "Stopped", "reboot": "Running"}
 
 
 class VmIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    host_uuid: str
-    instance_offering_uuid: str | None = None
-    image_uuid: str | None = None
-    ps_uuid: str | None = None  # where the root volume goes (default: a PS of the cluster)
+    name: Name
+    host_uuid: Uuid
+    instance_offering_uuid: Uuid | None = None
+    image_uuid: Uuid | None = None
+    ps_uuid: Uuid | None = None  # where the root volume goes (default: a PS of the cluster)
     ha: bool = False
     start: bool = True
 
 
 class MigrateIn(BaseModel):
-    host_uuid: str
+    host_uuid: Uuid
 
 
 def _plan_vm(mn: MnState, body: VmIn) -> dict:

@@ -15,6 +15,7 @@ from skylift.db.models.compute import DiskOffering, VmInstance, Volume
 from skylift.db.models.infrastructure import PrimaryStorage
 from skylift.errors import Refused
 from skylift.mn.api import mn_of
+from skylift.mn.api.fields import INT64_MAX, Name, Uuid
 from skylift.mn.api.rows import as_dict, delete_row, get_or_404, new_uuid, session
 from skylift.mn.api.hosts import manager_of
 from skylift.mn.state import MnState
@@ -23,15 +24,15 @@ router = APIRouter(prefix="/v1/volumes", tags=["volumes"])
 
 
 class VolumeIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    ps_uuid: str
-    size: int | None = Field(default=None, ge=1 << 20)
-    disk_offering_uuid: str | None = None
+    name: Name
+    ps_uuid: Uuid
+    size: int | None = Field(default=None, ge=1 << 20, le=INT64_MAX)
+    disk_offering_uuid: Uuid | None = None
     shareable: bool = False
 
 
 class AttachIn(BaseModel):
-    vm_uuid: str
+    vm_uuid: Uuid
 
 
 def _create(mn: MnState, body: VolumeIn) -> dict:
