@@ -19,7 +19,9 @@ from skylift.mn import console
 from skylift.mn.api import errors as api_errors
 from skylift.mn.api import settings as api_settings
 from skylift.mn.api import system as api_system
+from skylift.mn.body_limit import MAX_BODY, BodyLimitMiddleware
 from skylift.mn.gate import GateMiddleware
+from skylift.mn.headers import SecurityHeadersMiddleware
 from skylift.mn.inflight import InFlightMiddleware
 from skylift.mn.parts import start_parts, stop_parts
 from skylift.mn.state import MnState
@@ -44,11 +46,14 @@ def create_app(mn: MnState) -> FastAPI:
             if mn.heartbeat is not None:
                 await asyncio.to_thread(mn.heartbeat.stop)
 
+    # no /docs or /redoc: their pages load scripts from a CDN; /openapi.json stays
     app = FastAPI(title="skylift management node", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description=f"Mode: {mn.run.mode}. Auth: 'Authorization: Bearer <token>' "
-                              "with the token in $SKYLIFT_HOME/mn/admin-token.")
+                              "with the token in $SKYLIFT_HOME/mn/admin-token. Bodies of at "
+                              "most 1 MiB.")
     app.state.mn = mn
-    api_errors.install(app, mn.db.display())
+    api_errors.install(app, mn.db.display())  # the last-resort JSON 500: innermost
     app.include_router(api_system.router)
     app.include_router(api_settings.router)
     app.include_router(api_settings.ha_router)
@@ -60,8 +65,11 @@ def create_app(mn: MnState) -> FastAPI:
             app.include_router(module.router)
     # the node's local package repository; hosts install from it without a token
     app.include_router(repo_router(mn.node_root), prefix="/repo", include_in_schema=False)
-    # outermost first: every call is listed in flight, then the gate decides
+    # added innermost first; a request passes them outermost first: the security headers
+    # (on every answer), every call listed in flight, the gate decides, the body's size
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY)
     app.add_middleware(GateMiddleware, mn=mn)
     app.add_middleware(InFlightMiddleware, registry=mn.inflight)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 

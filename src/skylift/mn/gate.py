@@ -1,7 +1,8 @@
 """The gate every request passes: the admin token, then maintenance and drain.
 
 Open without a token: health, version, the console page and its assets, the API description
-and the local package repository (hosts install from it). In maintenance mode, or once
+(/openapi.json; there is no /docs or /redoc: they load their pages from a CDN) and the local
+package repository (hosts install from it). In maintenance mode, or once
 drained, only health, version, global settings, drain, the in-flight list and the console are
 served; everything else gets 503 "upgrade in progress" with Retry-After, never a refused
 connection.
@@ -15,9 +16,9 @@ from skylift.errors import NotAuthorized, UpgradeInProgress
 from skylift.mn.auth import token_matches
 
 RETRY_AFTER = "30"
-OPEN_EXACT = {"/", "/v1/health", "/v1/version", "/openapi.json", "/docs", "/favicon.ico",
+OPEN_EXACT = {"/", "/v1/health", "/v1/version", "/openapi.json", "/favicon.ico",
               "/v1/console/assets"}
-OPEN_PREFIX = ("/static/", "/repo/", "/docs/")
+OPEN_PREFIX = ("/static/", "/repo/")
 # (method or None for any, path or prefix ending with /) served while the MN is in maintenance
 MAINTENANCE_OPEN = [("GET", "/v1/health"), ("GET", "/v1/version"), ("POST", "/v1/drain"),
                     (None, "/v1/global-settings"), (None, "/v1/global-settings/"),
