@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,13 @@ from skylift.errors import NoSuchResource, Refused
 from skylift.mn.state import MnState
 
 HIDDEN = {"mn_heartbeat"}  # volatile, per process: not part of the inventory
+# Columns never served: a secret, or its hash (password_hash, token, secret_key, api_token...)
+SECRET_COLUMN = re.compile(r"^(password|token|secret)|_hash$", re.IGNORECASE)
+
+
+def is_secret(column: str) -> bool:
+    """Whether a column holds a secret or its hash (never served by the API)."""
+    return bool(SECRET_COLUMN.search(column))
 
 
 def _kinds() -> dict[str, type]:
@@ -41,8 +49,9 @@ def new_uuid() -> str:
 
 
 def as_dict(obj) -> dict:
-    """A model instance's columns as a dict."""
-    return {c.key: getattr(obj, c.key) for c in sa.inspect(type(obj)).column_attrs}
+    """A model instance's columns as a dict, without its secrets (see is_secret)."""
+    return {c.key: getattr(obj, c.key) for c in sa.inspect(type(obj)).column_attrs
+            if not is_secret(c.key) and not any(is_secret(col.name) for col in c.columns)}
 
 
 def kind_class(kind: str) -> type:
