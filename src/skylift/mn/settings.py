@@ -8,6 +8,7 @@ act on it reads it here too, so every reader agrees on its default (DEFAULTS).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 import sqlalchemy as sa
@@ -85,27 +86,85 @@ def get_setting(engine: sa.Engine, category: str, name: str) -> dict:
     return _row(row)
 
 
+# The numeric settings (the DEFAULTS that are not BOOLEAN): lowest, highest, whole numbers only
+NUMERIC: dict[tuple[str, str], tuple[float, float, bool]] = {
+    ("host", "agentPort"): (1, 65535, True),
+    ("host", "pingInterval"): (0.1, 86400, False),
+    ("host", "maxMissedPings"): (1, 1000, True),
+}
+MAX_TEXT = 4096  # characters of a text setting's value
+# NUL, the other controls but tab and line breaks, and the bidi overrides (U+202A-E, U+2066-9)
+_REFUSED_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def known_settings() -> set[tuple[str, str]]:
+    """The settings the code names: those it reads (DEFAULTS, BOOLEAN) and the upgrade's own
+    (HA_HELD_OFF_BY, set on a cloud whose release may never have had it)."""
+    return set(DEFAULTS) | BOOLEAN | {HA_HELD_OFF_BY}
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def normalise(category: str, name: str, value) -> str:
-    """The value as stored (text); booleans are 'true' or 'false'."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        text = str(value)
+    """The value as stored (text), or UsageError: booleans are 'true' or 'false', numbers of a
+    numeric setting are in its range, and a value is never a list, an object or null."""
+    key = f"{category}.{name}"
+    if value is None or not isinstance(value, (str, int, float)):
+        raise UsageError(f"{key} takes a string, a number or true/false, not {_shown(value)}",
+                         next=f"set {key} to a single value")
     if (category, name) in BOOLEAN:
-        text = text.strip().lower()
+        text = ("true" if value else "false") if isinstance(value, bool) else \
+            str(value).strip().lower() if isinstance(value, str) else ""
         if text not in ("true", "false"):
-            raise UsageError(f"{category}.{name} must be true or false, not '{value}'",
-                             next=f"set {category}.{name} to true or false")
+            raise UsageError(f"{key} must be true or false, not {_shown(value)}",
+                             next=f"set {key} to true or false")
+        return text
+    if (category, name) in NUMERIC:
+        return _number(key, value, *NUMERIC[(category, name)])
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{key} takes a finite number, not {_shown(value)}",
+                         next=f"set {key} to a finite number or a string")
+    text = str(value)
+    if len(text) > MAX_TEXT or _REFUSED_CHARACTERS.search(text):
+        raise UsageError(f"{key} takes at most {MAX_TEXT} characters, without NUL, control or "
+                         "bidi-override characters (U+202A-U+202E, U+2066-U+2069)",
+                         next=f"set {key} to a shorter, plain value")
     return text
 
 
+def _number(key: str, value, lowest: float, highest: float, whole: bool) -> str:
+    """A numeric setting's value as stored: a finite number in [lowest, highest]."""
+    kind = "a whole number" if whole else "a number"
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value.strip()) if isinstance(value, str) and len(value) <= 64 \
+            else float(value) if not isinstance(value, str) else math.nan
+    except (ValueError, OverflowError):
+        number = math.nan
+    if not (math.isfinite(number) and lowest <= number <= highest
+            and (not whole or number.is_integer())):
+        raise UsageError(f"{key} takes {kind} from {lowest:g} to {highest:g}, "
+                         f"not {_shown(value)}", next=f"set {key} to {kind} in that range")
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
 def set_setting(engine: sa.Engine, category: str, name: str, value) -> dict:
-    """Set a setting (created when absent); returns it with the value it had before."""
+    """Set a setting; returns it with the value it had before. Only a setting the cloud has
+    or the code names can be set (a name the code does not know is a typo, not a new
+    setting: NoSuchResource, naming the settings there are)."""
     text = normalise(category, name, value)
     where = (global_settings.c.category == category, global_settings.c.name == name)
     with engine.begin() as conn:
         row = conn.execute(sa.select(global_settings).where(*where)).first()
         if row is None:
+            if (category, name) not in known_settings():
+                raise _unknown(conn, category, name)
             conn.execute(global_settings.insert().values(
                 category=category, name=name, value=text, default_value=text))
             previous = None
@@ -115,6 +174,17 @@ def set_setting(engine: sa.Engine, category: str, name: str, value) -> dict:
     out = get_setting(engine, category, name)
     out["previous"] = previous
     return out
+
+
+def _unknown(conn: sa.Connection, category: str, name: str) -> NoSuchResource:
+    rows = conn.execute(sa.select(global_settings.c.category, global_settings.c.name)).all()
+    names = sorted({f"{c}.{n}" for c, n in rows} | {f"{c}.{n}" for c, n in known_settings()})
+    listed = ", ".join(names[:40]) + (f" and {len(names) - 40} more" if len(names) > 40 else "")
+    return NoSuchResource(f"no global setting {category}.{name}",
+                          why="only a setting the cloud has, or one the management node "
+                              "knows, can be set",
+                          next=f"set one of: {listed} (GET /v1/global-settings lists them "
+                               "with their values)")
 
 
 def stored_value(row: Mapping | None) -> str | None:

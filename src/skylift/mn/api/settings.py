@@ -46,5 +46,10 @@ async def get_setting(category: str, name: str, mn: MnState = Depends(mn_of)) ->
 @router.put("/{category}/{name}")
 async def set_setting(category: str, name: str, body: SettingValue,
                       mn: MnState = Depends(mn_of)) -> dict:
-    """Set a global setting (e.g. ha/enable to false); answers it with its previous value."""
+    """Set a global setting (e.g. ha/enable to false); answers it with its previous value.
+
+    Only a setting the cloud has or the MN knows (404 otherwise, naming them); a value is a
+    string, a number or true/false, never a list or an object; ha.enable and
+    host.updatePkgWhenConnect take true/false, host.agentPort, host.pingInterval and
+    host.maxMissedPings a number in their range (400 otherwise)."""
     return await asyncio.to_thread(store.set_setting, mn.engine, category, name, body.value)
