@@ -10,11 +10,16 @@ gives 304; a single `Range: bytes=...` gives 206 (a multi-range request gets the
 which RFC 9110 allows); If-Range with a stale ETag gives the whole file, so a client resuming
 across an update never splices two versions. The management node mounts router(); `skylift
 repo serve` runs create_app() alone.
+
+Whatever a client sends is answered with a 4xx, never a 500: a NUL in the path is a 400, an
+OS release that is not a plain name, a path segment longer than a file name can be (255
+bytes) or a path longer than 1024 characters is a 404, and a range whose numbers have more
+digits than any file's size (18) is past the end of the file (416, or clamped for an end). The
+listing (`/` of `skylift repo serve`) names the repositories, never a folder or the process.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -27,6 +32,10 @@ from skylift.repo.local import LocalRepo
 
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+MAX_DIGITS = 18  # more digits: past any file's end (and int() refuses 4,300 and more)
+_OS_RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_PATH = 1024  # characters of a path in a repository
+MAX_SEGMENT = 255  # bytes of one segment (a file name: NAME_MAX)
 
 
 def _etag_of(path: Path, rel: str, current: Path) -> str:
@@ -48,13 +57,29 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     if not m or (not m.group(1) and not m.group(2)):
         return None  # multi-range or malformed: the whole file is a valid answer
     if m.group(1):
-        start = int(m.group(1))
-        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+        start = _number(m.group(1))
+        end = min(_number(m.group(2)), size - 1) if m.group(2) else size - 1
     else:  # suffix range: the last N bytes
-        start, end = max(size - int(m.group(2)), 0), size - 1
+        start, end = max(size - _number(m.group(2)), 0), size - 1
     if start >= size or start > end:
         return "416"
     return start, end
+
+
+def _number(digits: str) -> int:
+    """A range's number; one of more than MAX_DIGITS digits is past the end of any file."""
+    return int(digits) if len(digits) <= MAX_DIGITS else 10 ** MAX_DIGITS
+
+
+def _check_path(os_release: str, path: str) -> None:
+    """HTTPException 400/404 for a path that cannot name a file of a repository."""
+    if "\x00" in os_release or "\x00" in path:
+        raise HTTPException(400, "a repository path must not contain NUL")
+    if not _OS_RELEASE.match(os_release):
+        raise HTTPException(404, "no repository for that OS release on this node")
+    if len(path) > MAX_PATH or any(len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT
+                                   for part in path.split("/")):
+        raise HTTPException(404, "no such file in the repository (the path is too long)")
 
 
 def _stream(path: Path, start: int, length: int):
@@ -76,14 +101,19 @@ def router(node_root: Path | str | None = None) -> APIRouter:
     @api.get("/{os_release}/{path:path}")
     @api.head("/{os_release}/{path:path}")
     def get_file(os_release: str, path: str, request: Request) -> Response:
-        current = repo.current_dir(os_release) if (repo.repo_dir / os_release).exists() else None
-        if current is None:
-            raise HTTPException(404, f"no repository for {os_release} on this node")
-        target = (current / path).resolve()
-        if current.resolve() not in target.parents or not target.is_file():
-            raise HTTPException(404, f"{path} is not in the {os_release} repository")
-        size = target.stat().st_size
-        etag = _etag_of(target, path, current)
+        _check_path(os_release, path)
+        try:
+            current = repo.current_dir(os_release) \
+                if (repo.repo_dir / os_release).exists() else None
+            if current is None:
+                raise HTTPException(404, f"no repository for {os_release} on this node")
+            target = (current / path).resolve()
+            if current.resolve() not in target.parents or not target.is_file():
+                raise HTTPException(404, f"{path} is not in the {os_release} repository")
+            size = target.stat().st_size
+            etag = _etag_of(target, path, current)
+        except (OSError, ValueError):  # a name the file system refuses names no file
+            raise HTTPException(404, f"{path} is not in the {os_release} repository") from None
         headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "no-cache"}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
@@ -116,7 +146,8 @@ def create_app(node_root: Path | str | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def listing() -> dict:
-        return {"repos": [i.to_dict() for i in LocalRepo(node_root).status()],
-                "pid": os.getpid()}
+        """The repositories served: OS release, release and versions (no folder, no pid)."""
+        return {"repos": [{k: v for k, v in i.to_dict().items() if k != "path"}
+                          for i in LocalRepo(node_root).status()]}
 
     return app
