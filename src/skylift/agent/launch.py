@@ -3,10 +3,15 @@
 An agent runs `python -m skylift.agent serve ...` in its own session (so a signal to its
 starter does not reach it) and logs to NODE_ROOT/agent.log. Stopping an agent never touches
 the VMs: they belong to the hypervisor (see skylift.agent.hypervisor).
+
+An agent is started without the secrets of whoever starts it (agent_env): an MN or a lab run
+holds the database password in its environment, and neither the agent nor anything it starts
+(the hypervisor, VM processes) may inherit it.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -23,6 +28,18 @@ from skylift.agent.store import read_json
 from skylift.errors import AgentError, SkyliftError
 
 AGENT_MARKER = "skylift.agent\x00serve"  # argv as in /proc/PID/cmdline
+
+# Secrets an agent never needs: the database password (skylift.db.engine.PASSWORD_ENV, named
+# here because the agent may not import the db part) and the MN's password for nodes
+# (skylift.transport.ssh.PASSWORD_ENV). tests/security/test_secrets_env.py holds them equal.
+SECRET_ENV = ("SKYLIFT_DB_PASSWORD", "SKYLIFT_SSH_PASSWORD")
+
+
+def agent_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment to start an agent (or any node-side process) with: this process's
+    (or environ), without the secrets it holds for itself."""
+    return {k: v for k, v in (os.environ if environ is None else environ).items()
+            if k not in SECRET_ENV}
 
 
 @dataclass
@@ -72,7 +89,7 @@ def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int =
     log_path = node_root / "agent.log"
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 start_new_session=True, cwd="/")
+                                 start_new_session=True, cwd="/", env=agent_env())
     handle = AgentHandle(node_root, role, host, port, driver, popen.pid, os_release,
                          token_file, popen)
     deadline = time.monotonic() + timeout

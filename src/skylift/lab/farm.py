@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skylift.agent.hypervisor.daemon import log_tail
+from skylift.agent.launch import agent_env
 from skylift.processes import pid_alive, terminate
 from skylift.agent.hypervisor.sim import stop_simd
 from skylift.agent.store import read_json, write_json
@@ -106,7 +107,8 @@ def start_farm(n_hosts: int, *, base_dir: Path, agent_port: int = 7070, ssh_port
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(
             [sys.executable, "-m", FARM_MARKER, "--base-dir", str(base_dir)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/")
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
+            env=agent_env())  # its agents and hypervisor never see the starter's secrets
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_json(base_dir / STATE_FILE)
