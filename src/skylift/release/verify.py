@@ -1,8 +1,10 @@
 """Verifying artefacts before use: signature, size, digests, release, manifest, completeness.
 
 Each file is checked in order of cost: its signature (a few hundred bytes), its size (catches
-truncation without reading), then MD5 and SHA-256 in one pass, then its manifest. Every
-failure names the file, says what is wrong and what to do; nothing is ever changed.
+truncation without reading), then MD5 and SHA-256 in one pass, then its members (each a plain
+file with a relative name, see release.archive — even in a signed artefact) and its
+manifest. Every failure names the file, says what is wrong and what to do; nothing is ever
+changed.
 The upgrade procedure calls verify_artefacts(); the CLI renders its result.
 """
 
@@ -19,7 +21,7 @@ from skylift.config import config_path
 from skylift.errors import ArtefactError, UsageError
 from skylift.files import digests
 from skylift.release import manifest as mf
-from skylift.release.archive import ArchiveProblem, read_archive
+from skylift.release.archive import ArchiveProblem, UnsafeMember, read_archive
 from skylift.release.keys import trusted_keys as load_trusted
 from skylift.release.signature import SIG_SUFFIX, SignatureProblem, check_signature, sig_path
 
@@ -150,6 +152,10 @@ def _check_sidecar(path: Path, suffix: str, expected: str) -> None:
 def _check_manifest(path: Path, st: mf.Statement) -> dict:
     try:
         manifest, members = read_archive(path, is_zip=st.kind == mf.TOOL)
+    except UnsafeMember as exc:  # signed or not: a signature says who made it, not what it does
+        raise _Refuse(str(exc), f"do not unpack {path.name}: get it again from the official "
+                      "source, and tell its publisher (a member must be a plain file with a "
+                      "relative name)") from None
     except ArchiveProblem as exc:
         raise _Refuse(str(exc), _again(path.name)) from None
     model = mf.MODELS.get(st.kind)
@@ -167,6 +173,8 @@ def _check_manifest(path: Path, st: mf.Statement) -> dict:
         lost = sorted(set(parsed.files) - set(members))
         raise _Refuse(f"it lacks files its manifest lists ({', '.join(lost[:3]) or 'extra files'})",
                       _again(path.name))
+    if isinstance(parsed, mf.OSImageManifest) and parsed.index not in parsed.files:
+        raise _Refuse(f"it holds no repository index ({parsed.index})", _again(path.name))
     return manifest
 
 
