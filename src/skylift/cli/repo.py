@@ -28,12 +28,17 @@ def update(
     image: Path = typer.Option(..., "--image", help="The release's OS image for this node."),
     node_root: Path = NODE_ROOT,
     os_release: str = OS_OPTION,
+    allow_downgrade: bool = typer.Option(
+        False, "--allow-downgrade",
+        help="Install an image older than the current repo (refused otherwise; `skylift repo "
+             "rollback` goes back to the previous repo without it)."),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Verify an OS image and install it as the local repo, atomically (old one kept)."""
     from skylift.repo.update import update_from_image
 
-    result = update_from_image(image, node_root, os_release=os_release)
+    result = update_from_image(image, node_root, os_release=os_release,
+                               allow_downgrade=allow_downgrade)
     if json_out:
         emit_json(result.to_dict())
         return

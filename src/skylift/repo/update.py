@@ -6,6 +6,12 @@ each package against the index → rename the staging folder into the store → 
 (current = new, previous = old) in one rename → point a retired OS release at its successor →
 remove what is neither current nor previous. A kill at any point leaves the old repo current
 and whole; a re-run cleans up and completes.
+
+Refused before anything changes: an image of an older release than the current repo's (a
+downgrade; `allow_downgrade` to mean it — the upgrade's own rollback switches back with
+LocalRepo.rollback and never comes here), and any member that is not a plain file with a
+relative name (checked by verify, and again here as it is unpacked: the signature is not
+enough).
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from pathlib import Path
 from skylift.config import load_config
 from skylift.errors import ArtefactError, Refused
 from skylift.files import fsync_dir, replace, sync, write_synced
-from skylift.lineage import release as lineage_release
+from skylift.lineage import release as lineage_release, version_key
 from skylift.release import manifest as mf
+from skylift.release.archive import unsafe_tar_member
 from skylift.release.verify import VerifiedArtefact, verify_artefacts
 from skylift.repo.local import REPO_INFO, STAGING_PREFIX, STORE, LocalRepo, RepoInfo
 
@@ -80,19 +87,39 @@ def image_for_node(art: VerifiedArtefact, node_os: str) -> str:
     return want
 
 
+def _unsafe(art: VerifiedArtefact, name: str, why: str) -> ArtefactError:
+    return ArtefactError(f"{art.path.name}: refused to unpack the member {name!r}: {why}",
+                         why="a member must be a plain file inside the folder it is unpacked "
+                             "in, signed or not",
+                         next="do not use this image: get it again from the official source")
+
+
 def _stage(art: VerifiedArtefact, staging: Path, on_stage: StageHook) -> None:
-    """Unpack the image into staging, durably, checking it against what was verified."""
+    """Unpack the image into staging, durably, checking it against what was verified.
+
+    Each member is checked again as it comes (whatever verify said): a plain file, a relative
+    name without `..`, accepted by tarfile's data filter, landing inside staging, listed in
+    the manifest, and only once.
+    """
     allowed = set(art.manifest["files"]) | {mf.MANIFEST_NAME}
     written: dict[str, str] = {}
     dirs = {staging}
+    root = os.path.realpath(staging)
     with open(art.path, "rb") as raw:
         reader = _HashingReader(raw)
         with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
+                why = unsafe_tar_member(member, staging)
+                if why:
+                    raise _unsafe(art, member.name, why)
+                target = staging / member.name
+                if os.path.commonpath([root, os.path.realpath(target)]) != root:
+                    raise _unsafe(art, member.name, "it would land outside the staging folder")
+                if member.name in written:
+                    raise _unsafe(art, member.name, "it comes twice")
                 if member.name not in allowed or not member.isfile():
                     raise ArtefactError(f"{art.path.name}: unexpected member {member.name!r}",
                                         next="download the OS image again")
-                target = staging / member.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 dirs.add(target.parent)
                 sha = hashlib.sha256()
@@ -111,7 +138,19 @@ def _stage(art: VerifiedArtefact, staging: Path, on_stage: StageHook) -> None:
         raise ArtefactError(f"{art.path.name} changed while it was being installed",
                             why="its digest no longer matches the verified one",
                             next="make sure nothing writes the image, then run the update again")
-    index = mf.RepoIndex.model_validate_json((staging / art.manifest["index"]).read_text())
+    # `index` is optional in the manifest (its default is repodata/index.json); the index
+    # itself is not: it is the repo's metadata (release, versions, roles), never guessed.
+    index_name = mf.OSImageManifest.model_validate(art.manifest).index
+    if index_name not in written:
+        raise ArtefactError(f"{art.path.name}: it holds no repository index ({index_name})",
+                            why="the index says which packages the repo serves",
+                            next="download the OS image again")
+    try:
+        index = mf.RepoIndex.model_validate_json((staging / index_name).read_text())
+    except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ArtefactError(f"{art.path.name}: its repository index {index_name} cannot be read",
+                            why=str(exc).splitlines()[0], next="download the OS image again"
+                            ) from None
     for pkg in index.packages:
         if written.get(f"packages/{pkg.file}") != pkg.sha256:
             raise ArtefactError(f"{art.path.name}: package {pkg.file} does not match the index",
@@ -137,17 +176,32 @@ def _redirect(repo: LocalRepo, node_os: str, target_os: str) -> None:
     replace(tmp, link)
 
 
+def _refuse_downgrade(art: VerifiedArtefact, current: RepoInfo) -> None:
+    """Refused: the image is of an older release than the repo it would replace."""
+    if current.release is None or version_key(art.release) >= version_key(current.release):
+        return
+    raise Refused(
+        f"{art.path.name} is {art.release}: installing it would downgrade the local "
+        f"{current.serves} repo from {current.release} to {art.release}; nothing was changed",
+        why="hosts install their packages from this repo, and an older image brings back "
+            "older packages",
+        next="to go back to the repo this one replaced, run `skylift repo rollback`; to "
+             "install the older image anyway, run the update again with --allow-downgrade")
+
+
 def update_from_image(image: Path | str, node_root: Path | str | None = None, *,
                       os_release: str | None = None,
                       trusted_keys: list[str] | dict | None = None,
-                      on_stage: StageHook | None = None) -> UpdateResult:
+                      on_stage: StageHook | None = None,
+                      allow_downgrade: bool = False) -> UpdateResult:
     """Verify an OS image and make it the node's current repo (the old one kept for rollback).
 
     os_release: the node's OS release (default: node.json, else the OS of the node's only
     repo, else the image's own). A repo for a second OS release is added only when asked.
     trusted_keys: default config.toml's trusted_keys. on_stage: called at each point the
     update passes (see StageHook). Raises ArtefactError / Refused before anything changes
-    when the image is damaged, unsigned, or for another OS release.
+    when the image is damaged, unsigned, unsafe to unpack, for another OS release, or of an
+    older release than the current repo (unless allow_downgrade).
     """
     on_stage = on_stage or _no_hook
     image = Path(image)
@@ -164,10 +218,12 @@ def update_from_image(image: Path | str, node_root: Path | str | None = None, *,
     base = repo.repo_dir / target
     base.mkdir(parents=True, exist_ok=True)
     with repo.lock(target):
-        repo.collect_garbage(target)  # leftovers of a killed run
         state = repo.read_state(target)
         before = repo.info(target)
         changed = state["current"] != entry_id
+        if changed and not allow_downgrade:
+            _refuse_downgrade(art, before)
+        repo.collect_garbage(target)  # leftovers of a killed run
         if changed:
             store = base / STORE
             store.mkdir(exist_ok=True)
