@@ -13,6 +13,18 @@ from pathlib import Path
 
 from skylift.errors import UsageError
 
+# Secrets skylift hands to its own processes through the environment: the database password
+# (skylift.db.engine.PASSWORD_ENV) and the MN's password for nodes
+# (skylift.transport.ssh.PASSWORD_ENV). tests/security/test_secrets_env.py holds them equal.
+SECRET_ENV = ("SKYLIFT_DB_PASSWORD", "SKYLIFT_SSH_PASSWORD")
+
+
+def without_secrets(environ=None) -> dict[str, str]:
+    """This process's environment (or environ) without the secrets above: for anything it
+    starts that does not need them (agents, VMs, commands on a node)."""
+    return {k: v for k, v in (os.environ if environ is None else environ).items()
+            if k not in SECRET_ENV}
+
 
 def read_secret(
     *, file: Path | None, env_var: str, prompt: str | None, required: bool = False

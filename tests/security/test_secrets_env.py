@@ -120,10 +120,20 @@ def test_the_lab_farm_and_its_hypervisor_do_not_inherit_the_db_password(tmp_path
 
 
 def test_the_names_stripped_are_the_ones_the_secrets_are_read_from():
-    """The agent part may not import db or transport, so launch names the variables itself."""
+    """The ground floor names the variables (db and transport read them; agents may not
+    import either): the names must be the ones the secrets are read from."""
+    from skylift import secrets
     from skylift.agent import launch
     from skylift.transport import ssh
 
-    assert PASSWORD_ENV in launch.SECRET_ENV and ssh.PASSWORD_ENV in launch.SECRET_ENV
+    assert PASSWORD_ENV in secrets.SECRET_ENV and ssh.PASSWORD_ENV in secrets.SECRET_ENV
     env = launch.agent_env({PASSWORD_ENV: SECRET, ssh.PASSWORD_ENV: SECRET, MARKER: "kept"})
     assert env == {MARKER: "kept"}
+
+
+def test_a_command_run_on_the_local_node_gets_no_secret(secret_env):
+    """What the MN runs on a local node (a package install) does not see its password."""
+    from skylift.transport import LocalTransport
+
+    seen = LocalTransport().run(["env"]).check("env").stdout
+    assert PASSWORD_ENV not in seen and SECRET not in seen

@@ -11,7 +11,6 @@ holds the database password in its environment, and neither the agent nor anythi
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -26,20 +25,14 @@ from skylift.processes import pid_alive, terminate
 from skylift.agent.server import AGENT_FILE
 from skylift.agent.store import read_json
 from skylift.errors import AgentError, SkyliftError
+from skylift.secrets import without_secrets
 
 AGENT_MARKER = "skylift.agent\x00serve"  # argv as in /proc/PID/cmdline
-
-# Secrets an agent never needs: the database password (skylift.db.engine.PASSWORD_ENV, named
-# here because the agent may not import the db part) and the MN's password for nodes
-# (skylift.transport.ssh.PASSWORD_ENV). tests/security/test_secrets_env.py holds them equal.
-SECRET_ENV = ("SKYLIFT_DB_PASSWORD", "SKYLIFT_SSH_PASSWORD")
-
 
 def agent_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The environment to start an agent (or any node-side process) with: this process's
     (or environ), without the secrets it holds for itself."""
-    return {k: v for k, v in (os.environ if environ is None else environ).items()
-            if k not in SECRET_ENV}
+    return without_secrets(environ)
 
 
 @dataclass

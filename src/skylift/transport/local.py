@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from skylift.errors import TransportError
+from skylift.secrets import without_secrets
 from skylift.transport.base import Result, Transport
 
 
@@ -20,9 +21,11 @@ class LocalTransport(Transport):
     def run(self, argv: list[str], input: str | None = None,
             timeout: float | None = None) -> Result:
         try:
+            # a command on a node gets none of this process's secrets (an MN's database
+            # password would reach every package install otherwise)
             proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
                                   timeout=timeout, stdin=None if input is not None
-                                  else subprocess.DEVNULL)
+                                  else subprocess.DEVNULL, env=without_secrets())
         except FileNotFoundError:
             raise TransportError(f"cannot run {argv[0]}: no such program",
                                  why="it is not installed or not on PATH",
