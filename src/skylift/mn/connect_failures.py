@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skylift.errors import (AgentDidNotReturn, HostKeyChanged, NodeLoginRefused,
-                            OsReleaseNotServed, PackageDigestMismatch, TransportError,
-                            Unreachable)
+from skylift.errors import (AgentDidNotReturn, HostKeyChanged, HostKeyUnknown,
+                            NodeLoginRefused, OsReleaseNotServed, PackageDigestMismatch,
+                            TransportError, Unreachable)
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ REASONS = {r.code: r for r in (
            "if the node was really reinstalled, remove its old key from the management "
            "node's known_hosts (`ssh-keygen -R '[address]:port' -f <known_hosts>`); "
            "otherwise find out who answers at its address"),
+    Reason("host-key-unknown", "the node's SSH host key is not trusted yet (first contact)",
+           "pin it: `ssh-keyscan -p PORT ADDRESS | ssh-keygen -lf -`, check the fingerprint "
+           "and give it as host_key_fingerprint for the node in nodes.json (or add the key "
+           "to the MN's known_hosts)"),
     Reason("os-release-mismatch", "the host's OS release is not served by the management "
            "node's repository",
            "the same-repo rule: reinstall the host with the management node's OS release, "
@@ -61,6 +65,8 @@ def reason_of(exc: BaseException) -> str:
     """The reason code of a failed connect."""
     if isinstance(exc, HostKeyChanged):
         return "host-key-changed"
+    if isinstance(exc, HostKeyUnknown):
+        return "host-key-unknown"
     if isinstance(exc, NodeLoginRefused):
         return "auth"
     if isinstance(exc, Unreachable):
