@@ -4,6 +4,9 @@ One test (or a few) per finding of the security review: integers past int64, bod
 NUL and bidi characters in names, unknown and mistyped global settings, database driver
 messages, password hashes, management addresses (SSRF), the repository server's paths and
 ranges, and the API's headers (no CDN-loaded /docs, nosniff, DENY, no-referrer, a CSP).
+
+(Not named test_mn_api.py: tests/mn has one, and test folders are not packages, so pytest
+can import only one module of that name in a run.)
 """
 
 from __future__ import annotations
