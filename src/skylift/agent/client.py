@@ -100,26 +100,34 @@ class AsyncAgentClient:
     """
 
     def __init__(self, target, token: str | None = None, timeout: float = 10.0,
-                 http: httpx.AsyncClient | None = None) -> None:
+                 http: httpx.AsyncClient | None = None,
+                 connect_timeout: float | None = None) -> None:
+        """connect_timeout: give up sooner on an agent whose address does not answer at all
+        (a node that is down), while a slow answer still gets `timeout`."""
         self.base_url = (target if isinstance(target, str) else target.url).rstrip("/")
         self.headers = token_headers(token)
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._own = http is None
         self.http = http if http is not None else async_http_pool(timeout=timeout)
+
+    def _timeout(self, timeout: float | None) -> httpx.Timeout:
+        total = timeout or self.timeout
+        return httpx.Timeout(total, connect=min(total, self.connect_timeout or total))
 
     async def _call(self, method: str, path: str, timeout: float | None = None, **kw):
         try:
             try:
                 resp = await self.http.request(method, self.base_url + path,
                                                headers=self.headers,
-                                               timeout=timeout or self.timeout, **kw)
+                                               timeout=self._timeout(timeout), **kw)
             except httpx.RemoteProtocolError:
                 if method != "GET":
                     raise
                 # a kept-alive connection the agent closed meanwhile: a GET is safe to resend
                 resp = await self.http.request(method, self.base_url + path,
                                                headers=self.headers,
-                                               timeout=timeout or self.timeout, **kw)
+                                               timeout=self._timeout(timeout), **kw)
         except httpx.HTTPError as exc:
             raise _unreachable(self.base_url, exc) from None
         return _answer(resp, method, path)

@@ -23,8 +23,10 @@ class AgentPool:
     proxy lookups in the environment: agents are reached directly on the management network,
     never through an HTTP proxy."""
 
-    def __init__(self, *, max_concurrency: int, timeout: float, token: str | None) -> None:
+    def __init__(self, *, max_concurrency: int, timeout: float, token: str | None,
+                 connect_timeout: float | None = None) -> None:
         self.max_concurrency, self.timeout, self.token = max_concurrency, timeout, token
+        self.connect_timeout = connect_timeout
         self._shards: list[httpx.AsyncClient] | None = None
         self._clients: dict[str, tuple[str, AsyncAgentClient]] = {}
 
@@ -49,7 +51,8 @@ class AgentPool:
             return known[1]
         self.open(1)
         shard = self._shards[hash(address) % len(self._shards)]
-        client = AsyncAgentClient(url(), self.token, self.timeout, http=shard)
+        client = AsyncAgentClient(url(), self.token, self.timeout, http=shard,
+                                  connect_timeout=self.connect_timeout)
         self._clients[key] = (address, client)
         return client
 

@@ -23,11 +23,15 @@ class ConnectOptions:
     jitter: float = 0.5                   # seconds a storm spreads its first contacts over
     token: str | None = None              # the agents' API token, when they want one
     timeout: float = 10.0                 # seconds per agent request
+    # seconds to open a connection: an agent on the management network accepts at once, so
+    # a node that is down costs a connect slot this long, not the whole request timeout
+    connect_timeout: float = 2.0
     restart_timeout: float = 30.0         # seconds for an upgraded agent to answer again
     flush_interval: float = 0.5           # seconds between batched state writes
     retry_min: float = 0.5                # first retry of a failed connect, seconds after
     retry_max: float = 2.0                # retries back off up to this many seconds apart
     probe_timeout: float = 1.5            # a retry's health probe gives up after this
+    probe_concurrency: int = 500          # retry probes at once (a probe is one connect)
     converge_window: float = 600.0        # retries run this long after a start or a request
 
     def resolved(self, conn: sa.Connection) -> ConnectOptions:

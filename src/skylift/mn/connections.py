@@ -62,7 +62,7 @@ class ConnectionManager:
         self.resources: dict[str, Resource] = {}
         self.states = ConnectionStates()
         self.pool = AgentPool(max_concurrency=options.max_concurrency, timeout=options.timeout,
-                              token=options.token)
+                              token=options.token, connect_timeout=options.connect_timeout)
         self._inflight: dict[str, asyncio.Task] = {}
         self._sem = asyncio.Semaphore(options.max_concurrency)
         self._flush_lock = asyncio.Lock()
@@ -73,7 +73,7 @@ class ConnectionManager:
             retry_min=options.retry_min, retry_max=options.retry_max,
             window=options.converge_window, probe=self._probe, connect=self._connect,
             busy=lambda uuid: uuid in self._inflight,
-            concurrency=max(1, min(100, options.max_concurrency)))
+            concurrency=max(1, options.probe_concurrency))
 
     @property
     def agent_port(self) -> int | None:
@@ -281,6 +281,7 @@ class ConnectionManager:
         report = ReconnectReport(total=len(resources))
         progress = on_progress or self.on_progress
         done = 0
+        reasons: dict[str, int] = {}  # failures by reason, as they happened
 
         async def one(res: Resource) -> None:
             nonlocal done
@@ -297,9 +298,11 @@ class ConnectionManager:
                 except SkyliftError as exc:
                     report.failures[res.uuid] = f"{res.kind} {res.name}: {exc.what}" + (
                         f" ({exc.why})" if exc.why else "")
+                    reasons[reason_of(exc)] = reasons.get(reason_of(exc), 0) + 1
                 except Exception as exc:  # a bug on one node must not end the storm
                     log.exception("connecting %s %s failed", res.kind, res.name)
                     report.failures[res.uuid] = f"{res.kind} {res.name}: {exc!r}"
+                    reasons["agent-error"] = reasons.get("agent-error", 0) + 1
             done += 1
             if progress:
                 progress(done, report.total, report.failed)
@@ -318,11 +321,6 @@ class ConnectionManager:
             reporter.cancel()
         await self.flush()
         report.seconds = time.perf_counter() - started
-        reasons: dict[str, int] = {}
-        for uuid in report.failures:
-            failure = self.states.failure(uuid)
-            code = failure.reason if failure else "agent-error"
-            reasons[code] = reasons.get(code, 0) + 1
         log.info("reconnected %d/%d resources in %.1fs (%d agents upgraded, %d failed%s)",
                  report.connected, report.total, report.seconds, report.agents_upgraded,
                  report.failed, "".join(f", {n} {code}" for code, n in sorted(reasons.items())))
