@@ -25,6 +25,7 @@ from skylift.processes import pid_alive, terminate
 from skylift.agent.server import AGENT_FILE
 from skylift.agent.store import read_json
 from skylift.errors import AgentError, SkyliftError
+from skylift.agent.wire import agent_url
 from skylift.secrets import without_secrets
 
 AGENT_MARKER = "skylift.agent\x00serve"  # argv as in /proc/PID/cmdline
@@ -51,7 +52,7 @@ class AgentHandle:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return agent_url(self.host, self.port)
 
     def alive(self) -> bool:
         """Whether the agent process still runs."""
@@ -62,7 +63,8 @@ class AgentHandle:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on host right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 

@@ -6,6 +6,12 @@ TOKEN_HEADER = "X-Skylift-Token"
 DEFAULT_PORT = 7070  # where agents listen unless the global setting host.agentPort says otherwise
 
 
+def agent_url(address: str, port: int) -> str:
+    """The base URL of the agent at address (an IPv6 address in brackets) and port."""
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}"
+
+
 def token_headers(token: str | None) -> dict[str, str]:
     """The headers that carry an agent token (none without one)."""
     return {TOKEN_HEADER: token} if token else {}

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from skylift.agent.wire import agent_url
+
 from skylift.db.models.infrastructure import BackupStorage, Host, PrimaryStorage
 from skylift.db.models.network import VpcVRouter
 
@@ -45,7 +47,7 @@ class Resource:
 
     def url(self, port: int) -> str:
         """The agent's base URL."""
-        return f"http://{self.address}:{port}"
+        return agent_url(self.address, port)
 
 
 def storage_address(url: str | None) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from skylift.agent.client import AsyncAgentClient, async_http_pool
+from skylift.agent.wire import agent_url
 from skylift.engine.fan_out import fan_out
 from skylift.errors import SkyliftError
 from skylift.mn.resources import (BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER,
@@ -112,7 +113,7 @@ def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None =
     """Ask every agent (hosts, storages, vRouters), or those of the uuids in only, and none
     of those in skip, for its version and VMs."""
     port = agent_port(facts)
-    views = [AgentView(u, n, f"http://{ip}:{port}", kind=kind)
+    views = [AgentView(u, n, agent_url(ip, port), kind=kind)
              for kind, u, n, ip in agent_addresses(facts)
              if (only is None or u in only) and u not in skip]
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from skylift.agent.client import AsyncAgentClient
+from skylift.agent.wire import agent_url
 from skylift.db.models.infrastructure import Cluster, Host
 from skylift.errors import OperationFailed, QemuMismatch, UsageError
 from skylift.mn.api import mn_of
@@ -100,7 +101,7 @@ async def add_host(body: HostIn, mn: MnState = Depends(mn_of)) -> dict:
     """Add a host: its agent's QEMU must match the cluster's; then it is connected."""
     manager = manager_of(mn)
     ip = body.management_ip
-    url = f"http://{f'[{ip}]' if ':' in ip else ip}:{manager.agent_port}"
+    url = agent_url(ip, manager.agent_port)
     async with AsyncAgentClient(url, manager.token, timeout=10.0) as agent:
         version = await agent.version()
     if version.get("role") not in (None, "host"):
