@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from skylift.agent.hypervisor import kill_node_vms
 from skylift.agent.launch import start_agent, stop_agent
 from skylift.agent.node import init_node
 from skylift.mn.agent_pool import AgentPool
@@ -29,3 +30,4 @@ def test_the_mn_reaches_an_agent_on_an_ipv6_address(tmp_path):
         assert asyncio.run(ask())["role"] == "host"
     finally:
         stop_agent(handle)
+        kill_node_vms(root)  # the node's hypervisor outlives its agent, as a real one does
