@@ -213,7 +213,7 @@ class ConnectionManager:
         `seconds`, default the converge window); the pending summary."""
         for uuid, res in self.resources.items():
             if self.state(uuid) != CONNECTED and uuid not in self._inflight:
-                self.convergence.failed(uuid)  # scheduled, then made due at once by open()
+                self.convergence.retry_now(uuid)
         self.convergence.open(seconds)
         return self.pending()
 

@@ -61,8 +61,10 @@ class Convergence:
         self._due.pop(uuid, None)
         self._tries.pop(uuid, None)
 
-    def forget(self, uuid: str) -> None:
-        self.succeeded(uuid)
+    def retry_now(self, uuid: str) -> None:
+        """Retry uuid at the next tick (with a fresh backoff), while the window is open."""
+        self._due[uuid] = time.monotonic()
+        self._tries[uuid] = 0
 
     def next_retry_in(self, uuid: str) -> float | None:
         """Seconds to the next retry of uuid (None: none scheduled or the window is shut)."""
