@@ -85,7 +85,7 @@ RELEASES: tuple[Release, ...] = (
     ),
     Release(
         "4.3.12",
-        "r4312",
+        "r4312a",
         ("c74", "c76"),
         {"c74": HostPackages("2.12.0", "4.9.0"), "c76": HostPackages("4.2.0", "4.9.0")},
         retired_os={"c72": "c74"},

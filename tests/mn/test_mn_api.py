@@ -40,7 +40,7 @@ def test_token_is_required_except_on_open_paths(cloud):
         assert httpx.get(mn.url + path).status_code == 200, path
     version = httpx.get(mn.url + "/v1/version").json()
     assert (version["release"], version["mode"], version["revision"]) == ("4.3.12", "normal",
-                                                                          "r4312")
+                                                                          "r4312a")
 
 
 def test_inventory_reads_every_kind(cloud):

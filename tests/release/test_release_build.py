@@ -83,7 +83,7 @@ def test_installer_manifest_and_wheel_install_with_pip(built, tmp_path):
         manifest = json.loads(tar.extractfile("MANIFEST.json").read())
         wheel = tmp_path / "skylift-4.3.12-py3-none-any.whl"
         wheel.write_bytes(tar.extractfile(f"wheels/{wheel.name}").read())
-    assert manifest["revision"] == "r4312"
+    assert manifest["revision"] == "r4312a"
     assert manifest["upgrades_from"] == [r.version for r in RELEASES[:-1]]
     assert manifest["repo_version"] == "4.3.12" and manifest["os_releases"] == ["c74", "c76"]
     assert manifest["components"]["qemu/c76"] == "4.2.0"

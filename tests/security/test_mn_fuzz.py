@@ -57,7 +57,7 @@ def mn_openapi() -> dict:
     """The OpenAPI of a normal-mode MN, from the MN's own app (built, never started), so the
     cases exist when pytest collects them; test_the_fuzzed_api_is_the_running_mns checks it is
     the one the running MN serves."""
-    run = RunMode("normal", "4.3.12", "r4312", "4.3.12", "the database is at the newest revision")
+    run = RunMode("normal", "4.3.12", "r4312a", "4.3.12", "the database is at the newest revision")
     state = MnState(db=Database.from_string("sqlite://"), engine=sa.create_engine("sqlite://"),
                     run=run, token="unused", node_root=Path("/nonexistent"))
     return create_app(state).openapi()

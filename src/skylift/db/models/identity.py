@@ -1,4 +1,5 @@
-"""Accounts, policies, Enterprise Management (4.x account system) and LDAP."""
+"""Accounts, policies, Enterprise Management (4.x account system), LDAP, API tokens and
+which account owns which resource."""
 
 from __future__ import annotations
 
@@ -114,3 +115,27 @@ class EmLdapBinding(Base):
     ldap_server_uuid: Mapped[str] = ref("ldap_servers")
     ldap_uid: Mapped[str] = mapped_column(sa.String(255))
     em_user_uuid: Mapped[str] = ref("em_users", index=True)
+
+
+class ApiToken(Base):
+    """An account's API token: only its SHA-256 is kept; revoking deletes the row."""
+
+    __tablename__ = "api_tokens"
+    uuid: Mapped[str] = uuid_pk()
+    account_uuid: Mapped[str] = ref("accounts", index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = created_col()
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime)
+
+
+class AccountResourceRef(Base):
+    """Which account owns a resource a tenant can own (ZStack's AccountResourceRefVO).
+
+    One table for every kind, so an owner filter is the same query for all of them; a
+    resource without a row is the admin's alone.
+    """
+
+    __tablename__ = "account_resource_refs"
+    resource_type: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    resource_uuid: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    account_uuid: Mapped[str] = ref("accounts", index=True)
