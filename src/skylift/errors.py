@@ -194,7 +194,15 @@ class QemuMismatch(Refused):
 
 
 class NotAuthorized(Refused):
-    """The API call carries no admin token, or a wrong one."""
+    """The API call carries no token, or one that is wrong, expired or revoked."""
+
+
+class Forbidden(Refused):
+    """The caller's token is valid but does not allow this call (an account on an admin route)."""
+
+
+class TooManyAttempts(Refused):
+    """Too many failed authentications from one address: wait before trying again."""
 
 
 class HostDisconnected(Refused):

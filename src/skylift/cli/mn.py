@@ -62,3 +62,18 @@ def status(url: str = typer.Option("http://127.0.0.1:8080", "--url", help="The M
         return
     info(f"management node at {url}: release {data['release']} ({data['mode']}), "
          f"database revision {data['revision']}, pid {data['pid']}")
+
+
+token_app = typer.Typer(help="The admin token of the MN in this state folder.",
+                        no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("rotate")
+def rotate_token() -> None:
+    """Replace the admin token: the old one stops working at once on every MN serving this
+    state folder; the new one is in the file (never printed)."""
+    from skylift.mn.auth import rotate_token as rotate
+
+    path = rotate()
+    info(f"the admin token is rotated; read the new one from {path} (mode 0600)")

@@ -1,4 +1,13 @@
-"""The gate every request passes: the admin token, then maintenance and drain.
+"""The gate every request passes: who calls (a token), what they may call, then maintenance
+and drain.
+
+A call carries the admin token (the admin-token file, re-read when rotated) or an account's
+token (skylift.mn.tokens; not in maintenance, whose database may predate them). A missing,
+wrong, expired or revoked token is a 401 and counts as a failed authentication of the
+client's address; past the limit (skylift.mn.auth_limit) that address gets 429 with
+Retry-After until the window passes, except for the admin token, which is checked first. An
+account's token on a call it may not make (skylift.mn.access) is a 403. The caller is left
+in the request's state for the routes, which decide which rows an account sees.
 
 Open without a token: health, version, the console page and its assets, the API description
 (/openapi.json; there is no /docs or /redoc: they load their pages from a CDN) and the local
@@ -10,10 +19,20 @@ connection.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
-from skylift.errors import NotAuthorized, UpgradeInProgress
-from skylift.mn.auth import token_matches
+from sqlalchemy.exc import SQLAlchemyError
+
+from skylift.errors import (DatabaseError, Forbidden, NotAuthorized, TooManyAttempts,
+                            UpgradeInProgress)
+from skylift.mn.access import ADMIN, Caller, tenant_may
+from skylift.mn.auth import AdminToken, bearer
+from skylift.mn.tokens import caller_of_token
+
+log = logging.getLogger("skylift.mn")
+MAX_TOKEN = 256  # characters; a longer "token" is refused without a lookup
 
 RETRY_AFTER = "30"
 OPEN_EXACT = {"/", "/v1/health", "/v1/version", "/openapi.json", "/favicon.ico",
@@ -56,26 +75,69 @@ def upgrade_in_progress(why: str) -> UpgradeInProgress:
                                   "while the cloud is upgraded")
 
 
+def not_authorized() -> NotAuthorized:
+    # one answer for missing, wrong, expired and revoked: a guesser learns nothing
+    return NotAuthorized("the token is missing, wrong, expired or revoked",
+                         next="send 'Authorization: Bearer <token>' with the admin token "
+                              "($SKYLIFT_HOME/mn/admin-token) or a current account token")
+
+
 class GateMiddleware:
-    """ASGI middleware: 401 without the token, 503 for most calls during maintenance/drain."""
+    """ASGI middleware: 401/429 without a valid token, 403 for an account on an admin call,
+    503 for most calls during maintenance/drain."""
 
     def __init__(self, app, mn) -> None:
         self.app = app
         self.mn = mn  # skylift.mn.state.MnState
+        self.admin = AdminToken(mn.token_file, mn.token)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope["path"], scope["method"]
         if not is_open(path):
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                       for k, v in scope.get("headers", [])}
-            if not token_matches(headers.get("authorization"), self.mn.token):
-                return await send_error(send, 401, NotAuthorized(
-                    "the admin token is missing or wrong",
-                    next="send 'Authorization: Bearer <token>' with the token in "
-                         "$SKYLIFT_HOME/mn/admin-token"), {"WWW-Authenticate": "Bearer"})
+            header = next((v.decode("latin-1") for k, v in scope.get("headers", [])
+                           if k.lower() == b"authorization"), None)
+            caller: Caller | None = ADMIN if self.admin.matches(header) else None
+            if caller is None:
+                client = (scope.get("client") or ("unknown",))[0]
+                wait = self.mn.auth_failures.retry_after(client)
+                if wait:
+                    return await send_error(send, 429, TooManyAttempts(
+                        "too many failed authentications from this address",
+                        next=f"retry in {wait} s with a valid token"), {"Retry-After": str(wait)})
+                try:
+                    caller = await self._account(header)
+                except SQLAlchemyError as exc:
+                    log.warning("cannot check an account token: %s", type(exc).__name__)
+                    return await send_error(send, 503, DatabaseError(
+                        "the token cannot be checked now", why="the database did not answer",
+                        next=f"retry in {RETRY_AFTER} s"), {"Retry-After": RETRY_AFTER})
+                if caller is None:
+                    self.mn.auth_failures.failed(client)
+                    return await send_error(send, 401, not_authorized(),
+                                            {"WWW-Authenticate": "Bearer"})
+            if not caller.admin and not tenant_may(method, path):
+                return await send_error(send, 403, Forbidden(
+                    f"an account's token may not call {method} {path}",
+                    why="hosts, settings, connections, accounts, the whole inventory and the "
+                        "upgrade's calls are the admin's",
+                    next="ask the cloud's admin, or use the admin token"))
+            scope.setdefault("state", {})["caller"] = caller
         if self.mn.restricted and not allowed_in_maintenance(method, path):
             return await send_error(send, 503, upgrade_in_progress(self.mn.restricted_why),
                                     {"Retry-After": RETRY_AFTER})
         return await self.app(scope, receive, send)
+
+    async def _account(self, header: str | None) -> Caller | None:
+        """The account a token belongs to (None: none, or in maintenance, whose database may
+        predate account tokens)."""
+        token = bearer(header)
+        if token is None or len(token) > MAX_TOKEN or self.mn.run.maintenance:
+            return None
+
+        def lookup() -> Caller | None:
+            with self.mn.engine.connect() as conn:
+                return caller_of_token(conn, token)
+
+        return await asyncio.to_thread(lookup)

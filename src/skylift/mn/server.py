@@ -18,7 +18,7 @@ from skylift.config import skylift_home
 from skylift.db.engine import PASSWORD_ENV, Database
 from skylift.files import write_json
 from skylift.mn import listen
-from skylift.mn.auth import ensure_token
+from skylift.mn.auth import ensure_token, token_path
 from skylift.mn.heartbeat import Heartbeat
 from skylift.mn.mode import detect
 from skylift.mn.state import MnState
@@ -34,7 +34,7 @@ def build_state(db: Database, *, maintenance: bool = False, release: str | None 
     """The MN's state: mode from the database, admin token, heartbeat (not started yet)."""
     run = detect(db, maintenance=maintenance, release_override=release)
     engine = db.engine()
-    mn = MnState(db=db, engine=engine, run=run, token=ensure_token(),
+    mn = MnState(db=db, engine=engine, run=run, token=ensure_token(), token_file=token_path(),
                  node_root=Path(node_root) if node_root else skylift_home() / "node",
                  agent_port=agent_port)
     mn.heartbeat = Heartbeat(engine, version=run.release,

@@ -10,6 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from skylift.db.engine import Database
+from skylift.mn.auth_limit import FailureLimiter
 from skylift.mn.heartbeat import Heartbeat
 from skylift.mn.inflight import InFlight
 from skylift.mn.mode import RunMode
@@ -22,14 +23,16 @@ class MnState:
     db: Database
     engine: sa.Engine
     run: RunMode
-    token: str
+    token: str  # the admin token at start (token_file, when given, is what counts after)
     node_root: Path
+    token_file: Path | None = None  # the admin-token file, re-read when rotated
     agent_port: int | None = None  # None: the global setting host.agentPort, else 7070
     heartbeat: Heartbeat | None = None
     manager: object | None = None  # skylift.mn.connections.ConnectionManager (normal mode)
     vm_ha: object | None = None
     draining: bool = False
     inflight: InFlight = field(default_factory=InFlight)
+    auth_failures: FailureLimiter = field(default_factory=FailureLimiter)
     started_at: dt.datetime = field(
         default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
     pid: int = field(default_factory=os.getpid)

@@ -28,6 +28,8 @@ log = logging.getLogger("skylift.mn")
 # most specific first
 STATUS = [
     (errors.NotAuthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.TooManyAttempts, 429),
     (errors.NoSuchResource, 404),
     (errors.NoSuchVm, 404),
     (errors.UsageError, 400),

@@ -1,13 +1,18 @@
-"""Reading the inventory: all of it, one kind, or one resource (mounted last: generic paths)."""
+"""Reading the inventory: all of it, one kind, or one resource (mounted last: generic paths).
+
+An account's token reads only its own resources of the kinds a tenant can own (the gate
+refuses the rest with 403); another account's resource is a 404, as if it did not exist.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from skylift.db.inventory import resource_counts
 from skylift.mn.api import mn_of
 from skylift.mn.api.fields import INT64_MAX
+from skylift.mn.api.owners import caller_of, owned_uuids, require_owned
 from skylift.mn.api.rows import KINDS, as_dict, get_or_404, kind_class, session
 from skylift.mn.state import MnState
 
@@ -34,13 +39,16 @@ def counts(mn: MnState = Depends(mn_of)) -> dict:
 
 
 @router.get("/{kind}")
-def list_kind(kind: str, limit: int | None = Query(None, ge=1, le=MAX_PAGE),
+def list_kind(request: Request, kind: str, limit: int | None = Query(None, ge=1, le=MAX_PAGE),
               offset: int = Query(0, ge=0, le=INT64_MAX), mn: MnState = Depends(mn_of)) -> dict:
-    """The rows of one kind (e.g. zones, hosts, vm_instances), by uuid."""
+    """The rows of one kind (e.g. zones, hosts, vm_instances), by uuid (an account: its own)."""
     cls = kind_class(kind)
+    caller = caller_of(request)
+    mine = [] if caller.admin else [cls.uuid.in_(owned_uuids(kind, caller.account_uuid))]
     with session(mn) as ses:
-        total = ses.execute(sa.select(sa.func.count()).select_from(cls)).scalar_one()
-        query = sa.select(cls).order_by(cls.uuid).offset(offset)
+        total = ses.execute(sa.select(sa.func.count()).select_from(cls)
+                            .where(*mine)).scalar_one()
+        query = sa.select(cls).where(*mine).order_by(cls.uuid).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         rows = [as_dict(o) for o in ses.scalars(query)]
@@ -48,8 +56,9 @@ def list_kind(kind: str, limit: int | None = Query(None, ge=1, le=MAX_PAGE),
 
 
 @router.get("/{kind}/{uuid}")
-def get_one(kind: str, uuid: str, mn: MnState = Depends(mn_of)) -> dict:
-    """One resource."""
+def get_one(request: Request, kind: str, uuid: str, mn: MnState = Depends(mn_of)) -> dict:
+    """One resource (an account: only its own)."""
     cls = kind_class(kind)
     with session(mn) as ses:
+        require_owned(ses, caller_of(request), kind, uuid)
         return as_dict(get_or_404(ses, cls, uuid))

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from skylift.db.models import Base
+from skylift.db.models.identity import AccountResourceRef
 from skylift.errors import NoSuchResource, Refused
 from skylift.mn.state import MnState
 
@@ -99,6 +100,9 @@ def delete_row(ses: Session, cls: type, uuid: str, *, cascade: tuple[str, ...] =
         listed = ", ".join(f"{n} {t}" for t, n in sorted(users.items()))
         raise Refused(f"{table} {uuid} is still in use", why=f"used by {listed}",
                       next="delete those first")
+    # its owner goes with it (no foreign key: one owner table serves every kind)
+    ses.execute(sa.delete(AccountResourceRef).where(AccountResourceRef.resource_type == table,
+                                                    AccountResourceRef.resource_uuid == uuid))
     ses.delete(obj)
 
 

@@ -2,7 +2,9 @@
 VM's host, and only while that host is Connected (else "reconnecting, retry later").
 
 The hypervisor acts first and the inventory follows, so a failed agent call changes nothing;
-a database failure after the agent acted is undone on the agent.
+a database failure after the agent acted is undone on the agent. A VM (and its root volume)
+belongs to the account that created it, or that the admin named; an account's token reaches
+only its own VMs (another's is a 404, see skylift.mn.api.owners).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from skylift.db.models.compute import (Image, InstanceOffering, VmInstance, VmNic, Volume,
@@ -18,13 +20,17 @@ from skylift.db.models.compute import (Image, InstanceOffering, VmInstance, VmNi
 from skylift.db.models.infrastructure import Host, PrimaryStorage, PrimaryStorageClusterRef
 from skylift.db.models.network import Eip, VmNicSecurityGroupRef
 from skylift.errors import NoSuchVm, Refused, UsageError
+from skylift.mn.access import Caller
 from skylift.mn.api import mn_of
 from skylift.mn.api.fields import Name, Uuid
+from skylift.mn.api.owners import (caller_of, forget_owner, owner_for_new, path_owner_check,
+                                   record_owner)
 from skylift.mn.api.rows import as_dict, get_or_404, new_uuid, session
 from skylift.mn.api.hosts import manager_of
 from skylift.mn.state import MnState
 
-router = APIRouter(prefix="/v1/vm_instances", tags=["vms"])
+router = APIRouter(prefix="/v1/vm_instances", tags=["vms"],
+                   dependencies=[Depends(path_owner_check("vm_instances"))])
 ACTIONS = {"start": "Running", "stop": "Stopped", "reboot": "Running"}
 
 
@@ -36,15 +42,17 @@ class VmIn(BaseModel):
     ps_uuid: Uuid | None = None  # where the root volume goes (default: a PS of the cluster)
     ha: bool = False
     start: bool = True
+    account_uuid: Uuid | None = None  # the owner (admin only; default: the caller's account)
 
 
 class MigrateIn(BaseModel):
     host_uuid: Uuid
 
 
-def _plan_vm(mn: MnState, body: VmIn) -> dict:
-    """Check the references of a new VM; its host, sizes and root volume's storage."""
+def _plan_vm(mn: MnState, body: VmIn, caller: Caller) -> dict:
+    """Check the references of a new VM; its owner, host, sizes and root volume's storage."""
     with session(mn) as ses:
+        owner = owner_for_new(ses, caller, body.account_uuid)
         host = get_or_404(ses, Host, body.host_uuid)
         cpu, memory = 1, 1 << 30
         if body.instance_offering_uuid:
@@ -60,7 +68,7 @@ def _plan_vm(mn: MnState, body: VmIn) -> dict:
             ps_uuid = ses.scalars(sa.select(PrimaryStorageClusterRef.ps_uuid).where(
                 PrimaryStorageClusterRef.cluster_uuid == host.cluster_uuid).limit(1)).first()
         return {"host": as_dict(host), "cpu": cpu, "memory": memory, "size": size,
-                "ps_uuid": ps_uuid}
+                "ps_uuid": ps_uuid, "owner": owner}
 
 
 def _record_vm(mn: MnState, uuid: str, body: VmIn, plan: dict, state: str) -> dict:
@@ -73,6 +81,7 @@ def _record_vm(mn: MnState, uuid: str, body: VmIn, plan: dict, state: str) -> di
                         ha_level="NeverStop" if body.ha else None, type="UserVm",
                         cpu_num=plan["cpu"], memory_size=plan["memory"], platform="Linux")
         ses.add(vm)
+        record_owner(ses, "vm_instances", uuid, plan["owner"])
         ses.flush()
         if plan["ps_uuid"]:
             root = Volume(uuid=new_uuid(), name=f"ROOT-for-{body.name}", vm_uuid=uuid,
@@ -80,6 +89,7 @@ def _record_vm(mn: MnState, uuid: str, body: VmIn, plan: dict, state: str) -> di
                           size=plan["size"], is_shareable=False, state="Enabled",
                           status="Ready", install_path=f"volumes/{uuid}/root.qcow2")
             ses.add(root)
+            record_owner(ses, "volumes", root.uuid, plan["owner"])
             ses.flush()
             vm.root_volume_uuid = root.uuid
         return as_dict(vm)
@@ -139,17 +149,21 @@ def _forget_vm(mn: MnState, uuid: str) -> None:
                     .values(vm_uuid=None))
         vm.root_volume_uuid = None
         ses.flush()
-        for root in ses.scalars(sa.select(Volume).where(Volume.vm_uuid == uuid)):
+        roots = list(ses.scalars(sa.select(Volume).where(Volume.vm_uuid == uuid)))
+        for root in roots:
             ses.delete(root)
+        forget_owner(ses, "volumes", [root.uuid for root in roots])
+        forget_owner(ses, "vm_instances", [uuid])
         ses.flush()
         ses.delete(vm)
 
 
 @router.post("", status_code=201)
-async def create_vm(body: VmIn, mn: MnState = Depends(mn_of)) -> dict:
-    """Create (and by default start) a VM on a Connected host."""
+async def create_vm(body: VmIn, request: Request, mn: MnState = Depends(mn_of)) -> dict:
+    """Create (and by default start) a VM on a Connected host, owned by the caller's account
+    (the admin may name another in account_uuid)."""
     manager = manager_of(mn)
-    plan = await asyncio.to_thread(_plan_vm, mn, body)
+    plan = await asyncio.to_thread(_plan_vm, mn, body, caller_of(request))
     manager.require_connected(body.host_uuid)
     uuid = new_uuid()
     agent = manager.agent(body.host_uuid)
