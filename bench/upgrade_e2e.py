@@ -65,7 +65,8 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         ctx = UpgradeContext.on_machine(mn_home, artefacts=arts)
         agent_urls = [n["url"] for n in state["nodes"] if n["kind"] == "host"]
         probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_path=PROBE_PATH,
-                        token=ctx.mn_token, vms=vm_targets(agent_urls), vm_interval=0.5,
+                        token=ctx.mn_token, vms=vm_targets(agent_urls, trust=ctx.agent_trust),
+                        vm_interval=0.5,
                         concurrency=64).start()
         bus = EventBus()
         report_when_finished(probes, bus)

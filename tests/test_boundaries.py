@@ -108,6 +108,7 @@ FLOORS = [
     {"mn"},
     {"repo"},
     {"release", "db", "agent", "transport", "engine"},
+    {"pki"},
     {"config", "files", "processes", "secrets", "lineage", "skylift"},
     {"errors"},
 ]

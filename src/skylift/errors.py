@@ -96,6 +96,11 @@ class AgentUnreachable(Unreachable, AgentError):
     """An agent did not answer at all: the connection timed out or was refused."""
 
 
+class AgentTlsRefused(AgentUnreachable):
+    """An agent pinned to TLS did not pass the handshake: no certificate of this cloud's CA
+    naming its address, or it spoke plain HTTP (it may be an impostor at that address)."""
+
+
 class AgentDidNotReturn(AgentError):
     """An agent restarted after an upgrade did not answer again on the new version."""
 

@@ -94,6 +94,9 @@ RELEASES: tuple[Release, ...] = (
 )
 
 NEWEST: Release = RELEASES[-1]
+# The first release whose agents are deployed with a certificate of the cloud's CA and speak
+# only TLS (skylift.pki); the agents of older ones speak plain HTTP until an upgrade.
+AGENT_TLS_SINCE = NEWEST.version
 # An upgraded cloud keeps this QEMU on its existing hosts (SPEC §2, 4.3.12).
 UPGRADED_HOST_QEMU = "2.12.0"
 
@@ -119,6 +122,11 @@ def release_of_revision(revision: str | None) -> Release | None:
         if rel.revision == revision:
             return rel
     return None
+
+
+def ships_agent_tls(version: str) -> bool:
+    """Whether the agents of this release hold certificates (TLS) from their deployment."""
+    return version_key(version) >= version_key(AGENT_TLS_SINCE)
 
 
 def older_releases() -> tuple[Release, ...]:

@@ -13,6 +13,8 @@ from skylift.agent.hypervisor import probe
 from skylift.db.engine import Database
 from skylift.lab.farm import find_farm, start_farm, stop_farm
 from skylift.lab.rollout import point_at_farm, reconnect_farm, seed_for_farm, write_mn_repo
+from skylift.mn.agent_pool import AgentPool
+from skylift.pki.trust import AgentTrust
 from skylift.transport.ssh import SshPool, SshTarget
 
 VM_A, VM_X = f"{0xa:032x}", f"{0xb:032x}"  # VM uuids are 32 hex digits (uuid4().hex)
@@ -96,17 +98,41 @@ def test_vms_outlive_the_farm(farm_factory, tmp_path):
     assert probe(vm["endpoint"]) == vm["boot_id"]  # the hypervisor is not the farm
 
 
-def test_reconnect_of_1000_farm_hosts_upgrades_every_agent(farm_factory, tmp_path):
+async def _tls_versions(farm, addresses, trust) -> list[str]:
+    """Every agent's version, read as the MN reads them (its sharded pools, its trust)."""
+    pool = AgentPool(max_concurrency=100, timeout=30.0, token=None, trust=trust)
+    pool.open(len(addresses))
+    sem = asyncio.Semaphore(100)
+
+    async def one(addr):
+        async with sem:
+            agent = pool.client(addr, addr, lambda: farm.url(addr))
+            return (await agent.version())["agent_version"]
+    try:
+        return await asyncio.gather(*(one(a) for a in addresses))
+    finally:
+        await pool.close()
+
+
+def test_reconnect_of_1000_farm_hosts_upgrades_every_agent_onto_tls(farm_factory, tmp_path):
     db = Database.from_string(f"sqlite:///{tmp_path / 'cloud.db'}")
+    trust = AgentTrust.of_home(tmp_path / "mn-home")
     nodes = seed_for_farm(db, 1000, agent_version="3.7.1")
     farm = farm_factory(len(nodes), release="3.7.1", first_address="127.64.0.1",
                         uuids=[u for u, _ in nodes], roles=[r for _, r in nodes])
     point_at_farm(db, farm, nodes)
-    report = asyncio.run(reconnect_farm(db, farm, write_mn_repo(tmp_path / "mn")))
+    # agents of a release before TLS answer plain HTTP
+    assert httpx.get(farm.url(farm.addresses[0]) + "/v1/health", timeout=5).status_code == 200
+    report = asyncio.run(reconnect_farm(db, farm, write_mn_repo(tmp_path / "mn"), trust=trust))
     assert report.failures == {}
     assert report.connected == report.agents_upgraded == len(nodes) >= 1000
-    replies = asyncio.run(_versions(farm, farm.addresses))
-    assert {r["agent_version"] for r in replies} == {"4.3.12"}
-    assert len(replies) == len(nodes)
+    # every one was given its certificate on the way, and pinned by its first TLS answer
+    assert all(trust.pinned(a) for a in farm.addresses)
+    replies = asyncio.run(_tls_versions(farm, farm.addresses, trust))
+    assert replies == ["4.3.12"] * len(nodes)
+    for addr in farm.addresses[:5]:  # and now obeys no one without the MN's certificate
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(farm.url(addr) + "/v1/packages", timeout=5,
+                       json={"name": "qemu-kvm", "version": "0.0.1-evil"})
     print(f"\nreconnect + upgrade of {len(nodes)} farm hosts: {report.seconds:.1f}s",
           file=sys.stderr)

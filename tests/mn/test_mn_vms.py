@@ -86,7 +86,7 @@ def test_vm_lifecycle_volumes_and_hosts_through_agents(mn_cloud, tmp_path):
         attached = client.post(f"/v1/volumes/{vol['uuid']}/attach", json={"vm_uuid": vm["uuid"]})
         assert attached.status_code == 200, attached.text
         with cloud.client(h2) as agent:
-            volumes = agent.http.get("/v1/volumes").json()
+            volumes = agent.list_volumes()
         assert {v["uuid"]: v["attached_to"] for v in volumes}[vol["uuid"]] == vm["uuid"]
         assert client.delete(f"/v1/volumes/{vol['uuid']}").status_code == 409
         assert client.post(f"/v1/volumes/{vol['uuid']}/detach").json()["vm_uuid"] is None

@@ -18,7 +18,8 @@ from skylift.db.inventory import resource_digests
 from skylift.db.migrate import status
 from skylift.engine.journal import Journal
 from skylift.lab.artefacts import build_for_upgrade
-from skylift.lab.installation import LabSpec, up
+from skylift.agent.client import AgentClient
+from skylift.lab.installation import LabSpec, lab_trust, up
 from skylift.processes import listening_pids
 from skylift.repo.local import LocalRepo
 from skylift.upgrade import single_mn, slots
@@ -78,8 +79,12 @@ class World:
         return value
 
     def agent_versions(self) -> list[str]:
-        return sorted(httpx.get(f"{n['url']}/v1/version", timeout=5).json()["agent_version"]
-                      for n in self.state["nodes"])
+        trust = lab_trust(self.state)
+        out = []
+        for n in self.state["nodes"]:
+            with AgentClient(n["url"], timeout=5, trust=trust) as agent:
+                out.append(agent.version()["agent_version"])
+        return sorted(out)
 
     def live_mns(self) -> int:
         """MNs whose heartbeat row is fresh and not 'stopped' (what a restore would refuse)."""

@@ -2,14 +2,58 @@
 
 Errors come back as the agent raised them (NoSuchVm, Refused, ...) or as AgentError when the
 agent cannot be reached, so callers handle skylift errors only.
+
+Given the cloud's AgentTrust, a client speaks TLS to an agent pinned to it and, to any other,
+plain HTTP first and then TLS (see skylift.pki.trust); without one, plain HTTP only.
 """
 
 from __future__ import annotations
+
+import ssl
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from skylift import errors
 from skylift.agent.wire import token_headers
+from skylift.pki.trust import AgentTrust
+
+
+class Schemes:
+    """Which scheme (plain HTTP, TLS) to speak to one agent, and what its answers teach."""
+
+    def __init__(self, base_url: str, trust: AgentTrust | None) -> None:
+        parts = urlsplit(base_url.rstrip("/"))
+        self.trust, self.address = trust, parts.hostname or ""
+        self.plain = urlunsplit(("http", parts.netloc, parts.path, "", ""))
+        self.tls = urlunsplit(("https", parts.netloc, parts.path, "", ""))
+
+    def order(self) -> list[str]:
+        """The base URLs to try, in order."""
+        if self.trust is None:
+            return [self.plain]
+        if self.trust.pinned(self.address):
+            return [self.tls]
+        return [self.plain, self.tls]
+
+    def answered(self, base: str) -> None:
+        """The agent answered at base: a verified TLS answer pins it."""
+        if base == self.tls and self.trust is not None:
+            self.trust.pin(self.address)
+
+
+def wrong_scheme(exc: httpx.HTTPError) -> bool:
+    """Whether a failure means the agent speaks the other scheme: a TLS handshake that failed,
+    or a plain request the agent's TLS server hung up on. A connection that was never made
+    (a node that is down) is not: trying the other scheme would only wait twice."""
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return True
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def http_client(target, token: str | None = None, timeout: float = 10.0) -> httpx.Client:
@@ -21,15 +65,24 @@ def http_client(target, token: str | None = None, timeout: float = 10.0) -> http
 class AgentClient:
     """Typed calls to one agent: version, VMs, packages."""
 
-    def __init__(self, target, token: str | None = None, timeout: float = 10.0) -> None:
-        self.http = http_client(target, token, timeout)
+    def __init__(self, target, token: str | None = None, timeout: float = 10.0,
+                 trust: AgentTrust | None = None) -> None:
+        url = target if isinstance(target, str) else target.url
+        self.schemes = Schemes(url, trust)
+        self.http = httpx.Client(timeout=timeout, headers=token_headers(token),
+                                 verify=trust.context if trust else True, trust_env=False)
 
     def _call(self, method: str, path: str, **kw):
-        try:
-            resp = self.http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise _unreachable(self.http.base_url, exc) from None
-        return _answer(resp, method, path)
+        urls = self.schemes.order()
+        for i, base in enumerate(urls):
+            try:
+                resp = self.http.request(method, base + path, **kw)
+            except httpx.HTTPError as exc:
+                if i + 1 < len(urls) and wrong_scheme(exc):
+                    continue
+                raise _unreachable(base, exc) from None
+            self.schemes.answered(base)
+            return _answer(resp, method, path)
 
     def health(self) -> dict:
         return self._call("GET", "/v1/health")
@@ -54,6 +107,9 @@ class AgentClient:
 
     def destroy_vm(self, uuid: str) -> None:
         self._call("DELETE", f"/v1/vms/{uuid}")
+
+    def list_volumes(self) -> list[dict]:
+        return self._call("GET", "/v1/volumes")
 
     def install_package(self, name: str, version: str) -> dict:
         return self._call("POST", "/v1/packages", json={"name": name, "version": version})
@@ -82,14 +138,17 @@ def _json(resp: httpx.Response) -> dict:
 
 
 def async_http_pool(max_connections: int = 200, timeout: float = 10.0,
-                    max_keepalive: int | None = None) -> httpx.AsyncClient:
+                    max_keepalive: int | None = None,
+                    trust: AgentTrust | None = None) -> httpx.AsyncClient:
     """One httpx.AsyncClient whose connection pool every AsyncAgentClient can share.
 
-    No base URL: each client sends absolute URLs, so one pool serves every agent.
+    No base URL: each client sends absolute URLs, so one pool serves every agent. Agents are
+    reached directly on the management network, never through a proxy of the environment.
     """
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max_keepalive or max_connections)
-    return httpx.AsyncClient(timeout=timeout, limits=limits)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False,
+                             verify=trust.context if trust else True)
 
 
 class AsyncAgentClient:
@@ -101,36 +160,47 @@ class AsyncAgentClient:
 
     def __init__(self, target, token: str | None = None, timeout: float = 10.0,
                  http: httpx.AsyncClient | None = None,
-                 connect_timeout: float | None = None) -> None:
+                 connect_timeout: float | None = None,
+                 trust: AgentTrust | None = None) -> None:
         """connect_timeout: give up sooner on an agent whose address does not answer at all
-        (a node that is down), while a slow answer still gets `timeout`."""
+        (a node that is down), while a slow answer still gets `timeout`. A shared `http`
+        must have been made with the trust's context (async_http_pool(trust=...))."""
         self.base_url = (target if isinstance(target, str) else target.url).rstrip("/")
+        self.schemes = Schemes(self.base_url, trust)
         self.headers = token_headers(token)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._own = http is None
-        self.http = http if http is not None else async_http_pool(timeout=timeout)
+        self.http = http if http is not None else async_http_pool(timeout=timeout, trust=trust)
 
     def _timeout(self, timeout: float | None) -> httpx.Timeout:
         total = timeout or self.timeout
         return httpx.Timeout(total, connect=min(total, self.connect_timeout or total))
 
-    async def _call(self, method: str, path: str, timeout: float | None = None, **kw):
+    async def _send(self, method: str, url: str, timeout: float | None, kw: dict):
         try:
+            return await self.http.request(method, url, headers=self.headers,
+                                           timeout=self._timeout(timeout), **kw)
+        except httpx.RemoteProtocolError:
+            if method != "GET":
+                raise
+            # a kept-alive connection the agent closed meanwhile: a GET is safe to resend
+            return await self.http.request(method, url, headers=self.headers,
+                                           timeout=self._timeout(timeout), **kw)
+
+    async def _call(self, method: str, path: str, timeout: float | None = None, **kw):
+        urls = self.schemes.order()
+        for i, base in enumerate(urls):
             try:
-                resp = await self.http.request(method, self.base_url + path,
-                                               headers=self.headers,
-                                               timeout=self._timeout(timeout), **kw)
-            except httpx.RemoteProtocolError:
-                if method != "GET":
-                    raise
-                # a kept-alive connection the agent closed meanwhile: a GET is safe to resend
-                resp = await self.http.request(method, self.base_url + path,
-                                               headers=self.headers,
-                                               timeout=self._timeout(timeout), **kw)
-        except httpx.HTTPError as exc:
-            raise _unreachable(self.base_url, exc) from None
-        return _answer(resp, method, path)
+                resp = await self._send(method, base + path, timeout, kw)
+            except httpx.HTTPError as exc:
+                # the agent never acted on a request whose scheme it does not speak: resending
+                # it over the other scheme cannot run it twice
+                if i + 1 < len(urls) and wrong_scheme(exc):
+                    continue
+                raise _unreachable(base, exc) from None
+            self.schemes.answered(base)
+            return _answer(resp, method, path)
 
     async def health(self, timeout: float | None = None) -> dict:
         return await self._call("GET", "/v1/health", timeout=timeout)
@@ -186,9 +256,14 @@ class AsyncAgentClient:
 
 
 def _unreachable(base_url, exc: httpx.HTTPError) -> errors.AgentError:
-    """The error for an agent that did not answer at all."""
-    return errors.AgentUnreachable(f"agent at {base_url} did not answer",
-                                   why=type(exc).__name__ + (f": {exc}" if str(exc) else ""),
+    """The error for an agent that did not answer at all, or not over verified TLS."""
+    why = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+    if str(base_url).startswith("https:") and wrong_scheme(exc):
+        return errors.AgentTlsRefused(
+            f"agent at {base_url} did not pass the TLS handshake", why=why,
+            next="the agent must hold a certificate of this cloud's CA naming its address: "
+                 "reconnect it so the MN gives it one (it is pinned to TLS)")
+    return errors.AgentUnreachable(f"agent at {base_url} did not answer", why=why,
                                    next="check that the agent runs (GET /v1/health)",
                                    timed_out=isinstance(exc, httpx.TimeoutException))
 

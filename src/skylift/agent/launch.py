@@ -26,6 +26,7 @@ from skylift.agent.server import AGENT_FILE
 from skylift.agent.store import read_json
 from skylift.errors import AgentError, SkyliftError
 from skylift.agent.wire import agent_url
+from skylift.pki.trust import AgentTrust, node_tls_files
 from skylift.secrets import without_secrets
 
 AGENT_MARKER = "skylift.agent\x00serve"  # argv as in /proc/PID/cmdline
@@ -49,6 +50,8 @@ class AgentHandle:
     os_release: str = "c76"
     token_file: Path | None = None
     popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    # how its starter talks to it, once it serves TLS (None: plain HTTP only)
+    trust: AgentTrust | None = field(default=None, repr=False, compare=False)
 
     @property
     def url(self) -> str:
@@ -69,10 +72,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int = 0,
                 driver: str = "sim", *, os_release: str = "c76",
-                token_file: Path | None = None, timeout: float = 20.0) -> AgentHandle:
-    """Start an agent detached and return once GET /v1/health answers (port 0: pick a free one)."""
+                token_file: Path | None = None, timeout: float = 20.0,
+                trust: AgentTrust | None = None) -> AgentHandle:
+    """Start an agent detached and return once GET /v1/health answers (port 0: pick a free one).
+
+    An agent holding a certificate answers only a client with the MN's: without `trust` its
+    start is seen by its port accepting connections instead."""
     node_root = Path(node_root).resolve()
     node_root.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
@@ -86,17 +101,22 @@ def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int =
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  start_new_session=True, cwd="/", env=agent_env())
     handle = AgentHandle(node_root, role, host, port, driver, popen.pid, os_release,
-                         token_file, popen)
+                         token_file, popen, trust)
     deadline = time.monotonic() + timeout
-    with AgentClient(handle, timeout=1.0) as agent:
+    by_port = trust is None and node_tls_files(node_root) is not None
+    with AgentClient(handle, timeout=1.0, trust=trust) as agent:
         while time.monotonic() < deadline:
             if popen.poll() is not None:
                 raise AgentError(f"the {role} agent of {node_root.name} exited at start "
                                  f"(status {popen.returncode})",
                                  why=log_tail(log_path), next=f"read {log_path}")
             try:
-                agent.health()
-                return handle
+                if by_port:
+                    if _listening(host, port):
+                        return handle
+                else:
+                    agent.health()
+                    return handle
             except SkyliftError:  # not listening yet, or not answering as an agent yet
                 pass
             time.sleep(0.05)
@@ -106,14 +126,14 @@ def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int =
                      next=f"read {log_path}")
 
 
-def find_agent(node_root: Path) -> AgentHandle | None:
+def find_agent(node_root: Path, trust: AgentTrust | None = None) -> AgentHandle | None:
     """The agent serving node_root (from its agent.json), if it still runs."""
     node_root = Path(node_root).resolve()
     info = read_json(node_root / AGENT_FILE)
     if not info or not pid_alive(info.get("pid"), AGENT_MARKER):
         return None
     return AgentHandle(node_root, info["role"], info["host"], info["port"], info["driver"],
-                       info["pid"])
+                       info["pid"], trust=trust)
 
 
 def stop_agent(handle: AgentHandle, timeout: float = 10.0) -> None:
@@ -138,7 +158,7 @@ def restart_agent(handle: AgentHandle, timeout: float = 20.0) -> AgentHandle:
         _reap(handle)
     return start_agent(handle.node_root, handle.role, handle.host, handle.port, handle.driver,
                        os_release=handle.os_release, token_file=handle.token_file,
-                       timeout=timeout)
+                       timeout=timeout, trust=handle.trust)
 
 
 def _end(handle: AgentHandle, sig: int, timeout: float) -> None:

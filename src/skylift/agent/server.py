@@ -7,10 +7,12 @@ lifecycle helpers (launch.py) of a later process can find and stop it.
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 
 from skylift.agent.node import check_role, init_node
 from skylift.agent.store import read_json, write_json
+from skylift.pki.trust import node_tls_files
 from skylift.secrets import read_secret
 
 AGENT_FILE = "agent.json"
@@ -29,10 +31,16 @@ def serve(node_root: Path, role: str, port: int, host: str = "127.0.0.1", driver
     # the token comes from a file or the environment, never from the command line
     token = read_secret(file=token_file, env_var=TOKEN_ENV, prompt=None)
     app = create_app(node_root, driver=driver, host=host, token=token)
+    tls = node_tls_files(node_root)
     write_json(node_root / AGENT_FILE, {"pid": os.getpid(), "host": host, "port": port,
-                                        "driver": driver, "role": role})
+                                        "driver": driver, "role": role, "tls": bool(tls)})
+    # with a certificate: TLS only, and only clients the cloud's CA signed for client use
+    ssl_options = {} if tls is None else {
+        "ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1]), "ssl_ca_certs": str(tls[2]),
+        "ssl_cert_reqs": ssl.CERT_REQUIRED}
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                    **ssl_options)
     finally:
         current = read_json(node_root / AGENT_FILE, {})
         if current.get("pid") == os.getpid():

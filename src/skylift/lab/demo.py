@@ -66,8 +66,8 @@ def run_demo(*, release: str = "3.7.1", hosts: int = 3, vms: int = 6, name: str 
         before = _counts(ctx.db)
         agent_urls = [n["url"] for n in state["nodes"] if n["kind"] == "host"]
         probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_paths=API_PROBES,
-                        token=ctx.mn_token, vms=vm_targets(agent_urls),
-                        agent_urls=agent_urls).start()
+                        token=ctx.mn_token, vms=vm_targets(agent_urls, trust=ctx.agent_trust),
+                        agent_urls=agent_urls, agent_trust=ctx.agent_trust).start()
         report_when_finished(probes, bus)  # their figures go into the run's report
         step(f"upgrading {release} to {ctx.target.version} (probes on the API and every VM)")
         result, report = single_mn.run(ctx, incremental=False, events=bus)

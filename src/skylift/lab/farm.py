@@ -75,13 +75,16 @@ def start_farm(n_hosts: int, *, base_dir: Path, agent_port: int = 7070, ssh_port
                release: str, os_release: str = "c74", first_address: str = "127.1.0.1",
                uuids: list[str] | None = None, roles: list[str] | None = None,
                sim_root: Path | None = None,
-               token_file: Path | None = None, timeout: float = 120.0) -> FarmHandle:
+               token_file: Path | None = None, timeout: float = 120.0,
+               pki_dir: Path | None = None) -> FarmHandle:
     """Start a farm of n_hosts (subprocess) and return once every endpoint listens.
 
     Port 0 picks a free port. uuids (and roles) give the hosts' uuids (an inventory's) and
     agent roles (default host); sim_root is the
     folder of the shared sim hypervisor (default base_dir/sim); hosts of release R report
-    skylift-agent R and the QEMU and libvirt of R for os_release.
+    skylift-agent R and the QEMU and libvirt of R for os_release. pki_dir: the cloud's CA
+    (skylift.pki) deploys each host's agent with a certificate (TLS); without one they speak
+    plain HTTP, as agents of a release before TLS.
     """
     rel = get_release(release)
     base_dir = Path(base_dir).resolve()
@@ -101,7 +104,8 @@ def start_farm(n_hosts: int, *, base_dir: Path, agent_port: int = 7070, ssh_port
     write_json(base_dir / SPEC_FILE, {
         "release": rel.version, "os_release": os_release, "agent_port": agent_port,
         "ssh_port": ssh_port, "sim_root": str(sim_root),
-        "token_file": str(token_file) if token_file else None})
+        "token_file": str(token_file) if token_file else None,
+        "pki_dir": str(pki_dir) if pki_dir else None})
     (base_dir / STATE_FILE).unlink(missing_ok=True)
     log_path = base_dir / "farm.log"
     with open(log_path, "ab") as log:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import uuid as uuidlib
 from pathlib import Path
@@ -18,13 +19,15 @@ from skylift.agent import packages as pkgs
 from skylift.agent.hypervisor.simaddr import SHARED_FILE
 from skylift.agent.node import NODE_FILE, read_node
 from skylift.lineage import release
+from skylift.pki.trust import node_tls_files, server_context
 
 
 class FarmHost:
     """One simulated host as the farm process holds it (a skylift.agent.app.ServedNode)."""
 
     __slots__ = ("address", "node_root", "uuid", "role", "os_release", "agent_version",
-                 "agent_boot_id", "started_at", "restarts", "up", "connections", "_driver")
+                 "agent_boot_id", "started_at", "restarts", "up", "connections", "_driver",
+                 "tls_files", "_tls")
     driver_name = "sim"  # what the agent's version document reports, without making the driver
 
     def __init__(self, address: str, node_root: Path, uuid: str, role: str,
@@ -45,6 +48,16 @@ class FarmHost:
         self.agent_version = pkgs.installed_version(self.node_root, pkgs.AGENT_PACKAGE) or "unknown"
         self.agent_boot_id = uuidlib.uuid4().hex
         self.started_at = time.time()
+        # as a real agent reads NODE_ROOT/tls at start: with a certificate, TLS only
+        self.tls_files = node_tls_files(self.node_root)
+        self._tls = None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """This host's agent's server context (made at its first connection), or None while
+        it has no certificate."""
+        if self.tls_files is not None and self._tls is None:
+            self._tls = server_context(*self.tls_files)
+        return self._tls
 
     def restart_agent(self) -> None:
         """What `systemctl restart skylift-agent` does: drop connections, start afresh."""

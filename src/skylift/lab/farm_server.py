@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import sys
+from asyncio import protocols, sslproto
 import time
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from skylift.lab.addresses import raise_nofile
 from skylift.lab.farm_app import create_farm_app
 from skylift.lab.farm_hosts import FarmHost, host_packages, load_host, prepare_node_root
 from skylift.lab.farm_ssh import ensure_keys, serve_ssh, write_known_hosts
+from skylift.pki.authority import CloudCa
+from skylift.pki.trust import AgentTrust, node_tls_files
 from skylift.secrets import read_secret
 
 SPEC_FILE = "farm-spec.json"
@@ -64,19 +67,21 @@ def listening_socket(port: int) -> socket.socket:
 
 
 def protocol_class(hosts: dict[str, FarmHost]):
-    """uvicorn's HTTP protocol, admitting only connections to a live farm host's address."""
+    """What uvicorn makes per accepted connection: a gate admitting only connections to a
+    live farm host's address, serving each as that host's agent would (TLS with the host's
+    own certificate once it has one, else plain HTTP)."""
     try:  # httptools parses HTTP at about twice h11's speed: the farm's hot path
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
     except ImportError:
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base
 
-    class FarmProtocol(Base):
+    class FarmHttp(Base):
         farm_host: FarmHost | None = None
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             host = hosts.get((transport.get_extra_info("sockname") or ("",))[0])
             if host is None or not host.up:
-                transport.abort()  # as if nothing listened there
+                transport.abort()
                 return
             super().connection_made(transport)
             self.farm_host = host
@@ -88,19 +93,73 @@ def protocol_class(hosts: dict[str, FarmHost]):
             self.farm_host.connections.discard(self)
             super().connection_lost(exc)
 
-    return FarmProtocol
+    def make(**uvicorn_args) -> FarmGate:
+        return FarmGate(hosts, lambda: FarmHttp(**uvicorn_args))
+
+    return make
+
+
+class FarmGate(asyncio.Protocol):
+    """The first protocol of an accepted connection: picks the host by the address dialled
+    (a client sends no SNI for an IP address, so one TLS context for the listener cannot
+    serve each host its own certificate) and passes every event on to what serves it."""
+
+    __slots__ = ("hosts", "make_http", "inner", "buffered")
+
+    def __init__(self, hosts: dict[str, FarmHost], make_http) -> None:
+        self.hosts, self.make_http, self.inner, self.buffered = hosts, make_http, None, False
+
+    def connection_made(self, transport) -> None:
+        host = self.hosts.get((transport.get_extra_info("sockname") or ("",))[0])
+        if host is None or not host.up:
+            transport.abort()  # as if nothing listened there
+            return
+        tls = host.tls_context()
+        if tls is None:
+            self.inner = self.make_http()
+        else:
+            self.inner = sslproto.SSLProtocol(asyncio.get_running_loop(), self.make_http(), tls,
+                                              None, server_side=True,
+                                              ssl_handshake_timeout=10.0)
+            self.buffered = True
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.buffered:
+            protocols._feed_data_to_buffered_proto(self.inner, data)
+        elif self.inner is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def connection_lost(self, exc) -> None:
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
 
 
 def load_hosts(spec: dict, base_dir: Path) -> dict[str, FarmHost]:
     """Prepare (first start) or reopen every host's node root; address -> FarmHost."""
     sim_root = Path(spec["sim_root"])
     packages = host_packages(spec["release"], spec["os_release"])
+    # deployed with a certificate each, as the MN's CA issues them (see skylift.pki)
+    trust = AgentTrust(CloudCa.open(Path(spec["pki_dir"]))) if spec.get("pki_dir") else None
     hosts = {}
     for entry in json.loads((base_dir / "hosts.json").read_text()):
         addr = entry["address"]
         root = Path(entry.get("node_root") or base_dir / "nodes" / addr)
         prepare_node_root(root, entry["uuid"], entry.get("role", "host"), spec["os_release"],
                           packages, sim_root)
+        if trust is not None and node_tls_files(root) is None:
+            trust.issue(addr, root, durable=False)
         hosts[addr] = load_host(addr, root)
     return hosts
 

@@ -5,6 +5,7 @@ dialled. A farm host runs no shell: it understands the commands the MN and the u
 a node, run in-process against that host's node root:
 
     python -m skylift.agent.packages --node-root DIR install NAME VERSION   (and `list`)
+    python -m skylift.agent.tls --node-root DIR install     (the certificate on stdin)
     <an agent restart command, see RESTART_COMMANDS>
     true, echo ...                                                          (probes of tools)
 
@@ -24,6 +25,8 @@ from pathlib import Path
 import asyncssh
 
 from skylift.agent import packages as pkgs
+from skylift.agent.tls import INSTALL as TLS_INSTALL
+from skylift.agent.tls import install_from_document
 from skylift.lab.farm_hosts import FarmHost
 from skylift.transport.known_hosts import host_pattern
 
@@ -94,8 +97,10 @@ class FarmShell:
         # package installs fsync the package database: off the event loop
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="farm-ssh")
 
-    async def run(self, host: FarmHost, command: str) -> tuple[int, str, str]:
-        """(exit status, stdout, stderr) of a command line on host."""
+    async def run(self, host: FarmHost, command: str,
+                  stdin: str = "") -> tuple[int, str, str]:
+        """(exit status, stdout, stderr) of a command line on host; the first command that
+        reads standard input gets stdin."""
         out, err = [], []
         try:
             argvs = split_commands(command)
@@ -103,12 +108,13 @@ class FarmShell:
             return 2, "", f"sh: syntax error: {exc}\n"
         status = 0
         for argv in argvs:
-            status = await self._one(host, argv, out, err)
+            status = await self._one(host, argv, out, err, stdin)
             if status != 0:
                 break
         return status, "".join(out), "".join(err)
 
-    async def _one(self, host: FarmHost, argv: list[str], out: list, err: list) -> int:
+    async def _one(self, host: FarmHost, argv: list[str], out: list, err: list,
+                   stdin: str = "") -> int:
         if argv == ["true"]:
             return 0
         if argv[0] == "echo":
@@ -119,6 +125,14 @@ class FarmShell:
             return 0
         if _has(argv, ("-m", PACKAGES_MODULE)):
             return await self._packages(host, argv[argv.index(PACKAGES_MODULE) + 1:], out, err)
+        if _has(argv, TLS_INSTALL) and argv[-1] == "install":
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self.pool, install_from_document, host.node_root, stdin)
+            except ValueError as exc:
+                err.append(f"skylift.agent.tls: {exc}\n")
+                return 2
+            return 0
         err.append(f"{argv[0]}: command not found on farm host {host.address}\n")
         return 127
 
@@ -166,7 +180,9 @@ async def serve_ssh(sock, hosts: dict[str, FarmHost], host_key: Path,
             proc.stderr.write("farm hosts run commands, not shells\n")
             proc.exit(1)
             return
-        status, out, err = await shell.run(host, proc.command)
+        # only the certificate's install reads standard input (the MN sends EOF after it)
+        stdin = await proc.stdin.read() if TLS_INSTALL[1] in proc.command else ""
+        status, out, err = await shell.run(host, proc.command, stdin)
         if out:
             proc.stdout.write(out)
         if err:

@@ -42,6 +42,8 @@ from skylift.lab.farm_hosts import host_packages
 from skylift.lab.seed import seed
 from skylift.lab.state import block_of, lab_dir, read_state, write_state
 from skylift.lineage import release as get_release
+from skylift.lineage import ships_agent_tls
+from skylift.pki.trust import AgentTrust
 
 FARM_THRESHOLD = 50  # above this many nodes, one farm process serves them
 
@@ -135,6 +137,11 @@ def up(spec: LabSpec, on_step=None) -> dict:
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     for sub in ("nodes", "farm", "sim", "mn-home"):  # a previous lab of this name: afresh
         shutil.rmtree(home / sub, ignore_errors=True)
+    # the cloud's CA, as installing the MN makes it: it deploys this release's agents with
+    # certificates (agents of a release before TLS get theirs from the upgrade)
+    (home / "mn-home").mkdir(mode=0o700)
+    trust = AgentTrust.of_home(home / "mn-home")
+    deploy_tls = trust if ships_agent_tls(rel.version) else None
     own_db = spec.db_url is None
     db = Database.from_string(spec.db_url or f"sqlite:///{home / 'cloud.db'}", spec.db_password)
     if own_db:
@@ -154,12 +161,12 @@ def up(spec: LabSpec, on_step=None) -> dict:
         write_state(spec.name, state)
         step(f"starting {len(nodes)} agents" + (" (host farm)" if use_farm else ""))
         if use_farm:
-            _start_farm(spec, state, nodes, port)
+            _start_farm(spec, state, nodes, port, deploy_tls)
         else:
-            _start_agents(spec, state, nodes, port)
+            _start_agents(spec, state, nodes, port, deploy_tls)
         write_state(spec.name, state)
         step(f"starting {len(vms)} running VMs")
-        state["vms"] = _start_vms(state, vms)
+        state["vms"] = _start_vms(state, vms, trust)
         write_state(spec.name, state)
         step("starting the management node")
         state["mn"] = _start_mn(spec, db, home, port, state)
@@ -187,19 +194,22 @@ def _record_agent_port(db: Database, port: int) -> None:
         eng.dispose()
 
 
-def _start_farm(spec: LabSpec, state: dict, nodes: list[dict], port: int) -> None:
+def _start_farm(spec: LabSpec, state: dict, nodes: list[dict], port: int,
+                tls: AgentTrust | None) -> None:
     handle = start_farm(len(nodes), base_dir=lab_dir(spec.name) / "farm", agent_port=port,
                         ssh_port=0, release=spec.release, os_release=spec.os_release,
                         first_address=nodes[0]["address"], uuids=[n["uuid"] for n in nodes],
                         roles=[n["kind"] for n in nodes],
-                        sim_root=lab_dir(spec.name) / "sim")
+                        sim_root=lab_dir(spec.name) / "sim",
+                        pki_dir=tls.ca.folder if tls else None)
     state["farm"] = handle.to_dict()
     for n in nodes:
         n["node_root"] = str(handle.node_root(n["address"]))
         n["url"] = handle.url(n["address"])
 
 
-def _start_agents(spec: LabSpec, state: dict, nodes: list[dict], port: int) -> None:
+def _start_agents(spec: LabSpec, state: dict, nodes: list[dict], port: int,
+                  tls: AgentTrust | None) -> None:
     packages = host_packages(spec.release, spec.os_release)
     sim_root = lab_dir(spec.name) / "sim"
     for n in nodes:
@@ -211,19 +221,28 @@ def _start_agents(spec: LabSpec, state: dict, nodes: list[dict], port: int) -> N
             use_shared_daemon(root, sim_root)  # one hypervisor process for the whole lab
         n["node_root"] = str(root)
         n["url"] = f"http://{n['address']}:{port}"
+        if tls is not None:
+            tls.issue(n["address"], root)
     with ThreadPoolExecutor(8) as pool:  # an agent takes about a second to start
         handles = list(pool.map(
             lambda n: start_agent(Path(n["node_root"]), n["kind"], host=n["address"], port=port,
-                                  driver=spec.driver, os_release=spec.os_release), nodes))
+                                  driver=spec.driver, os_release=spec.os_release,
+                                  trust=tls), nodes))
     for n, h in zip(nodes, handles):
         n["pid"] = h.pid
 
 
-def _start_vms(state: dict, vms: list[dict]) -> list[dict]:
+def lab_trust(state: dict) -> AgentTrust | None:
+    """How the lab talks to its agents: as the MN, with the cloud's CA (None before it had
+    one)."""
+    return AgentTrust.existing(Path(state["dir"]) / "mn-home")
+
+
+def _start_vms(state: dict, vms: list[dict], trust: AgentTrust) -> list[dict]:
     url_of = {n["uuid"]: n["url"] for n in state["nodes"]}
 
     def start(vm: dict) -> dict:
-        with AgentClient(url_of[vm["host_uuid"]], timeout=30.0) as c:
+        with AgentClient(url_of[vm["host_uuid"]], timeout=30.0, trust=trust) as c:
             got = c.create_vm(vm["uuid"], vm["name"], ha=vm["ha_level"] == "NeverStop")
         return {"uuid": vm["uuid"], "name": vm["name"], "host_uuid": vm["host_uuid"],
                 "endpoint": got["endpoint"], "boot_id": got["boot_id"]}
@@ -276,10 +295,13 @@ def status(name: str, db_password: str | None = None) -> dict:
         out["mn"] = info
     out["release"], out["release_from"] = _cloud_release(state, out["mn"], db_password)
 
+    trust = lab_trust(state)
+
     def agent_up(n: dict) -> bool:
         try:
-            return httpx.get(n["url"] + "/v1/health", timeout=3.0).status_code == 200
-        except httpx.HTTPError:
+            with AgentClient(n["url"], timeout=3.0, trust=trust) as agent:
+                return agent.health().get("status") == "ok"
+        except SkyliftError:
             return False
 
     with ThreadPoolExecutor(32) as pool:

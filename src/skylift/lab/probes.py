@@ -29,8 +29,11 @@ from pathlib import Path
 
 import httpx
 
+from skylift.agent.client import AgentClient
 from skylift.agent.hypervisor import probe
 from skylift.engine.events import Event, EventBus, Measured, RunFinished
+from skylift.errors import SkyliftError
+from skylift.pki.trust import AgentTrust
 
 API_PATH = "/v1/zones"  # a real API call: maintenance mode answers it with 503
 
@@ -92,13 +95,12 @@ class Summary:
 
 
 def vm_targets(agent_urls: list[str], token: str | None = None,
-               timeout: float = 10.0) -> list[VmTarget]:
+               timeout: float = 10.0, trust: AgentTrust | None = None) -> list[VmTarget]:
     """Every Running VM of these agents, with its endpoint and current boot id."""
-    headers = {"X-Skylift-Token": token} if token else {}
     out = []
-    with httpx.Client(timeout=timeout, headers=headers) as http:
-        for url in agent_urls:
-            for vm in http.get(f"{url}/v1/vms").raise_for_status().json():
+    for url in agent_urls:
+        with AgentClient(url, token, timeout, trust=trust) as agent:
+            for vm in agent.list_vms():
                 if vm["state"] == "Running" and vm.get("endpoint"):
                     out.append(VmTarget(vm["uuid"], vm["endpoint"], vm["boot_id"], url))
     return out
@@ -112,7 +114,8 @@ class Probes:
                  api_interval: float = 0.1, api_timeout: float = 2.0,
                  vms: list[VmTarget] = (), vm_interval: float = 0.5, vm_timeout: float = 1.0,
                  concurrency: int = 64, agent_urls: list[str] = (), agent_token: str | None = None,
-                 placement_interval: float = 2.0) -> None:
+                 placement_interval: float = 2.0, agent_trust: AgentTrust | None = None) -> None:
+        """agent_trust: the cloud's CA, to read agents that speak TLS (as the MN does)."""
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.timeline_path = self.out_dir / "timeline.jsonl"
@@ -122,6 +125,7 @@ class Probes:
         self.vms = list(vms)
         self.vm_interval, self.vm_timeout, self.concurrency = vm_interval, vm_timeout, concurrency
         self.agent_urls, self.agent_token = list(agent_urls), agent_token
+        self.agent_trust = agent_trust
         self.placement_interval = placement_interval
         self.summary = Summary(api={name: ApiSummary(path)
                                     for name, path in self.api_paths.items()} if api_url else {})
@@ -260,25 +264,24 @@ class Probes:
                 self._stop.wait(max(0.0, self.vm_interval - (time.time() - began)))
 
     def _placement_loop(self) -> None:
-        headers = {"X-Skylift-Token": self.agent_token} if self.agent_token else {}
         twice: set[str] = set()
 
         targets = {vm.uuid: vm for vm in self.vms}
+        # one client per agent: each learns (and keeps) whether its agent speaks TLS yet
+        agents = {url: AgentClient(url, self.agent_token, 5.0, trust=self.agent_trust)
+                  for url in self.agent_urls}
 
-        def running(http: httpx.Client, url: str) -> list[dict]:
+        def running(url: str) -> list[dict]:
             try:
-                return [vm for vm in http.get(f"{url}/v1/vms").json()
-                        if vm.get("state") == "Running"]
-            except (httpx.HTTPError, ValueError):
+                return [vm for vm in agents[url].list_vms() if vm.get("state") == "Running"]
+            except (SkyliftError, ValueError):
                 return []  # an agent restarting now: its VMs are seen next round
 
-        with httpx.Client(timeout=5.0, headers=headers) as http, \
-                ThreadPoolExecutor(min(self.concurrency, 16)) as pool:
+        with ThreadPoolExecutor(min(self.concurrency, 16)) as pool:
             while not self._stop.is_set():
                 began = time.time()
                 where: dict[str, list[str]] = {}
-                for url, vms in zip(self.agent_urls,
-                                    pool.map(lambda u: running(http, u), self.agent_urls)):
+                for url, vms in zip(self.agent_urls, pool.map(running, self.agent_urls)):
                     for vm in vms:
                         where.setdefault(vm["uuid"], []).append(url)
                         target = targets.get(vm["uuid"])
@@ -294,6 +297,8 @@ class Probes:
                         self.summary.started_twice.append(uuid)
                         self._record("placement", uuid, "started-twice", hosts=urls)
                 self._stop.wait(max(0.0, self.placement_interval - (time.time() - began)))
+        for agent in agents.values():
+            agent.close()
 
 
 def measured(summary: Summary) -> list[Measured]:

@@ -71,8 +71,10 @@ def write_mn_repo(node_root: Path, version: str = "4.3.12",
 
 
 async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
-                         max_concurrency: int = 200, ssh_concurrency: int = 200):
-    """One reconnect storm of the ConnectionManager over the farm, upgrading agents over SSH.
+                         max_concurrency: int = 200, ssh_concurrency: int = 200,
+                         trust=None):
+    """One reconnect storm of the ConnectionManager over the farm, upgrading agents over SSH
+    (and, given the cloud's trust, bringing each onto TLS).
 
     Returns (ReconnectReport, versions): versions maps address -> agent_version reported now.
     """
@@ -94,7 +96,8 @@ async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
                              update_packages=False, ping_interval=3600)
     cm = ConnectionManager(eng, options, repo_root=repo_root,
                            node_ops=NodeOps(transport_for=transport_for,
-                                            node_root_for=lambda res: NODE_ROOT))
+                                            node_root_for=lambda res: NODE_ROOT),
+                           trust=trust)
     try:
         report = await cm.reconnect_all()
     finally:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from skylift.agent.client import AsyncAgentClient
+from skylift.pki.trust import AgentTrust
 
 POOL_SHARDS = 64
 MAX_POOL_SHARDS = 4096
@@ -19,21 +20,22 @@ class AgentPool:
     httpcore scans its whole pool on every request (and each idle connection's check costs a
     getpeername and a poll): one pool of 10,000 agents' keep-alive connections made a storm
     quadratic. One shard per 4 agents keeps pooling and each scan short. Shards are cheap to
-    make because they share one TLS context (else each loads the CA bundle, ~20 ms) and skip
-    proxy lookups in the environment: agents are reached directly on the management network,
-    never through an HTTP proxy."""
+    make because they share one TLS context (the cloud's: its CA and the MN's client
+    certificate, loaded once) and skip proxy lookups in the environment: agents are reached
+    directly on the management network, never through an HTTP proxy."""
 
     def __init__(self, *, max_concurrency: int, timeout: float, token: str | None,
-                 connect_timeout: float | None = None) -> None:
+                 connect_timeout: float | None = None,
+                 trust: AgentTrust | None = None) -> None:
         self.max_concurrency, self.timeout, self.token = max_concurrency, timeout, token
-        self.connect_timeout = connect_timeout
+        self.connect_timeout, self.trust = connect_timeout, trust
         self._shards: list[httpx.AsyncClient] | None = None
         self._clients: dict[str, tuple[str, AsyncAgentClient]] = {}
 
     def open(self, agents: int) -> None:
         """Make the pools (sized for about this many agents), if not made yet."""
         if self._shards is None:
-            tls = httpx.create_ssl_context()
+            tls = self.trust.context if self.trust else httpx.create_ssl_context()
             limits = httpx.Limits(max_connections=self.max_concurrency,
                                   max_keepalive_connections=256)
             shards = min(MAX_POOL_SHARDS, max(POOL_SHARDS, agents // 4))
@@ -52,7 +54,7 @@ class AgentPool:
         self.open(1)
         shard = self._shards[hash(address) % len(self._shards)]
         client = AsyncAgentClient(url(), self.token, self.timeout, http=shard,
-                                  connect_timeout=self.connect_timeout)
+                                  connect_timeout=self.connect_timeout, trust=self.trust)
         self._clients[key] = (address, client)
         return client
 

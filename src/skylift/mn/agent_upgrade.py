@@ -23,11 +23,15 @@ from pathlib import Path
 
 from skylift.agent import packages as node_pkgs
 from skylift.agent.client import AsyncAgentClient
+from skylift.agent.tls import INSTALL as TLS_INSTALL
+from skylift.agent.tls import credentials_document
 from skylift.errors import (AgentDidNotReturn, AgentError, OsReleaseNotServed,
                             PackageDigestMismatch, SkyliftError)
 from skylift.files import sha256
 from skylift.lineage import UPGRADED_HOST_QEMU
 from skylift.mn.resources import HOST, Resource
+from skylift.pki.authority import Credentials
+from skylift.pki.trust import AgentTrust, install_node_tls
 from skylift.release.manifest import PackageEntry, RepoIndex
 from skylift.repo.local import LocalRepo
 from skylift.transport import LocalTransport, Transport
@@ -182,13 +186,15 @@ class NodeOps:
     async def _blocking(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def run(self, res: Resource, argv: list[str], what: str) -> str:
+    async def run(self, res: Resource, argv: list[str], what: str,
+                  input: str | None = None) -> str:
         """Run argv on the node; OperationFailed (naming `what`) when it fails."""
         t = self.transport(res)
         if hasattr(t, "arun"):
-            result = await t.arun(argv, timeout=self.command_timeout)
+            result = await t.arun(argv, input=input, timeout=self.command_timeout)
         else:
-            result = await self._blocking(lambda: t.run(argv, timeout=self.command_timeout))
+            result = await self._blocking(lambda: t.run(argv, input=input,
+                                                        timeout=self.command_timeout))
         return result.check(f"{what} on {res.kind} {res.name}").stdout
 
     async def _push(self, res: Resource, t: Transport, root: str, file: Path | None) -> None:
@@ -201,8 +207,7 @@ class NodeOps:
                 await self._blocking(t.put, file, remote)
 
     def _install_argv(self, t: Transport, root: str, pkg: PackageEntry) -> list[str]:
-        python = self.python or (sys.executable if self._is_local(t) else "python3")
-        return [python, "-m", "skylift.agent.packages", "--node-root", root, "install",
+        return [self._python(t), "-m", "skylift.agent.packages", "--node-root", root, "install",
                 NODE_NAME.get(pkg.name, pkg.name), pkg.version]
 
     async def install(self, res: Resource, pkg: PackageEntry, file: Path | None) -> None:
@@ -212,24 +217,32 @@ class NodeOps:
         await self.run(res, self._install_argv(t, root, pkg),
                        f"installing {pkg.name} {pkg.version}")
 
+    def _python(self, t: Transport) -> str:
+        return self.python or (sys.executable if self._is_local(t) else "python3")
+
     async def install_and_restart(self, res: Resource, pkg: PackageEntry,
-                                  file: Path | None) -> None:
-        """Install pkg, then restart the agent: the same two commands as install() and
-        restart_agent(), but over a remote transport as one `sh -c 'install && restart'`
-        session (the restart runs only when the install succeeded). One SSH session instead
-        of two saves a channel open, an exit status and a round trip per node
-        (docs/benchmarks.md)."""
+                                  file: Path | None, tls: Credentials | None = None) -> None:
+        """Install pkg (and give the agent its certificate, when tls), then restart the agent:
+        over a remote transport as one `sh -c 'tls && install && restart'` session (the
+        restart runs only when the rest succeeded), the certificate's key on standard input.
+        One SSH session instead of several saves a channel open, an exit status and a round
+        trip per node (docs/benchmarks.md)."""
         t = self.transport(res)
         if self._is_local(t):  # a local agent is restarted by skylift.agent.launch
+            if tls is not None:
+                await self._blocking(install_node_tls, Path(self.node_root(res)), tls)
             await self.install(res, pkg, file)
             await self.restart_agent(res)
             return
         root = self.node_root(res)
         await self._push(res, t, root, file)
-        chain = (f"{shlex.join(self._install_argv(t, root, pkg))} && "
-                 f"{shlex.join(self.restart_argv(res, root))}")
+        steps = [self._install_argv(t, root, pkg), self.restart_argv(res, root)]
+        if tls is not None:
+            steps.insert(0, [self._python(t), *TLS_INSTALL, "--node-root", root, "install"])
+        chain = " && ".join(shlex.join(argv) for argv in steps)
         await self.run(res, ["sh", "-c", chain],
-                       f"installing {pkg.name} {pkg.version} and restarting the agent")
+                       f"installing {pkg.name} {pkg.version} and restarting the agent",
+                       input=credentials_document(tls) if tls is not None else None)
 
     async def release(self, res: Resource) -> None:
         """Close the node's transport connection once the upgrade is done: an MN must not
@@ -287,8 +300,10 @@ async def wait_for_version(client: AsyncAgentClient, want: str, timeout: float) 
 
 async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClient,
                              catalog: RepoCatalog, ops: NodeOps, *, update_packages: bool,
-                             restart_timeout: float = 30.0) -> ConnectOutcome:
-    """Bring an agent (and, when asked, a host's packages) to the repo's versions."""
+                             restart_timeout: float = 30.0,
+                             trust: AgentTrust | None = None) -> ConnectOutcome:
+    """Bring an agent (and, when asked, a host's packages) to the repo's versions; an agent
+    upgraded from a release without TLS is given its certificate on the way (trust)."""
     outcome = ConnectOutcome(reply)
     os = reply.get("os_release") or res.os_release
     if res.kind == HOST and catalog.serves_any() and not catalog.serves(os):
@@ -307,7 +322,11 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
             touched = True
             index = catalog.index(os)
             pkg = index.find(AGENT, want)
-            await ops.install_and_restart(res, pkg, catalog.package_file(os, pkg))
+            # a certificate for the address the MN dialled; once the restarted agent answers
+            # over TLS the client pins it (no plain answer is taken from that address again)
+            tls = (trust.issue(res.address) if trust is not None
+                   and not trust.pinned(res.address) else None)
+            await ops.install_and_restart(res, pkg, catalog.package_file(os, pkg), tls=tls)
             outcome.reply = await wait_for_version(client, want, restart_timeout)
             outcome.agent_upgraded_from = have or "unknown"
         if update_packages and res.kind == HOST and res.libvirt_auto_upgrade:

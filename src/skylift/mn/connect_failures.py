@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skylift.errors import (AgentDidNotReturn, HostKeyChanged, HostKeyUnknown,
+from skylift.errors import (AgentDidNotReturn, AgentTlsRefused, HostKeyChanged, HostKeyUnknown,
                             NodeLoginRefused, OsReleaseNotServed, PackageDigestMismatch,
                             TransportError, Unreachable)
 
@@ -44,6 +44,10 @@ REASONS = {r.code: r for r in (
            "pin it: `ssh-keyscan -p PORT ADDRESS | ssh-keygen -lf -`, check the fingerprint "
            "and give it as host_key_fingerprint for the node in nodes.json (or add the key "
            "to the MN's known_hosts)"),
+    Reason("tls", "the agent is pinned to TLS and did not pass the handshake (no "
+           "certificate of this cloud's CA naming its address, or plain HTTP answered)",
+           "if the node was reinstalled, reconnect it so the management node gives its agent "
+           "a certificate again; otherwise find out who answers at its address"),
     Reason("os-release-mismatch", "the host's OS release is not served by the management "
            "node's repository",
            "the same-repo rule: reinstall the host with the management node's OS release, "
@@ -69,6 +73,8 @@ def reason_of(exc: BaseException) -> str:
         return "host-key-unknown"
     if isinstance(exc, NodeLoginRefused):
         return "auth"
+    if isinstance(exc, AgentTlsRefused):
+        return "tls"
     if isinstance(exc, Unreachable):
         return "timeout" if exc.timed_out else "refused"
     if isinstance(exc, TimeoutError):

@@ -30,6 +30,7 @@ from skylift.agent.client import AsyncAgentClient
 from skylift.errors import NoSuchResource, SkyliftError, error_text
 from skylift.mn.agent_pool import AgentPool
 from skylift.mn.agent_upgrade import ConnectOutcome, NodeOps, RepoCatalog, upgrade_on_connect
+from skylift.pki.trust import AgentTrust
 from skylift.mn.connect_options import ConnectOptions
 from skylift.mn.connect_failures import describe, reason_of
 from skylift.mn.connection_states import ConnectionStates
@@ -49,11 +50,15 @@ class ConnectionManager:
 
     def __init__(self, engine: sa.Engine, options: ConnectOptions = ConnectOptions(), *,
                  repo_root: Path | None = None, node_ops: NodeOps | None = None,
-                 on_progress: Progress | None = None) -> None:
+                 on_progress: Progress | None = None,
+                 trust: AgentTrust | None = None) -> None:
         """engine: the cloud's database. options: tuning (unset ones from the global
         settings, read at start). repo_root: the MN's node root holding its local repo (None:
-        no upgrades). node_ops: how to reach a node to upgrade it (default: this machine)."""
+        no upgrades). node_ops: how to reach a node to upgrade it (default: this machine).
+        trust: the cloud's CA and the MN's client certificate (None: plain HTTP only); an
+        agent upgraded on connect is given its certificate and speaks TLS from then on."""
         self.engine = engine
+        self.trust = trust
         self.options = options
         self.catalog = RepoCatalog(repo_root)
         self.repo_root = repo_root
@@ -62,7 +67,8 @@ class ConnectionManager:
         self.resources: dict[str, Resource] = {}
         self.states = ConnectionStates()
         self.pool = AgentPool(max_concurrency=options.max_concurrency, timeout=options.timeout,
-                              token=options.token, connect_timeout=options.connect_timeout)
+                              token=options.token, connect_timeout=options.connect_timeout,
+                              trust=trust)
         self._inflight: dict[str, asyncio.Task] = {}
         self._sem = asyncio.Semaphore(options.max_concurrency)
         self._flush_lock = asyncio.Lock()
@@ -182,7 +188,7 @@ class ConnectionManager:
                 outcome = await upgrade_on_connect(
                     res, reply, client, self.catalog, self.ops,
                     update_packages=self.options.update_packages,
-                    restart_timeout=self.options.restart_timeout)
+                    restart_timeout=self.options.restart_timeout, trust=self.trust)
             else:
                 outcome = ConnectOutcome(reply)
         except asyncio.CancelledError:

@@ -19,11 +19,13 @@ async def start_parts(mn: MnState) -> None:
     from skylift.mn.connections import ConnectionManager, ConnectOptions
     from skylift.mn.nodes import NodeRegistry, registry_path
     from skylift.mn.vm_ha import VmHa
+    from skylift.pki.trust import AgentTrust
 
     # how the manager reaches nodes to upgrade them: the node registry, when there is one
     node_ops = NodeRegistry.load(registry_path(skylift_home())).node_ops()
     mn.manager = ConnectionManager(mn.engine, ConnectOptions(agent_port=mn.agent_port),
-                                   repo_root=mn.node_root, node_ops=node_ops)
+                                   repo_root=mn.node_root, node_ops=node_ops,
+                                   trust=AgentTrust.of_home(skylift_home()))
     # the reconnect storm runs behind: the API serves meanwhile, and work on a host that is
     # still Connecting is refused
     await mn.manager.start(wait=False)

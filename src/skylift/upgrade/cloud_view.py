@@ -18,6 +18,7 @@ from skylift.agent.client import AsyncAgentClient, async_http_pool
 from skylift.agent.wire import agent_url
 from skylift.engine.fan_out import fan_out
 from skylift.errors import SkyliftError
+from skylift.pki.trust import AgentTrust
 from skylift.mn.resources import (BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER,
                                   storage_address)
 from skylift.upgrade.facts import CloudFacts
@@ -109,18 +110,18 @@ def agent_addresses(facts: CloudFacts) -> list[tuple[str, str, str, str]]:
 
 def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None = None,
                events=None, only: set[str] | None = None,
-               skip: set[str] = frozenset()) -> CloudView:
+               skip: set[str] = frozenset(), trust: AgentTrust | None = None) -> CloudView:
     """Ask every agent (hosts, storages, vRouters), or those of the uuids in only, and none
-    of those in skip, for its version and VMs."""
+    of those in skip, for its version and VMs (over TLS, as the MN, given its trust)."""
     port = agent_port(facts)
     views = [AgentView(u, n, agent_url(ip, port), kind=kind)
              for kind, u, n, ip in agent_addresses(facts)
              if (only is None or u in only) and u not in skip]
 
     async def run() -> None:
-        async with async_http_pool(concurrency, timeout=15.0) as pool:
+        async with async_http_pool(concurrency, timeout=15.0, trust=trust) as pool:
             await fan_out(views, lambda v: _read_agent(
-                AsyncAgentClient(v.address, token, 15.0, http=pool), v),
+                AsyncAgentClient(v.address, token, 15.0, http=pool, trust=trust), v),
                 concurrency=concurrency, events=events, label="reading agents")
 
     asyncio.run(run())
@@ -128,18 +129,19 @@ def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None =
 
 
 def read_settled(facts: CloudFacts, target_version: str, *, timeout: float,
-                 interval: float = 1.0, events=None, skip: set[str] = frozenset()) -> CloudView:
+                 interval: float = 1.0, events=None, skip: set[str] = frozenset(),
+                 trust: AgentTrust | None = None) -> CloudView:
     """The cloud once every agent answers on target_version, or as it is at the deadline.
 
     The MN upgrades agents as they reconnect, and the reconnect step waits only on what the
     database records (hosts' and vRouters' versions): a storage agent may still be restarting
     when the proof begins. Only the agents not there yet are asked again.
     """
-    view = read_cloud(facts, events=events, skip=skip)
+    view = read_cloud(facts, events=events, skip=skip, trust=trust)
     deadline = time.monotonic() + timeout
     while True:
         lagging = {u for u, a in view.agents.items() if a.error or a.version != target_version}
         if not lagging or time.monotonic() >= deadline:
             return view
         time.sleep(interval)
-        view.agents.update(read_cloud(facts, only=lagging).agents)
+        view.agents.update(read_cloud(facts, only=lagging, trust=trust).agents)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from skylift.pki.trust import AgentTrust
 from skylift.db.engine import Database
 from skylift.errors import ArtefactError
 from skylift.lineage import NEWEST, Release
@@ -51,6 +52,13 @@ class UpgradeContext:
     @cached_property
     def facts(self) -> CloudFacts:
         return CloudFacts(self.db)
+
+    @cached_property
+    def agent_trust(self) -> AgentTrust:
+        """How the upgrade reads agents: as the MN does, with the cloud's CA and the MN's
+        client certificate (the CA made here if the old release had none: the new MN uses
+        the same one)."""
+        return AgentTrust.of_home(self.home)
 
     @cached_property
     def verified(self) -> VerifiedSet | ArtefactError | None:

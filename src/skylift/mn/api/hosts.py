@@ -102,7 +102,7 @@ async def add_host(body: HostIn, mn: MnState = Depends(mn_of)) -> dict:
     manager = manager_of(mn)
     ip = body.management_ip
     url = agent_url(ip, manager.agent_port)
-    async with AsyncAgentClient(url, manager.token, timeout=10.0) as agent:
+    async with AsyncAgentClient(url, manager.token, timeout=10.0, trust=manager.trust) as agent:
         version = await agent.version()
     if version.get("role") not in (None, "host"):
         raise UsageError(f"the agent at {body.management_ip} is a {version.get('role')} agent",

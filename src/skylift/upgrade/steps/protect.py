@@ -63,7 +63,7 @@ class RecordCloud(UpgradeStep):
     def run(self, run: UpgradeRun) -> None:
         with run.ctx.facts.engine.connect() as conn:
             digests = resource_digests(conn)
-        view = read_cloud(run.ctx.facts, events=run.events)
+        view = read_cloud(run.ctx.facts, events=run.events, trust=run.ctx.agent_trust)
         assets = run.console_assets()
         run.state.set("before", {"digests": digests, "cloud": view.to_dict(),
                                  "console_assets": assets,

@@ -42,6 +42,7 @@ class Prove(UpgradeStep):
         pending = {i["uuid"]: f"{i['kind']} {i['name']}"
                    for i in run.state.get(ACCEPTED) or []}
         after = read_settled(run.ctx.facts, run.ctx.target.version, timeout=SETTLE_SECONDS,
+                             trust=run.ctx.agent_trust,
                              events=run.events, skip=set(pending))
         proof = prove(before["digests"], digests, CloudView.from_dict(before["cloud"]), after,
                       run.ctx.target.version, pending)
