@@ -3,7 +3,7 @@ same push-and-restart done by Ansible (the old product's tool for it).
 
     python3 bench/reconnect.py [--sizes 100,1000,10000] [--connect-only-sizes 10000]
                                [--ansible-hosts 200] [--forks 50] [--base /dev/shm/skylift-bench]
-                               [--mn-loop asyncio|uvloop]
+                               [--mn-loop asyncio|uvloop] [--tls both|on|off]
 
 Each size gets a fresh 4.3.12 inventory whose hosts (and VPC vRouters) are farm hosts running
 agent 3.7.1; the MN's repo carries skylift-agent 4.3.12. The ConnectionManager connects every
@@ -13,6 +13,11 @@ current (HTTP only). Ansible runs `-m raw` with the same two commands over OpenS
 its own farm. The farm lives under /dev/shm so fsyncs of thousands of package databases on
 one disk do not stand in for the per-host disks of a real fleet. Each skylift row also
 reports the CPU spent per node by the MN side (this process) and by the farm.
+
+With --tls both (the default) every skylift row runs twice in the same run: over plain HTTP
+(agents without certificates) and with the cloud's CA (skylift.pki). A TLS upgrade row gives
+every old agent its certificate over SSH and reads it back over mutual TLS; a TLS connect-only
+row reconnects agents deployed with certificates. The last column is TLS time / plain time.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 from skylift.db.engine import Database
+from skylift.errors import SkyliftError
 from skylift.lab.farm import start_farm, stop_farm
 from skylift.lab.rollout import (NODE_ROOT, point_at_farm, reconnect_farm, seed_for_farm,
                                  write_mn_repo)
+from skylift.mn.agent_pool import AgentPool
+from skylift.pki.trust import AgentTrust
 
 NEW, OLD = "4.3.12", "3.7.1"
 
@@ -44,16 +50,26 @@ def setup() -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ansible-core"], check=True)
 
 
-async def versions(farm) -> dict[str, int]:
+async def versions(farm, trust=None) -> dict[str, int]:
+    """How many agents report each version, read as the MN reads them (its pools, its trust)."""
+    pool = AgentPool(max_concurrency=200, timeout=30.0, token=None, trust=trust)
+    pool.open(len(farm.addresses))
     sem = asyncio.Semaphore(200)
-    async with httpx.AsyncClient(timeout=30.0) as http:
-        async def one(addr):
-            async with sem:
-                return (await http.get(farm.url(addr) + "/v1/version")).json()["agent_version"]
+
+    async def one(addr):
+        async with sem:
+            agent = pool.client(addr, addr, lambda: farm.url(addr))
+            try:
+                return (await agent.version())["agent_version"]
+            except SkyliftError as exc:
+                return type(exc).__name__
+    try:
         out: dict[str, int] = {}
         for v in await asyncio.gather(*(one(a) for a in farm.addresses)):
             out[v] = out.get(v, 0) + 1
         return out
+    finally:
+        await pool.close()
 
 
 def cpu_seconds(pid: int | str = "self") -> float:
@@ -72,30 +88,39 @@ def run_storm(coro, mn_loop: str):
     return asyncio.run(coro)
 
 
-def skylift_run(n: int, base: Path, upgrade: bool, mn_loop: str = "asyncio") -> dict:
-    work = base / f"cm-{n}-{'up' if upgrade else 'conn'}"
+def skylift_run(n: int, base: Path, upgrade: bool, mn_loop: str = "asyncio",
+                tls: bool = False) -> dict:
+    work = base / f"cm-{n}-{'up' if upgrade else 'conn'}-{'tls' if tls else 'plain'}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     db = Database.from_string(f"sqlite:///{work / 'cloud.db'}")
+    trust = AgentTrust.of_home(work / "mn-home") if tls else None
     nodes = seed_for_farm(db, n, agent_version=OLD if upgrade else NEW)
+    # an old release's agents have no certificate (the storm gives them theirs); current
+    # agents were deployed with one
     farm = start_farm(len(nodes), base_dir=work / "farm", agent_port=0, ssh_port=0,
                       release=OLD if upgrade else NEW, first_address="127.80.0.1",
-                      uuids=[u for u, _ in nodes], roles=[r for _, r in nodes])
+                      uuids=[u for u, _ in nodes], roles=[r for _, r in nodes],
+                      pki_dir=trust.ca.folder if trust and not upgrade else None)
     try:
         point_at_farm(db, farm, nodes)
         rss = farm.rss_bytes()
         repo = write_mn_repo(work / "mn")
         cpu = cpu_seconds(), cpu_seconds(farm.pid)
-        report = run_storm(reconnect_farm(db, farm, repo), mn_loop)
+        report = run_storm(reconnect_farm(db, farm, repo, trust=trust), mn_loop)
         mn_cpu, farm_cpu = cpu_seconds() - cpu[0], cpu_seconds(farm.pid) - cpu[1]
-        seen = asyncio.run(versions(farm))
+        seen = asyncio.run(versions(farm, trust))
+        pinned = sum(trust.pinned(a) for a in farm.addresses) if trust else len(nodes)
     finally:
         stop_farm(farm)
         shutil.rmtree(work, ignore_errors=True)
-    ok = seen == {NEW: len(nodes)} and not report.failures
+    ok = seen == {NEW: len(nodes)} and not report.failures and pinned == len(nodes)
+    if not ok:
+        print(seen, report.failures, pinned, file=sys.stderr)
     tool = "skylift" if upgrade else "skylift (connect only)"
+    tool += " [mutual TLS]" if tls else " [plain HTTP]"
     tool += " [MN loop: uvloop]" if mn_loop == "uvloop" else ""
-    return {"tool": tool, "hosts": len(nodes),
+    return {"tool": tool, "hosts": len(nodes), "tls": tls, "upgrade": upgrade,
             "seconds": report.seconds, "ok": ok, "farm_rss_mib": rss / 2**20,
             "upgraded": report.agents_upgraded, "failed": report.failed,
             # CPU per node on each side (the storm plus closing the pools)
@@ -145,27 +170,37 @@ def main() -> int:
     parser.add_argument("--mn-loop", choices=("asyncio", "uvloop"), default="uvloop",
                         help="the event loop of the MN side (the MN server runs uvloop when installed)")
     parser.add_argument("--base", type=Path, default=Path("/dev/shm/skylift-bench"))
+    parser.add_argument("--tls", choices=("both", "on", "off"), default="both",
+                        help="skylift rows over plain HTTP, mutual TLS, or both (a ratio)")
     args = parser.parse_args()
     setup()
     os.environ.setdefault("SKYLIFT_HOME", str(args.base / "home"))
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.tls]
     rows = []
     if args.ansible_hosts:
         rows.append(ansible_run(args.ansible_hosts, args.base, args.forks))
         print(rows[-1], file=sys.stderr)
-    for n in [int(x) for x in args.sizes.split(",") if x]:
-        rows.append(skylift_run(n, args.base, upgrade=True, mn_loop=args.mn_loop))
-        print(rows[-1], file=sys.stderr)
-    for n in [int(x) for x in args.connect_only_sizes.split(",") if x]:
-        rows.append(skylift_run(n, args.base, upgrade=False, mn_loop=args.mn_loop))
-        print(rows[-1], file=sys.stderr)
+    for upgrade, sizes in ((True, args.sizes), (False, args.connect_only_sizes)):
+        for n in [int(x) for x in sizes.split(",") if x]:
+            for tls in modes:
+                rows.append(skylift_run(n, args.base, upgrade=upgrade, mn_loop=args.mn_loop,
+                                        tls=tls))
+                print(rows[-1], file=sys.stderr)
     ansible_rate = next((r["hosts"] / r["seconds"] for r in rows if r["tool"].startswith("ansible")),
                         None)
-    print(f"{'tool':48} {'hosts':>6} {'seconds':>8} {'hosts/s':>8} {'vs ansible':>10} ok")
+    plain = {(r["hosts"], r["upgrade"]): r["seconds"] for r in rows
+             if "tls" in r and not r["tls"]}
+    print(f"{'tool':62} {'hosts':>6} {'seconds':>8} {'hosts/s':>8} {'vs ansible':>10} "
+          f"{'TLS/plain':>9} {'MN CPU/node':>11} {'farm CPU/node':>13} ok")
     for r in rows:
         rate = r["hosts"] / r["seconds"]
         ratio = f"{rate / ansible_rate:.1f}x" if ansible_rate else "-"
-        print(f"{r['tool']:48} {r['hosts']:>6} {r['seconds']:>8.1f} {rate:>8.1f} {ratio:>10} "
-              f"{'yes' if r['ok'] else 'NO'}")
+        base = plain.get((r["hosts"], r.get("upgrade"))) if r.get("tls") else None
+        vs_plain = f"{r['seconds'] / base:.2f}" if base else "-"
+        cpu = (f"{r['mn_cpu_ms']:.1f} ms", f"{r['farm_cpu_ms']:.1f} ms") if "mn_cpu_ms" in r \
+            else ("-", "-")
+        print(f"{r['tool']:62} {r['hosts']:>6} {r['seconds']:>8.1f} {rate:>8.1f} {ratio:>10} "
+              f"{vs_plain:>9} {cpu[0]:>11} {cpu[1]:>13} {'yes' if r['ok'] else 'NO'}")
     return 0 if all(r["ok"] for r in rows) else 1
 
 

@@ -29,6 +29,8 @@ def expected_end_state(world) -> dict:
     return {"db_release": NEWEST.version, "inventory_same": True, "mn": (NEWEST.version, "normal"),
             "vm_ha": "true", "vms_same_boot_id": True,
             "agents": [NEWEST.version] * len(world.state["nodes"]),
+            # every agent was given its certificate by the reconnect that upgraded it
+            "agents_on_tls_only": len(world.state["nodes"]),
             "repo": NEWEST.version, "slot": NEWEST.version, "journal": "ok", "proof_ok": True,
             "live_mns": 1, "mn_listeners": 1}
 

@@ -86,6 +86,17 @@ class World:
                 out.append(agent.version()["agent_version"])
         return sorted(out)
 
+    def agents_on_tls_only(self) -> int:
+        """Agents pinned to TLS that hang up on a plain HTTP request (obey only the MN)."""
+        trust = lab_trust(self.state)
+        count = 0
+        for n in self.state["nodes"]:
+            try:
+                httpx.get(f"{n['url']}/v1/health", timeout=5)
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                count += bool(trust and trust.pinned(n["address"]))
+        return count
+
     def live_mns(self) -> int:
         """MNs whose heartbeat row is fresh and not 'stopped' (what a restore would refuse)."""
         return len(running_management_nodes(self.db))
@@ -131,6 +142,7 @@ class World:
             "vm_ha": self.setting("ha", "enable"),
             "vms_same_boot_id": all(probe(ep) == boot for ep, boot in self.vms.values()),
             "agents": self.agent_versions(),
+            "agents_on_tls_only": self.agents_on_tls_only(),
             "repo": LocalRepo(self.mn_home / "node").info("c74").release,
             "slot": slots.current(self.mn_home),
             "journal": run_status,

@@ -30,6 +30,11 @@ def serve(
                                    "the global setting host.agentPort, else 7070)."),
     instance: str = typer.Option(None, "--instance", help="This MN's identity (32 hex "
                                  "digits; default: a new one)."),
+    tls: str = typer.Option("auto", "--tls", help="Serve HTTPS: auto (on any address but "
+                            "loopback), on or off."),
+    tls_cert: Path = typer.Option(None, "--tls-cert", help="Your own certificate (PEM) for "
+                                  "HTTPS (default: one of the cloud's CA)."),
+    tls_key: Path = typer.Option(None, "--tls-key", help="The key of --tls-cert (PEM)."),
 ) -> None:
     """Serve the management node API until SIGTERM (then drain and stop)."""
     from skylift.mn.server import serve as run
@@ -38,8 +43,17 @@ def serve(
                                  any(c not in "0123456789abcdef" for c in instance)):
         raise UsageError(f"--instance {instance!r} is not an instance id",
                          next="give 32 lowercase hex digits, or leave it out")
+    if tls not in ("auto", "on", "off"):
+        raise UsageError(f"--tls {tls!r} is not a TLS mode", next="give auto, on or off")
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together",
+                         next="give both (your certificate and its key), or neither")
+    for path in (tls_cert, tls_key):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{path} is not a file", next="give the PEM file's path")
     run(resolve_database(db, password_file), host=host, port=port, maintenance=maintenance,
-        release=release, node_root=node_root, agent_port=agent_port, instance=instance)
+        release=release, node_root=node_root, agent_port=agent_port, instance=instance,
+        tls=tls, tls_files=(tls_cert, tls_key) if tls_cert else None)
 
 
 @app.command()

@@ -43,6 +43,7 @@ from skylift.lab.seed import seed
 from skylift.lab.state import block_of, lab_dir, read_state, write_state
 from skylift.lineage import release as get_release
 from skylift.lineage import ships_agent_tls
+from skylift.mn.launch import mn_client
 from skylift.pki.trust import AgentTrust
 
 FARM_THRESHOLD = 50  # above this many nodes, one farm process serves them
@@ -289,7 +290,8 @@ def status(name: str, db_password: str | None = None) -> dict:
     if mn:
         info = {"url": mn["url"], "token_file": mn["token_file"], "alive": False}
         try:
-            info.update(httpx.get(mn["url"] + "/v1/version", timeout=3.0).json(), alive=True)
+            with mn_client(mn["url"], None, 3.0, home=Path(mn["home"])) as client:
+                info.update(client.get("/v1/version").json(), alive=True)
         except (httpx.HTTPError, ValueError):
             pass
         out["mn"] = info
@@ -364,7 +366,8 @@ def _stop_mns(mn: dict) -> int:
         count += 1
     for _ in range(5):  # each answer names the MN now serving the port
         try:
-            pid = httpx.get(f"{mn['url']}/v1/version", timeout=2.0).json().get("pid")
+            with mn_client(mn["url"], None, 2.0, home=Path(mn["home"])) as client:
+                pid = client.get("/v1/version").json().get("pid")
         except (httpx.HTTPError, ValueError):
             break
         if not pid or not pid_alive(pid, "skylift.mn"):

@@ -322,10 +322,10 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
             touched = True
             index = catalog.index(os)
             pkg = index.find(AGENT, want)
-            # a certificate for the address the MN dialled; once the restarted agent answers
-            # over TLS the client pins it (no plain answer is taken from that address again)
-            tls = (trust.issue(res.address) if trust is not None
-                   and not trust.pinned(res.address) else None)
+            # a fresh certificate for the address the MN dialled: every upgrade rotates it,
+            # and an agent of a release before TLS gets its first. Once the restarted agent
+            # answers over TLS the client pins it (no plain answer is taken there again).
+            tls = trust.issue(res.address) if trust is not None else None
             await ops.install_and_restart(res, pkg, catalog.package_file(os, pkg), tls=tls)
             outcome.reply = await wait_for_version(client, want, restart_timeout)
             outcome.agent_upgraded_from = have or "unknown"

@@ -25,6 +25,7 @@ from skylift.config import skylift_home
 from skylift.db.engine import PASSWORD_ENV, split_password
 from skylift.errors import OperationFailed
 from skylift.mn.auth import bearer_headers, read_token, token_path
+from skylift.mn.https import client_verify
 from skylift.mn.server import READY_ENV
 from skylift.processes import pid_alive, terminate
 
@@ -44,10 +45,12 @@ class MnHandle:
     home: Path
     popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
     instance: str | None = None  # the MN's identity (its heartbeat uuid)
+    scheme: str = "http"  # https when it serves TLS (skylift.mn.https)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
     def alive(self) -> bool:
         """Whether the MN process still runs."""
@@ -61,18 +64,22 @@ class MnHandle:
 
     def client(self, timeout: float = 10.0) -> httpx.Client:
         """An httpx client on this MN with the admin token."""
-        return mn_client(self.url, self.token(), timeout)
+        return mn_client(self.url, self.token(), timeout, home=self.home)
 
 
-def mn_client(url: str, token: str | None, timeout: float = 10.0) -> httpx.Client:
-    """An httpx client on the MN at url that sends the admin token (if given)."""
-    return httpx.Client(base_url=url, timeout=timeout, headers=bearer_headers(token))
+def mn_client(url: str, token: str | None, timeout: float = 10.0,
+              home: Path | None = None) -> httpx.Client:
+    """An httpx client on the MN at url that sends the admin token (if given); over HTTPS it
+    trusts the cloud's CA of the state folder `home` (default this process's) too."""
+    return httpx.Client(base_url=url, timeout=timeout, headers=bearer_headers(token),
+                        verify=client_verify(url, home or skylift_home()))
 
 
 def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,
              password_file: Path | None = None, env: dict[str, str] | None = None,
              timeout: float = 30.0, release: str | None = None, node_root: Path | None = None,
-             agent_port: int | None = None, instance: str | None = None) -> MnHandle:
+             agent_port: int | None = None, instance: str | None = None,
+             tls: str | None = None) -> MnHandle:
     """Start an MN and return once it listens and answers (raises OperationFailed if not).
 
     Readiness is the MN's own ready file, not any answer on the port: with SO_REUSEPORT the
@@ -103,6 +110,8 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
         argv += ["--agent-port", str(agent_port)]
     if instance is not None:
         argv += ["--instance", instance]
+    if tls is not None:
+        argv += ["--tls", tls]
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  env=child_env, start_new_session=True, cwd="/")
@@ -126,18 +135,19 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
         ready.unlink(missing_ok=True)
         ready.parent.rmdir()
     handle = MnHandle(popen.pid, host, port, info["mode"], info["release"], log_path, home, popen,
-                      info.get("instance"))
-    wait_ready(handle.url, timeout=max(1.0, deadline - time.monotonic()))
+                      info.get("instance"), info.get("scheme", "http"))
+    wait_ready(handle.url, timeout=max(1.0, deadline - time.monotonic()), home=home)
     return handle
 
 
-def wait_ready(url: str, timeout: float = 30.0) -> dict:
+def wait_ready(url: str, timeout: float = 30.0, home: Path | None = None) -> dict:
     """Wait until an MN answers GET /v1/version at url; returns the answer."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while True:
         try:
-            resp = httpx.get(f"{url}/v1/version", timeout=2.0)
+            with mn_client(url, None, 2.0, home=home) as client:
+                resp = client.get("/v1/version")
             if resp.status_code == 200:
                 return resp.json()
             last = f"HTTP {resp.status_code}"

@@ -20,6 +20,7 @@ from skylift.files import write_json
 from skylift.mn import listen
 from skylift.mn.auth import ensure_token, token_path
 from skylift.mn.heartbeat import Heartbeat
+from skylift.mn.https import server_files, wants_tls
 from skylift.mn.mode import detect
 from skylift.mn.state import MnState
 
@@ -45,11 +46,14 @@ def build_state(db: Database, *, maintenance: bool = False, release: str | None 
 
 def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenance: bool = False,
           release: str | None = None, node_root: Path | None = None,
-          agent_port: int | None = None, instance: str | None = None) -> None:
+          agent_port: int | None = None, instance: str | None = None,
+          tls: str = "auto", tls_files: tuple[Path, Path] | None = None) -> None:
     """Serve the MN API on host:port until SIGTERM/SIGINT (blocks).
 
     instance: this MN's identity (32 hex), chosen by whoever starts it so that it can find
-    and stop exactly this process later; also the uuid of its heartbeat row.
+    and stop exactly this process later; also the uuid of its heartbeat row. tls: auto (HTTPS
+    off loopback), on or off; tls_files: the operator's certificate and key (default: one the
+    cloud's CA issues, see skylift.mn.https).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # the libraries log a line per request (httpx) and several per SSH session (asyncssh):
@@ -60,6 +64,9 @@ def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenanc
                      agent_port=agent_port, instance=instance)
     log.info("management node %s starting in %s mode (%s) on %s:%d", mn.run.release,
              mn.run.mode, mn.run.reason, host, port)
+    if wants_tls(tls, host):
+        cert, key = tls_files or server_files(skylift_home(), host)
+        mn.tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     sock = listen.bind_socket(host, port)
     try:
         _event_loop_runner()(_run(mn, sock, host, port))
@@ -72,7 +79,8 @@ async def _run(mn: MnState, sock, host: str, port: int) -> None:
     from skylift.mn.app import create_app
 
     config = uvicorn.Config(create_app(mn), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=GRACE, lifespan="on")
+                            timeout_graceful_shutdown=GRACE, lifespan="on",
+                            **(mn.tls or {}))
     server = MnServer(config, mn)
     watcher = asyncio.create_task(_when_listening(server, mn, sock, host, port))
     try:
@@ -92,7 +100,8 @@ async def _when_listening(server, mn: MnState, sock, host: str, port: int) -> No
     if ready:
         write_json(ready, {"pid": mn.pid, "instance": mn.heartbeat.uuid if mn.heartbeat else None,
                            "host": host, "port": port, "mode": mn.run.mode,
-                           "release": mn.run.release})
+                           "release": mn.run.release,
+                           "scheme": "https" if mn.tls else "http"})
     log.info("management node ready (pid %d)", mn.pid)
 
 

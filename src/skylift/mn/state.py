@@ -31,6 +31,7 @@ class MnState:
     manager: object | None = None  # skylift.mn.connections.ConnectionManager (normal mode)
     vm_ha: object | None = None
     draining: bool = False
+    tls: dict | None = None  # uvicorn's ssl_certfile/ssl_keyfile when it serves HTTPS
     inflight: InFlight = field(default_factory=InFlight)
     auth_failures: FailureLimiter = field(default_factory=FailureLimiter)
     started_at: dt.datetime = field(

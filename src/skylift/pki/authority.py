@@ -163,6 +163,18 @@ class CloudCa:
                           [x509.IPAddress(_ip(address))])
         return Credentials(cert, _key_pem(key), self.ca_pem)
 
+    def issue_mn_server(self, names: list[str]) -> Credentials:
+        """A server certificate for the MN's API, naming each address (or DNS name) in names."""
+        key = _new_key()
+        sans = []
+        for name in names:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                sans.append(x509.DNSName(name))
+        cert = self._leaf(key, "skylift management node", ExtendedKeyUsageOID.SERVER_AUTH, sans)
+        return Credentials(cert, _key_pem(key), self.ca_pem)
+
     def mn_client(self) -> Credentials:
         """The MN's client certificate, made once and kept beside the CA."""
         cert_path, key_path = self.folder / CLIENT_CERT, self.folder / CLIENT_KEY

@@ -1,0 +1,67 @@
+"""The MN's API over HTTPS: when it serves TLS, with which certificate, and how its clients
+check it.
+
+`skylift mn serve --tls auto` (the default) serves HTTPS on any address but loopback, so the
+bearer token never travels in clear off the machine; `--tls on|off` decides outright. The
+certificate is the operator's own (`--tls-cert`/`--tls-key`) or one the cloud's CA issues for
+the address served (kept in MN_HOME/mn/pki/mn-server-<address>.pem, made once). Clients on
+the MN machine trust the cloud's CA beside the system's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from pathlib import Path
+
+from skylift.errors import UsageError
+from skylift.files import PUBLIC, write_atomic
+from skylift.pki.authority import CA_CERT, CloudCa, pki_dir
+
+MODES = ("auto", "on", "off")
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def wants_tls(mode: str, host: str) -> bool:
+    """Whether an MN serving host should speak TLS in this mode."""
+    if mode not in MODES:
+        raise UsageError(f"--tls {mode!r} is not a TLS mode", next="give auto, on or off")
+    if mode != "auto":
+        return mode == "on"
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host != "localhost"
+
+
+def names_for(host: str) -> list[str]:
+    """What the MN's certificate names: the address served, or, for a wildcard, loopback and
+    the machine's name (an operator serving every address brings their own certificate)."""
+    if host in WILDCARDS:
+        return ["127.0.0.1", "::1", socket.gethostname()]
+    return [host.strip("[]")]
+
+
+def server_files(home: Path, host: str) -> tuple[Path, Path]:
+    """The cloud CA's certificate and key for an MN serving host (issued once)."""
+    ca = CloudCa.ensure(pki_dir(home))
+    stem = "mn-server-" + (host.strip("[]") or "any").replace(":", "_")
+    cert, key = ca.folder / f"{stem}.pem", ca.folder / f"{stem}.key"
+    if not cert.is_file():
+        creds = ca.issue_mn_server(names_for(host))
+        write_atomic(key, creds.key_pem)
+        write_atomic(cert, creds.cert_pem, mode=PUBLIC)
+    return cert, key
+
+
+def client_verify(url: str, home: Path | None) -> ssl.SSLContext | bool:
+    """How a client checks the MN at url: the system's roots and, on the MN machine, the
+    cloud's CA."""
+    if not url.startswith("https:"):
+        return True
+    ctx = ssl.create_default_context()
+    ca = pki_dir(home) / CA_CERT if home is not None else None
+    if ca is not None and ca.is_file():
+        ctx.load_verify_locations(cafile=str(ca))
+    return ctx
