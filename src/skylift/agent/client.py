@@ -27,6 +27,7 @@ class Schemes:
         self.trust, self.address = trust, parts.hostname or ""
         self.plain = urlunsplit(("http", parts.netloc, parts.path, "", ""))
         self.tls = urlunsplit(("https", parts.netloc, parts.path, "", ""))
+        self.tls_first = False
 
     def order(self) -> list[str]:
         """The base URLs to try, in order."""
@@ -34,7 +35,13 @@ class Schemes:
             return [self.plain]
         if self.trust.pinned(self.address):
             return [self.tls]
-        return [self.plain, self.tls]
+        return [self.tls, self.plain] if self.tls_first else [self.plain, self.tls]
+
+    def expect_tls(self) -> None:
+        """The agent was just given a certificate: try TLS first (a plain attempt would only
+        be hung up on), still falling back while it is not pinned (its restart may not have
+        taken the certificate)."""
+        self.tls_first = True
 
     def answered(self, base: str) -> None:
         """The agent answered at base: a verified TLS answer pins it."""

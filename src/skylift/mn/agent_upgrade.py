@@ -327,6 +327,8 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
             # answers over TLS the client pins it (no plain answer is taken there again).
             tls = trust.issue(res.address) if trust is not None else None
             await ops.install_and_restart(res, pkg, catalog.package_file(os, pkg), tls=tls)
+            if tls is not None:
+                client.schemes.expect_tls()
             outcome.reply = await wait_for_version(client, want, restart_timeout)
             outcome.agent_upgraded_from = have or "unknown"
         if update_packages and res.kind == HOST and res.libvirt_auto_upgrade:

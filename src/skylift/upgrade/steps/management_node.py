@@ -19,7 +19,7 @@ from skylift.db.migrate import migrate, status
 from skylift.errors import OperationFailed
 from skylift.release.verify import verify_artefacts
 from skylift.upgrade import slots
-from skylift.upgrade.mn_instances import MnInstances
+from skylift.upgrade.mn_instances import MnInstances, describe
 from skylift.upgrade.steps import UpgradeStep
 
 if TYPE_CHECKING:
@@ -156,3 +156,11 @@ class StartNewMn(UpgradeStep):
                 why=f"expected {run.ctx.target.version} in normal mode",
                 next="read the MN log under $SKYLIFT_HOME/mn, fix the cause, then resume")
         mns.keep_only(keep)
+        if not mns.only(keep):
+            # who else serves, by pid: another MN may share the port (SO_REUSEPORT), one this
+            # upgrade did not start
+            raise OperationFailed(
+                "the new management node is not the only one serving",
+                why=f"running: {describe(mns.serving())}; listening on port {run.mn.port}: "
+                    f"{sorted(mns.listeners()) or 'none'} (kept: pid {keep.proc.pid})",
+                next="stop the other listeners, then `skylift upgrade resume`")
