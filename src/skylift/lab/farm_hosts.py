@@ -48,15 +48,13 @@ class FarmHost:
         self.agent_version = pkgs.installed_version(self.node_root, pkgs.AGENT_PACKAGE) or "unknown"
         self.agent_boot_id = uuidlib.uuid4().hex
         self.started_at = time.time()
-        # as a real agent reads NODE_ROOT/tls at start: with a certificate, TLS only
+        # as a real agent loads NODE_ROOT/tls when it starts (on its own CPU, before anyone
+        # connects): with a certificate, TLS only
         self.tls_files = node_tls_files(self.node_root)
-        self._tls = None
+        self._tls = server_context(*self.tls_files) if self.tls_files else None
 
     def tls_context(self) -> ssl.SSLContext | None:
-        """This host's agent's server context (made at its first connection), or None while
-        it has no certificate."""
-        if self.tls_files is not None and self._tls is None:
-            self._tls = server_context(*self.tls_files)
+        """This host's agent's server context, or None while it has no certificate."""
         return self._tls
 
     def restart_agent(self) -> None:
