@@ -27,6 +27,12 @@ def _stat_fields(pid: int) -> list[bytes] | None:
     return stat[stat.rindex(b")") + 2:].split()
 
 
+def parent_pid(pid: int) -> int | None:
+    """The parent of a process (None when it is gone)."""
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
 def cmdline(pid: int) -> bytes:
     """The process's argv as /proc shows it (NUL-separated), b'' when it is gone."""
     try:
@@ -195,3 +201,10 @@ def listening_pids(port: int, host: str | None = None) -> set[int]:
                 except OSError:
                     continue
     return pids
+
+
+def other_listeners(port: int, host: str | None, pid: int) -> set[int]:
+    """The processes besides `pid` listening on host:port. A child of `pid` between its fork
+    and its exec holds a copy of every socket of its parent: that copy is pid's, not another
+    listener's, and is left out."""
+    return {p for p in listening_pids(port, host) - {pid} if parent_pid(p) != pid}

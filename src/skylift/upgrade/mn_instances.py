@@ -108,11 +108,16 @@ class MnInstances:
         return live[-1] if live else None
 
     def only(self, inst: MnInstance | None) -> bool:
-        """Whether `inst` runs and is the only recorded MN running and the port's only listener."""
+        """Whether `inst` runs and is the only recorded MN running and the port's only listener.
+
+        A child the MN is starting (an agent it restarts) holds a copy of the MN's socket from
+        its fork until its exec: that copy is the MN's, not another listener."""
         if inst is None or inst.proc is None or not self.alive(inst):
             return False
         return ([i.id for i in self.serving()] == [inst.id]
-                and self.listeners() == {inst.proc.pid})
+                and inst.proc.pid in self.listeners()
+                and not processes.other_listeners(self.run.mn.port, self.run.mn.host,
+                                                  inst.proc.pid))
 
     def listeners(self) -> set[int]:
         """The pids of every process listening on the MN's port now."""
