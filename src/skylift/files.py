@@ -38,8 +38,10 @@ def sync(fh: IO) -> None:
     os.fsync(fh.fileno())
 
 
-def write_synced(path: Path | str, data: bytes, mode: int = PRIVATE) -> None:
-    """Write a file and fsync it, not its folder (an existing one is removed first).
+def write_synced(path: Path | str, data: bytes, mode: int = PRIVATE, *,
+                 durable: bool = True) -> None:
+    """Write a file and fsync it (unless not durable), not its folder (an existing one is
+    removed first).
 
     For files that appear under their final name some other way (a folder renamed into
     place); anything else wants write_atomic.
@@ -51,7 +53,8 @@ def write_synced(path: Path | str, data: bytes, mode: int = PRIVATE) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -86,23 +89,27 @@ def replace(tmp: Path | str, path: Path | str) -> None:
 
 
 def write_atomic(path: Path | str, data: bytes, *, mode: int = PRIVATE,
-                 exclusive: bool = False) -> None:
+                 exclusive: bool = False, durable: bool = True) -> None:
     """Put data at path atomically and durably, the file created with mode (umask applies).
 
     exclusive: never replace an existing file (FileExistsError); readers still see the whole
-    content or no file, never an empty one.
+    content or no file, never an empty one. durable=False skips the fsyncs (still atomic):
+    for throwaway files written by the thousand, such as a lab farm's nodes.
     """
     path = Path(path)
     # unique per call: two threads writing one file must not share a temporary
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        write_synced(tmp, data, mode)
+        write_synced(tmp, data, mode, durable=durable)
         if exclusive:
             os.link(tmp, path)  # fails, unlike a rename, when path exists
             tmp.unlink()
-            fsync_dir(path.parent)
-        else:
+            if durable:
+                fsync_dir(path.parent)
+        elif durable:
             replace(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

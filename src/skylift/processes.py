@@ -203,8 +203,11 @@ def listening_pids(port: int, host: str | None = None) -> set[int]:
     return pids
 
 
-def other_listeners(port: int, host: str | None, pid: int) -> set[int]:
-    """The processes besides `pid` listening on host:port. A child of `pid` between its fork
-    and its exec holds a copy of every socket of its parent: that copy is pid's, not another
-    listener's, and is left out."""
-    return {p for p in listening_pids(port, host) - {pid} if parent_pid(p) != pid}
+def other_listeners(port: int, host: str | None, pid: int,
+                    listeners: set[int] | None = None) -> set[int]:
+    """The processes besides `pid` listening on host:port (listeners: listening_pids, when the
+    caller has it already). A child of `pid` between its fork and its exec holds a copy of
+    every socket of its parent: that copy is pid's, not another listener's, and is left out."""
+    if listeners is None:
+        listeners = listening_pids(port, host)
+    return {p for p in listeners - {pid} if parent_pid(p) != pid}

@@ -60,20 +60,10 @@ def install_node_tls(node_root: Path, creds: Credentials, *, durable: bool = Tru
     durable=False skips the fsyncs, for a lab farm writing thousands of throwaway nodes."""
     folder = Path(node_root) / NODE_TLS
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write = write_atomic if durable else _write_plain
-    write(folder / NODE_KEY, creds.key_pem)
-    write(folder / NODE_CA, creds.ca_pem, mode=PUBLIC)
+    write_atomic(folder / NODE_KEY, creds.key_pem, durable=durable)
+    write_atomic(folder / NODE_CA, creds.ca_pem, mode=PUBLIC, durable=durable)
     # the certificate last: node_tls_files sees a complete set or none
-    write(folder / NODE_CERT, creds.cert_pem, mode=PUBLIC)
-
-
-def _write_plain(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    write_atomic(folder / NODE_CERT, creds.cert_pem, mode=PUBLIC, durable=durable)
 
 
 class AgentTrust:
@@ -83,7 +73,8 @@ class AgentTrust:
         self.ca = ca
         self.pins_dir = ca.folder / PINS
         self.pins_dir.mkdir(exist_ok=True, mode=0o700)
-        self.context = client_context(ca.folder, ca.mn_client().ca_pem)
+        ca.mn_client()  # made once, beside the CA
+        self.context = client_context(ca.folder, ca.ca_pem)
         self._pinned = {p.name for p in self.pins_dir.iterdir()}
 
     @classmethod

@@ -114,10 +114,10 @@ class MnInstances:
         its fork until its exec: that copy is the MN's, not another listener."""
         if inst is None or inst.proc is None or not self.alive(inst):
             return False
-        return ([i.id for i in self.serving()] == [inst.id]
-                and inst.proc.pid in self.listeners()
+        listeners = self.listeners()
+        return ([i.id for i in self.serving()] == [inst.id] and inst.proc.pid in listeners
                 and not processes.other_listeners(self.run.mn.port, self.run.mn.host,
-                                                  inst.proc.pid))
+                                                  inst.proc.pid, listeners))
 
     def listeners(self) -> set[int]:
         """The pids of every process listening on the MN's port now."""
