@@ -104,12 +104,13 @@ def test_the_import_walk_sees_every_kind_of_import():
 FLOORS = [
     {"cli"},
     {"lab"},
+    {"install"},
     {"upgrade"},
     {"mn"},
     {"repo"},
     {"release", "db", "agent", "transport", "engine"},
     {"pki"},
-    {"config", "files", "processes", "secrets", "lineage", "skylift"},
+    {"config", "files", "processes", "secrets", "lineage", "units", "skylift"},
     {"errors"},
 ]
 
