@@ -75,6 +75,33 @@ def mn_client(url: str, token: str | None, timeout: float = 10.0,
                         verify=client_verify(url, home or skylift_home()))
 
 
+def mn_argv(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,
+            password_file: Path | None = None, release: str | None = None,
+            node_root: Path | None = None, agent_port: int | None = None,
+            instance: str | None = None, tls: str | None = None) -> list[str]:
+    """The command line of an MN: what start_mn runs, and a service unit's ExecStart
+    (skylift.install), so the two never differ. db_url must hold no password."""
+    if split_password(db_url)[1] is not None:
+        raise ValueError("the MN's command line never carries the database password")
+    argv = [sys.executable, "-m", "skylift.mn", "serve", "--db", db_url, "--host", host,
+            "--port", str(port)]
+    if maintenance:
+        argv.append("--maintenance")
+    if password_file is not None:
+        argv += ["--password-file", str(password_file)]
+    if release:
+        argv += ["--release", release]
+    if node_root is not None:
+        argv += ["--node-root", str(node_root)]
+    if agent_port is not None:
+        argv += ["--agent-port", str(agent_port)]
+    if instance is not None:
+        argv += ["--instance", instance]
+    if tls is not None:
+        argv += ["--tls", tls]
+    return argv
+
+
 def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,
              password_file: Path | None = None, env: dict[str, str] | None = None,
              timeout: float = 30.0, release: str | None = None, node_root: Path | None = None,
@@ -96,22 +123,9 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
     log_path = home / "mn" / f"mn-{port}.log"
     ready = Path(tempfile.mkdtemp(prefix="mn-ready-", dir=home / "mn")) / "ready.json"
     child_env[READY_ENV] = str(ready)
-    argv = [sys.executable, "-m", "skylift.mn", "serve", "--db", db_url, "--host", host,
-            "--port", str(port)]
-    if maintenance:
-        argv.append("--maintenance")
-    if password_file is not None:
-        argv += ["--password-file", str(password_file)]
-    if release:
-        argv += ["--release", release]
-    if node_root is not None:
-        argv += ["--node-root", str(node_root)]
-    if agent_port is not None:
-        argv += ["--agent-port", str(agent_port)]
-    if instance is not None:
-        argv += ["--instance", instance]
-    if tls is not None:
-        argv += ["--tls", tls]
+    argv = mn_argv(db_url, port=port, host=host, maintenance=maintenance,
+                   password_file=password_file, release=release, node_root=node_root,
+                   agent_port=agent_port, instance=instance, tls=tls)
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  env=child_env, start_new_session=True, cwd="/")
