@@ -16,9 +16,10 @@ from skylift.errors import UsageError
 from skylift.files import PUBLIC, digests, write_atomic
 from skylift.lineage import RELEASES, release as lineage_release, version_key
 from skylift.release import ha, manifest as mf
+from skylift.release.agent_code import code_digest_of_package
 from skylift.release.archive import manifest_bytes, write_tar
 from skylift.release.keys import key_id, load_private_key
-from skylift.release.packages import host_packages, payload
+from skylift.release.packages import AGENT_PACKAGE, host_packages, payload
 from skylift.release.signature import sig_path, sign_statement
 from skylift.release.wheel import build_wheel, build_zipapp, package_files, wheel_name
 
@@ -58,9 +59,11 @@ def os_image_content(version: str, os_release: str) -> tuple[dict, list[tuple[st
         files.append((f"packages/{pkg.file}", data))
         entries.append(mf.PackageEntry(name=pkg.name, version=pkg.version, file=pkg.file,
                                        sha256=hashlib.sha256(data).hexdigest(), size=len(data),
-                                       role=pkg.role))
+                                       role=pkg.role, code_digest=(
+                                           code_digest_of_package(data)
+                                           if pkg.name == AGENT_PACKAGE else None)))
     index = mf.RepoIndex(release=version, os=os_release, repo_version=version, packages=entries)
-    files.insert(0, ("repodata/index.json", manifest_bytes(index.model_dump())))
+    files.insert(0, ("repodata/index.json", manifest_bytes(index.model_dump(exclude_none=True))))
     manifest = mf.OSImageManifest(kind=mf.OS_IMAGE, release=version, os=os_release,
                                   repo_version=version, code_version=skylift.__version__,
                                   files=[name for name, _ in files])

@@ -99,6 +99,8 @@ class PackageEntry(BaseModel):
     sha256: str
     size: int
     role: str = ""  # e.g. "new-install" / "upgraded-hosts" for the two QEMUs of 4.3.12
+    # skylift-agent: the code digest (skylift.agent.code) its agent reports once installed
+    code_digest: str | None = None
 
 
 class RepoIndex(BaseModel):

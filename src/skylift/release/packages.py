@@ -1,8 +1,10 @@
 """The host package set of a release on one host OS release, and the packages' payloads.
 
-Versions come from skylift.lineage. A package's payload is a small deterministic file (a
-header naming the package, then filler), so images are reproducible and cheap to build while
-still giving the repository and its HTTP serving real bytes to move.
+Versions come from skylift.lineage. The two code packages are real: skylift-agent is the
+product code stamped with its release and python3-agent-deps the distributions it runs on
+(agent_code.py), so a node runs the agent it installed. Every other payload is a small
+deterministic file (a header naming the package, then filler), so images are reproducible and
+cheap to build while still giving the repository and its HTTP serving real bytes to move.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import hashlib
 from dataclasses import dataclass
 
 from skylift.lineage import UPGRADED_HOST_QEMU, release, version_key
+from skylift.release.agent_code import agent_deps_bytes, agent_package_bytes
 
+AGENT_PACKAGE = "skylift-agent"
+DEPS_PACKAGE = "python3-agent-deps"
 # Kernel of each host OS release (CentOS 7.x minor releases).
 KERNELS = {"c72": "3.10.0-327", "c74": "3.10.0-693", "c76": "3.10.0-957"}
 # From this release on, new installs and upgraded hosts get different QEMUs (SPEC §2, 4.3.12).
@@ -48,8 +53,8 @@ def host_packages(version: str, os: str) -> list[HostPackage]:
     out += [
         HostPackage("libvirt", pkgs.libvirt, os),
         HostPackage("kernel", KERNELS.get(os, "3.10.0"), os),
-        HostPackage("skylift-agent", version, os),
-        HostPackage("python3-agent-deps", version, os),
+        HostPackage(AGENT_PACKAGE, version, os),
+        HostPackage(DEPS_PACKAGE, version, os),
         HostPackage("collectd", "5.8.1", os),
     ]
     return out
@@ -57,6 +62,10 @@ def host_packages(version: str, os: str) -> list[HostPackage]:
 
 def payload(pkg: HostPackage) -> bytes:
     """The deterministic content of a package file."""
+    if pkg.name == AGENT_PACKAGE:
+        return agent_package_bytes(pkg.version)
+    if pkg.name == DEPS_PACKAGE:
+        return agent_deps_bytes()
     header = (f"skylift host package\nname: {pkg.name}\nversion: {pkg.version}\n"
               f"os: {pkg.os}\n\n").encode()
     size = SIZES.get(pkg.name, DEFAULT_SIZE)

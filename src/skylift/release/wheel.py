@@ -53,15 +53,17 @@ def package_files() -> tuple[tuple[str, bytes], ...]:
     return tuple(files)
 
 
-def _zip(entries: list[tuple[str, bytes]], prefix: bytes = b"") -> bytes:
+def _zip(entries: list[tuple[str, bytes]], prefix: bytes = b"", compresslevel: int = 6) -> bytes:
+    """A deterministic zip of (name, content) in the given order (fixed times and modes)."""
     buf = io.BytesIO()
     buf.write(prefix)  # as zipapp does: the shebang line, then the archive
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED,
+                         compresslevel=compresslevel) as zf:
         for name, data in entries:
             info = zipfile.ZipInfo(name, ZIP_TIME)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data)
+            zf.writestr(info, data, compresslevel=compresslevel)
     return buf.getvalue()
 
 
