@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skylift.agent import packages as pkgs
 from skylift.agent import volumes as vols
+from skylift.agent.code import public_code
 from skylift.agent.hypervisor import HypervisorDriver, get_driver
 from skylift.agent.ids import (PACKAGE_NAME_PATTERN, PACKAGE_VERSION_PATTERN, RULES,
                                UUID_PATTERN, UUID_RULE)
@@ -105,8 +106,12 @@ class LocalNode:
         self.uuid, self.role, self.os_release = node.uuid, node.role, node.os_release
         self._driver = get_driver(driver, self.node_root, host)
         self.driver_name = self._driver.name
-        self.agent_version = (pkgs.installed_version(self.node_root, pkgs.AGENT_PACKAGE)
-                              or "unknown")
+        code = public_code()
+        # run from an installed agent package, the agent is the release of its code; a
+        # development checkout (the lab's agents) is what the package database says
+        self.agent_version = (code["version"] if code["source"] == "package" else
+                              pkgs.installed_version(self.node_root, pkgs.AGENT_PACKAGE)
+                              ) or "unknown"
         self.agent_boot_id = uuidlib.uuid4().hex
         self.started_at = time.time()
 
@@ -123,7 +128,8 @@ def version_doc(node: ServedNode) -> dict:
     return {"agent_version": node.agent_version, "role": node.role, "uuid": node.uuid,
             "os_release": node.os_release, "qemu": installed.get(pkgs.QEMU_PACKAGE),
             "libvirt": installed.get(pkgs.LIBVIRT_PACKAGE), "driver": node.driver_name,
-            "installed_agent_version": installed.get(pkgs.AGENT_PACKAGE)}
+            "installed_agent_version": installed.get(pkgs.AGENT_PACKAGE),
+            "code": public_code()}
 
 
 def boot_doc(node: ServedNode, pid: int, kernel_boot_id: str) -> dict:

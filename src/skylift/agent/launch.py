@@ -80,6 +80,15 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
+def agent_argv(node_root: Path, role: str, host: str, port: int, driver: str, os_release: str,
+               python: list[str] | None = None) -> list[str]:
+    """The agent's command line (python: how to run python, this process's by default; an
+    installed node's is its launcher NODE_ROOT/agent/run)."""
+    return [*(python or [sys.executable]), "-m", "skylift.agent", "serve", "--role", role,
+            "--node-root", str(node_root), "--port", str(port), "--host", host,
+            "--driver", driver, "--os-release", os_release]
+
+
 def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int = 0,
                 driver: str = "sim", *, os_release: str = "c76",
                 token_file: Path | None = None, timeout: float = 20.0,
@@ -91,11 +100,19 @@ def start_agent(node_root: Path, role: str, host: str = "127.0.0.1", port: int =
     node_root = Path(node_root).resolve()
     node_root.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
-    argv = [sys.executable, "-m", "skylift.agent", "serve", "--role", role,
-            "--node-root", str(node_root), "--port", str(port), "--host", host,
-            "--driver", driver, "--os-release", os_release]
+    argv = agent_argv(node_root, role, host, port, driver, os_release)
     if token_file is not None:
         argv += ["--token-file", str(token_file)]
+    return start_argv(argv, node_root, role, host, port, driver, os_release=os_release,
+                      token_file=token_file, timeout=timeout, trust=trust)
+
+
+def start_argv(argv: list[str], node_root: Path, role: str, host: str, port: int, driver: str,
+               *, os_release: str = "c76", token_file: Path | None = None,
+               timeout: float = 20.0, trust: AgentTrust | None = None) -> AgentHandle:
+    """Start the agent command argv detached (own session, stdin /dev/null, NODE_ROOT/agent.log,
+    no secrets) and return once it answers on host:port (its port, for a TLS agent and no
+    trust); stopped again and AgentError when it exits or stays silent."""
     log_path = node_root / "agent.log"
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
