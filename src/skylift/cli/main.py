@@ -14,6 +14,7 @@ GROUPS = [
     ("agent", "agent"),
     ("db", "db"),
     ("demo", "demo"),
+    ("host", "host"),
     ("lab", "lab"),
     ("mn", "mn"),
     ("release", "release"), ("repo", "repo"),
@@ -50,6 +51,11 @@ STATE = {"verbose": False}
 for module_name, group in GROUPS:
     module = importlib.import_module(f"skylift.cli.{module_name}")
     app.add_typer(module.app, name=group)
+
+# top-level commands: (module under skylift.cli, function, command name)
+COMMANDS = [("install", "install", "install")]
+for module_name, function, name in COMMANDS:
+    app.command(name)(getattr(importlib.import_module(f"skylift.cli.{module_name}"), function))
 
 
 def main() -> None:
