@@ -297,6 +297,9 @@ def remove_lab_network(lab_block: int) -> dict:
     unnamed), the root ends of the veths (each takes its pair along), the namespaces, the
     bridge, the /etc/netns folders. Harmless to repeat; returns what it removed."""
     ns_pattern, veth_pattern = _owned(lab_block, "n"), _owned(lab_block, "v")
+    if shutil.which("ip") is None:  # without iproute2 no lab network was ever made here
+        return {"block": lab_block, "killed": [], "namespaces": [], "veths": [],
+                "bridges": [], "etc_netns": []}
     try:
         named = [ns["name"] for ns in _ip_json(["netns", "list"])]
     except LabError:  # no /run/netns yet: no namespace at all
