@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
+import json
 import os
 import shutil
 import socket
@@ -188,7 +189,9 @@ def test_stop_sshd_stops_only_that_node(lab):
     extra = start_sshd(net, nodes[1], authorized_keys=Path(f"{key}.pub"), port=2222)
     assert extra.host_key_fingerprint == sshds[1].host_key_fingerprint  # the node's own key
     assert known_hosts_line(extra).startswith(f"[{nodes[1].address}]:2222 ssh-ed25519 ")
-    stop_sshd(extra)
+    again = NodeSshd.from_dict(json.loads(json.dumps(extra.to_dict())))  # as lab.json keeps it
+    assert again == extra and known_hosts_line(again) == known_hosts_line(extra)
+    stop_sshd(again)
     stop_sshd(extra)  # harmless to repeat
     assert not pid_alive(extra.pid) and pid_alive(sshds[1].pid)
 

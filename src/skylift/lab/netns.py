@@ -126,6 +126,16 @@ class NsNode:
     index: int = 0     # i: the node's number in its lab (1-based)
     veth: str = ""     # the root end of its veth pair, on the bridge
 
+    def to_dict(self) -> dict:
+        """The node as lab.json keeps it."""
+        return {"name": self.name, "netns": self.netns, "address": self.address,
+                "gateway": self.gateway, "node_root": str(self.node_root),
+                "index": self.index, "veth": self.veth}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NsNode":
+        return cls(**{**data, "node_root": Path(data["node_root"])})
+
 
 class LabNetwork:
     """The lab bridge of one lab block and the namespace nodes on it."""

@@ -57,9 +57,16 @@ class NodeSshd:
         return self.folder / "sshd.log"
 
     def to_dict(self) -> dict:
-        return {"node": self.node.name, "address": self.node.address, "port": self.port,
-                "pid": self.pid, "start": self.start, "folder": str(self.folder),
+        """The sshd as lab.json keeps it."""
+        return {"node": self.node.to_dict(), "port": self.port, "pid": self.pid,
+                "start": self.start, "folder": str(self.folder),
                 "host_key_fingerprint": self.host_key_fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NodeSshd":
+        return cls(node=NsNode.from_dict(data["node"]), port=data["port"], pid=data["pid"],
+                   host_key_fingerprint=data["host_key_fingerprint"],
+                   folder=Path(data["folder"]), start=data.get("start", 0))
 
 
 def _new_key(path: Path, comment: str) -> asyncssh.SSHKey:
