@@ -98,7 +98,7 @@ def _plan(ctx: InstallContext, cmd: service.MnCommand) -> list[str]:
              "systemctl daemon-reload; systemctl enable --now skylift-mn" if ctx.systemd else
              "started detached (no systemd here), waiting until it answers")
     return [
-        f"unpack the {ctx.release} MN software into {slots.slot_path(ctx.home, ctx.release)}"
+        f"unpack the {ctx.release} MN software into {_slot(ctx.home, ctx.release)}"
         " and point mn/slots/current at it",
         f"the cloud's CA in {pki_dir(ctx.home)} ("
         + ("kept" if (pki_dir(ctx.home) / CA_CERT).is_file() else "created") + ")",
@@ -123,18 +123,24 @@ def install(spec: InstallSpec, progress: Progress | None = None) -> dict:
     say = progress or (lambda message: None)
     check_usage(spec)
     home = state_home(spec)
-    say("verifying the installer and the OS image")
-    ctx = _look(spec, home)
-    if ctx.record and ctx.release and ctx.record.get("release") == ctx.release:
-        return _already(ctx)
-    report = run_checks(checks.ALL, ctx, skip=spec.skip_checks)
-    if report.inhibitors:
-        raise InstallRefused(report)
-    cmd = _command(ctx)
-    if spec.dry_run:
-        return {"dry_run": True, "release": ctx.release, "home": str(home),
-                "plan": _plan(ctx, cmd), "checks": report.to_dict(),
-                "unit": cmd.unit().text()}
+    existed = home.exists()
+    try:
+        say("verifying the installer and the OS image")
+        ctx = _look(spec, home)
+        if ctx.record and ctx.release and ctx.record.get("release") == ctx.release:
+            return _already(ctx)
+        report = run_checks(checks.ALL, ctx, skip=spec.skip_checks)
+        if report.inhibitors:
+            raise InstallRefused(report)
+        cmd = _command(ctx)
+        if spec.dry_run:
+            return {"dry_run": True, "release": ctx.release, "home": str(home),
+                    "plan": _plan(ctx, cmd), "checks": report.to_dict(),
+                    "unit": cmd.unit().text()}
+    finally:
+        # the state folder an error message's config path made on the way: not left behind
+        if not existed and home.is_dir() and not any(home.iterdir()):
+            home.rmdir()
     return _do(ctx, cmd, report, say)
 
 
@@ -142,6 +148,7 @@ def _do(ctx: InstallContext, cmd: service.MnCommand, report: CheckReport,
         say: Progress) -> dict:
     spec, home, release = ctx.spec, ctx.home, ctx.release
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (home / "mn").mkdir(exist_ok=True, mode=0o700)
     st = ctx.db_state
     record.write_pending(home, {"release": release, "db": st.display,
                                 "creating_db": st.action == "create"})
@@ -187,7 +194,7 @@ def _do(ctx: InstallContext, cmd: service.MnCommand, report: CheckReport,
                        "version": repo.repo.repo_version, "changed": repo.changed},
         "units": [{"file": str(unit_path), "verified": problems is not None,
                    "problems": problems or []}],
-        "slot": str(slots.slot_path(home, release)), "config": str(home / "config.toml"),
+        "slot": str(_slot(home, release)), "config": str(home / "config.toml"),
         "started": started, "systemd": ctx.systemd,
         "versions": ctx.installer_manifest.get("components", {}),
         "warnings": [f.to_dict() for f in report.warnings],
@@ -200,6 +207,11 @@ def _do(ctx: InstallContext, cmd: service.MnCommand, report: CheckReport,
     summary["changed"] = changed
     summary["record"] = str(home / record.RECORD)
     return summary
+
+
+def _slot(home: Path, release: str) -> Path:
+    """Where upgrade.slots puts a release (its slot_path creates folders: not in a dry run)."""
+    return home / "mn" / "slots" / release
 
 
 def _write_node_json(ctx: InstallContext) -> bool:
