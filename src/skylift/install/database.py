@@ -12,6 +12,7 @@ from skylift.db.engine import Database, create_database
 from skylift.errors import SkyliftError
 from skylift.lineage import version_key
 from skylift.mn import settings
+from skylift.install.spec import DEFAULT_AGENT_PORT
 
 
 @dataclass
@@ -92,7 +93,9 @@ def prepare(db: Database, state: DbState, release: str, agent_port: int | None) 
         done = "created"
     else:
         done = "kept"
-    if agent_port is not None or done == "created":
+    if done == "created":
+        set_agent_port(db, agent_port if agent_port is not None else DEFAULT_AGENT_PORT)
+    elif agent_port is not None:
         set_agent_port(db, agent_port)
     return done
 
