@@ -109,8 +109,8 @@ FLOORS = [
     {"mn"},
     {"repo"},
     {"release", "db", "agent", "transport", "engine"},
-    {"pki"},
-    {"config", "files", "processes", "secrets", "lineage", "units", "skylift"},
+    {"pki", "units"},
+    {"config", "files", "processes", "secrets", "lineage", "skylift"},
     {"errors"},
 ]
 

@@ -153,11 +153,14 @@ class NodeOps:
                                                                     None] | None = None,
                  restart_argv: Callable[[Resource, str], list[str]] | None = None,
                  python: str | None = None, workers: int = 16,
+                 python_for: Callable[[Resource, str], str | None] | None = None,
                  command_timeout: float = 120.0, push: bool | None = None) -> None:
         self.transport_for = transport_for
         self.node_root_for = node_root_for
         self.restart_argv = restart_argv or (lambda res, root: list(DEFAULT_RESTART))
         self.python = python
+        # a node whose agent runs installed code names its own launcher (skylift.agent.run)
+        self.python_for = python_for
         self.command_timeout = command_timeout
         self.push = push  # copy the package file to the node first (None: over local only)
         self.local = LocalTransport()
@@ -174,7 +177,7 @@ class NodeOps:
         root = nr(res) if callable(nr) else (nr or {}).get(res.uuid)
         if root:
             return str(root)
-        if self.transport_for is not None:
+        if self.transport_for is not None and not self._is_local(self.transport(res)):
             return DEFAULT_NODE_ROOT
         raise AgentError(f"cannot upgrade the agent of {res.kind} {res.name}",
                          why="its node root is not known to this management node",
@@ -206,19 +209,22 @@ class NodeOps:
             else:
                 await self._blocking(t.put, file, remote)
 
-    def _install_argv(self, t: Transport, root: str, pkg: PackageEntry) -> list[str]:
-        return [self._python(t), "-m", "skylift.agent.packages", "--node-root", root, "install",
+    def _install_argv(self, t: Transport, res: Resource, root: str,
+                      pkg: PackageEntry) -> list[str]:
+        return [self._python(t, res, root), "-m", "skylift.agent.packages", "--node-root", root,
+                "install",
                 NODE_NAME.get(pkg.name, pkg.name), pkg.version]
 
     async def install(self, res: Resource, pkg: PackageEntry, file: Path | None) -> None:
         """Push the package file (when the repo has it) and install it into the node."""
         t, root = self.transport(res), self.node_root(res)
         await self._push(res, t, root, file)
-        await self.run(res, self._install_argv(t, root, pkg),
+        await self.run(res, self._install_argv(t, res, root, pkg),
                        f"installing {pkg.name} {pkg.version}")
 
-    def _python(self, t: Transport) -> str:
-        return self.python or (sys.executable if self._is_local(t) else "python3")
+    def _python(self, t: Transport, res: Resource, root: str) -> str:
+        own = self.python_for(res, root) if self.python_for else None
+        return own or self.python or (sys.executable if self._is_local(t) else "python3")
 
     async def install_and_restart(self, res: Resource, pkg: PackageEntry,
                                   file: Path | None, tls: Credentials | None = None) -> None:
@@ -236,9 +242,10 @@ class NodeOps:
             return
         root = self.node_root(res)
         await self._push(res, t, root, file)
-        steps = [self._install_argv(t, root, pkg), self.restart_argv(res, root)]
+        steps = [self._install_argv(t, res, root, pkg), self.restart_argv(res, root)]
         if tls is not None:
-            steps.insert(0, [self._python(t), *TLS_INSTALL, "--node-root", root, "install"])
+            steps.insert(0, [self._python(t, res, root), *TLS_INSTALL, "--node-root", root,
+                             "install"])
         chain = " && ".join(shlex.join(argv) for argv in steps)
         await self.run(res, ["sh", "-c", chain],
                        f"installing {pkg.name} {pkg.version} and restarting the agent",

@@ -17,12 +17,13 @@ async def start_parts(mn: MnState) -> None:
     """Start the connection manager and VM HA."""
     # imported here: the maintenance mode never loads them (they use the newest models)
     from skylift.mn.connections import ConnectionManager, ConnectOptions
-    from skylift.mn.nodes import NodeRegistry, registry_path
+    from skylift.mn.nodes import live_node_ops, registry_path
     from skylift.mn.vm_ha import VmHa
     from skylift.pki.trust import AgentTrust
 
-    # how the manager reaches nodes to upgrade them: the node registry, when there is one
-    node_ops = NodeRegistry.load(registry_path(skylift_home())).node_ops()
+    # how the manager reaches nodes to upgrade them: the node registry, re-read as hosts are
+    # added (this machine's agents while there is none)
+    node_ops = live_node_ops(registry_path(skylift_home()))
     mn.manager = ConnectionManager(mn.engine, ConnectOptions(agent_port=mn.agent_port),
                                    repo_root=mn.node_root, node_ops=node_ops,
                                    trust=AgentTrust.of_home(skylift_home()))

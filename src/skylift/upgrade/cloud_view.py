@@ -34,6 +34,10 @@ class AgentView:
     vms: dict[str, dict] = field(default_factory=dict)  # vm uuid -> {boot_id, state, endpoint}
     error: str | None = None
     kind: str = HOST  # host, primary-storage, backup-storage or vrouter
+    # the code the agent runs: "package" (installed from a repository: digest comparable
+    # with the package's) or "checkout" (a development install of the lab's loopback nodes)
+    code_source: str | None = None
+    code_digest: str | None = None
 
 
 @dataclass
@@ -60,14 +64,16 @@ class CloudView:
 
     def to_dict(self) -> dict:
         return {"agents": {u: {"name": a.name, "kind": a.kind, "version": a.version,
-                               "error": a.error, "vms": a.vms}
+                               "error": a.error, "vms": a.vms, "code_source": a.code_source,
+                               "code_digest": a.code_digest}
                            for u, a in self.agents.items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "CloudView":
         # a run recorded before kinds were kept read hosts only
         return cls({u: AgentView(u, a["name"], "", a.get("version"), a.get("vms", {}),
-                                 a.get("error"), a.get("kind", HOST))
+                                 a.get("error"), a.get("kind", HOST), a.get("code_source"),
+                                 a.get("code_digest"))
                     for u, a in data["agents"].items()})
 
 
@@ -78,7 +84,10 @@ def agent_port(facts: CloudFacts) -> int:
 
 async def _read_agent(client: AsyncAgentClient, view: AgentView) -> AgentView:
     try:
-        view.version = (await client.version()).get("agent_version")
+        reply = await client.version()
+        view.version = reply.get("agent_version")
+        code = reply.get("code") or {}
+        view.code_source, view.code_digest = code.get("source"), code.get("digest")
         view.vms = {v["uuid"]: {"boot_id": v.get("boot_id"), "state": v.get("state"),
                                 "endpoint": v.get("endpoint")} for v in await client.list_vms()}
     except SkyliftError as exc:

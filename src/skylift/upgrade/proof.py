@@ -36,6 +36,11 @@ class Proof:
     agents_by_kind: dict[str, int] = field(default_factory=dict)  # host, vrouter, storages
     agents_behind: list[str] = field(default_factory=list)  # "<kind> <name> (<version>)"
     agents_unreachable: list[str] = field(default_factory=list)  # "<kind> <name>"
+    # agents running installed code: how many, and those whose code is not the repository's
+    # package of the target release (digest of the code they run vs. the package's)
+    agents_on_package_code: int = 0
+    agents_code_differs: list[str] = field(default_factory=list)  # "<kind> <name> (<digest>)"
+    package_code_digest: str | None = None
     console_assets_renamed: bool | None = None
     console_must_change: bool = False  # the release changed, so must the assets' names
     # exactly one MN serves: one process listens on the MN port, one heartbeat is alive
@@ -60,7 +65,8 @@ class Proof:
     def ok(self) -> bool:
         return not (self.inventory_changed or self.vms_restarted or self.vms_missing
                     or self.vms_started_twice or self.agents_behind
-                    or self.agents_unreachable or self.console_stale or self.mns_not_one)
+                    or self.agents_unreachable or self.agents_code_differs
+                    or self.console_stale or self.mns_not_one)
 
     @property
     def verdict(self) -> str:
@@ -78,7 +84,9 @@ class Proof:
                              ("VMs no longer running", self.vms_missing),
                              ("VMs running twice", self.vms_started_twice),
                              ("agents not on the new version", self.agents_behind),
-                             ("agents not answering", self.agents_unreachable)):
+                             ("agents not answering", self.agents_unreachable),
+                             ("agents not running the repository's code",
+                              self.agents_code_differs)):
             if items:
                 out.append(f"{len(items)} {label}: {', '.join(items[:5])}")
         if self.console_stale:
@@ -100,10 +108,12 @@ class Proof:
 
 def prove(before_digests: dict[str, str], after_digests: dict[str, str], before: CloudView,
           after: CloudView, target_version: str,
-          pending: dict[str, str] | None = None) -> Proof:
+          pending: dict[str, str] | None = None, code_digest: str | None = None) -> Proof:
     """Compare inventory digests, VM boot ids and the versions of every agent (hosts,
-    primary and backup storages, vRouters). pending: uuid -> "<kind> <name>" of resources the
-    operator finished without; they and the VMs they ran are named, not checked."""
+    primary and backup storages, vRouters), and the code an agent installed from a package
+    runs with the repository's package (code_digest). pending: uuid -> "<kind> <name>" of
+    resources the operator finished without; they and the VMs they ran are named, not
+    checked."""
     proof = Proof()
     pending = pending or {}
     proof.pending = sorted(pending.values())
@@ -128,4 +138,10 @@ def prove(before_digests: dict[str, str], after_digests: dict[str, str], before:
             proof.agents_unreachable.append(f"{view.kind} {view.name}")
         elif view.version != target_version:
             proof.agents_behind.append(f"{view.kind} {view.name} ({view.version})")
+        if view.code_source == "package" and not view.error:
+            proof.agents_on_package_code += 1
+            if code_digest and view.code_digest != code_digest:
+                proof.agents_code_differs.append(
+                    f"{view.kind} {view.name} ({(view.code_digest or 'none')[:19]})")
+    proof.package_code_digest = code_digest
     return proof

@@ -45,7 +45,7 @@ class Prove(UpgradeStep):
                              trust=run.ctx.agent_trust,
                              events=run.events, skip=set(pending))
         proof = prove(before["digests"], digests, CloudView.from_dict(before["cloud"]), after,
-                      run.ctx.target.version, pending)
+                      run.ctx.target.version, pending, code_digest=_package_code(run))
         old_assets, new_assets = before.get("console_assets"), run.console_assets()
         if old_assets is not None and new_assets is not None:
             proof.console_assets_renamed = old_assets != new_assets
@@ -58,6 +58,16 @@ class Prove(UpgradeStep):
                                   why="; ".join(proof.failures()),
                                   next="investigate the listed resources; the database dump "
                                        "taken before the upgrade is kept")
+
+
+def _package_code(run: UpgradeRun) -> str | None:
+    """The code digest of the target's skylift-agent package in the MN's repository."""
+    from skylift.mn.agent_upgrade import AGENT, RepoCatalog
+
+    catalog = RepoCatalog(run.ctx.node_root)
+    index = catalog.index(run.ctx.mn_os)
+    pkg = index.find(AGENT, run.ctx.target.version) if index else None
+    return getattr(pkg, "code_digest", None) if pkg else None
 
 
 class VmHaRestore(UpgradeStep):
