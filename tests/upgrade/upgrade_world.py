@@ -31,9 +31,10 @@ class World:
     """One lab cloud (3.7.1 by default) with the 4.3.12 artefacts built and trusted."""
 
     def __init__(self, name: str, release: str = "3.7.1", hosts: int = 2, vms: int = 4,
-                 db_url: str | None = None, driver: str = "process", farm: bool | None = None):
+                 db_url: str | None = None, driver: str = "process", farm: bool | None = None,
+                 nodes: str = "loopback"):
         self.state = up(LabSpec(name=name, release=release, hosts=hosts, vms=vms,
-                                driver=driver, db_url=db_url, farm=farm))
+                                driver=driver, db_url=db_url, farm=farm, nodes=nodes))
         self.mn_home = Path(self.state["mn"]["home"])
         self.arts = build_for_upgrade(self.mn_home)
         self.db = Database.from_string(self.state["db_url"])

@@ -50,6 +50,9 @@ def up(
                               help="Serve the hosts from one farm process (default above 50)."),
     os_release: str = typer.Option("c74", "--os", help="Host OS release."),
     agent_port: int = typer.Option(DEFAULT_PORT, "--agent-port", help="Agent port (0: any free one)."),
+    nodes: str = typer.Option("loopback", "--nodes", help="Hosts as loopback addresses of this "
+                              "machine, or ns: network namespaces with OpenSSH, the MN "
+                              "installed by `skylift install` and hosts added over SSH (root)."),
     name: str = NAME,
     as_json: bool = typer.Option(False, "--json", help="Print the lab's state as JSON."),
 ) -> None:
@@ -64,7 +67,7 @@ def up(
     password = read_secret(file=None, env_var=PASSWORD_ENV, prompt=None) if db else None
     spec = LabSpec(name=name, release=release, hosts=hosts, vms=vms, db_url=db,
                    db_password=password, driver=driver.value, farm=farm, os_release=os_release,
-                   agent_port=agent_port)
+                   agent_port=agent_port, nodes=nodes)
     state = lab_up(spec, on_step=lambda msg: console_err.print(f"· {msg}", highlight=False))
     if as_json:
         emit_json(state)

@@ -32,11 +32,11 @@ from skylift.agent.hypervisor.simaddr import use_shared_daemon
 from skylift.agent.node import init_node
 from skylift.agent.launch import find_agent, start_agent, stop_agent
 from skylift.db.engine import Database, drop_database
-from skylift.errors import Refused, SkyliftError
+from skylift.errors import Refused, SkyliftError, UsageError
 from skylift.lab.addresses import loopback_addresses
 from skylift.lab.errors import LabError
 from skylift.lab.farm import find_farm, start_farm, stop_farm
-from skylift.lab import cutoff, mn_machine
+from skylift.lab import cutoff, mn_machine, ns_cloud
 from skylift.lab.artefacts import install_release_repo
 from skylift.lab.farm_hosts import host_packages
 from skylift.lab.seed import seed
@@ -47,6 +47,7 @@ from skylift.mn.launch import mn_client
 from skylift.pki.trust import AgentTrust
 
 FARM_THRESHOLD = 50  # above this many nodes, one farm process serves them
+NODE_KINDS = ("loopback", "ns")
 
 
 @dataclass
@@ -64,6 +65,7 @@ class LabSpec:
     os_release: str = "c74"
     agent_port: int = 7070  # 0: a port free on every lab address
     mn_port: int = 0
+    nodes: str = "loopback"  # "ns": hosts are network namespaces with sshd (lab/ns_cloud.py)
 
 
 def _free_port_everywhere(addresses: list[str]) -> int:
@@ -130,6 +132,14 @@ def up(spec: LabSpec, on_step=None) -> dict:
     """Build and start lab installation spec.name; returns its state (see lab.json)."""
     step = on_step or (lambda msg: None)
     rel = get_release(spec.release)
+    if spec.nodes not in NODE_KINDS:
+        raise UsageError(f"--nodes {spec.nodes!r} is not a kind of lab node",
+                         next=f"give one of: {', '.join(NODE_KINDS)}")
+    if spec.nodes == "ns" and spec.farm:
+        raise UsageError("namespace nodes and the host farm do not go together",
+                         why="the farm serves thousands of hosts from one process; namespace "
+                             "nodes are real nodes, one each",
+                         next="drop --farm, or --nodes ns")
     home = lab_dir(spec.name)
     old = read_state(spec.name)
     if old and _anything_alive(old):
@@ -155,28 +165,53 @@ def up(spec: LabSpec, on_step=None) -> dict:
         step(f"seeding a {rel.version} inventory: {spec.hosts} hosts, {spec.vms} VMs")
         seed(db, rel.version, spec.hosts, spec.vms, os_release=spec.os_release)
         nodes, vms = _nodes(db, f"127.{block_of(spec.name)}.0.1")
-        use_farm = spec.farm if spec.farm is not None else len(nodes) > FARM_THRESHOLD
-        port = spec.agent_port or _free_port_everywhere([n["address"] for n in nodes])
+        ns = spec.nodes == "ns"
+        use_farm = not ns and (spec.farm if spec.farm is not None
+                               else len(nodes) > FARM_THRESHOLD)
+        local = [n for n in nodes if not (ns and n["kind"] == "host")]
+        port = spec.agent_port or _free_port_everywhere([n["address"] for n in local])
         state.update(nodes=nodes, agent_port=port, driver="sim" if use_farm else spec.driver)
+        if ns:
+            state["ns"] = ns_cloud.make_nodes(spec.name, [n for n in nodes if n not in local],
+                                              rel.version, spec.os_release, step)
+            _readdress_hosts(db, [n for n in nodes if n not in local])
         _record_agent_port(db, port)
         write_state(spec.name, state)
-        step(f"starting {len(nodes)} agents" + (" (host farm)" if use_farm else ""))
+        step(f"starting {len(local)} agents" + (" (host farm)" if use_farm else ""))
         if use_farm:
             _start_farm(spec, state, nodes, port, deploy_tls)
         else:
-            _start_agents(spec, state, nodes, port, deploy_tls)
+            _start_agents(spec, state, local, port, deploy_tls)
         write_state(spec.name, state)
+        if ns:  # the MN first: hosts install their agent from its repository
+            state["mn"] = _install_mn(spec, db, home, port, state, step)
+            write_state(spec.name, state)
+            ns_cloud.add_hosts(state, home / "mn-home", spec.driver, step)
+            write_state(spec.name, state)
         step(f"starting {len(vms)} running VMs")
         state["vms"] = _start_vms(state, vms, trust)
         write_state(spec.name, state)
-        step("starting the management node")
-        state["mn"] = _start_mn(spec, db, home, port, state)
+        if not ns:
+            step("starting the management node")
+            state["mn"] = _start_mn(spec, db, home, port, state)
         write_state(spec.name, state)
     except BaseException:
         write_state(spec.name, state)
         down(spec.name)
         raise
     return state
+
+
+def _readdress_hosts(db: Database, hosts: list[dict]) -> None:
+    """Hosts on namespace nodes: their management IP is the node's address."""
+    eng = db.engine()
+    try:
+        with eng.begin() as conn:
+            for n in hosts:
+                conn.execute(sa.text("UPDATE hosts SET management_ip = :ip WHERE uuid = :u"),
+                             {"ip": n["address"], "u": n["uuid"]})
+    finally:
+        eng.dispose()
 
 
 def _record_agent_port(db: Database, port: int) -> None:
@@ -250,6 +285,22 @@ def _start_vms(state: dict, vms: list[dict], trust: AgentTrust) -> list[dict]:
 
     with ThreadPoolExecutor(16) as pool:
         return list(pool.map(start, vms))
+
+
+def _install_mn(spec: LabSpec, db: Database, home: Path, agent_port: int, state: dict,
+                step) -> dict:
+    """The MN of a namespace lab: installed by `skylift install`, on the lab's bridge."""
+    mn_home = home / "mn-home"
+    local = [n for n in state["nodes"] if not n.get("netns")]
+    mn_machine.prepare(mn_home, os_release=spec.os_release, nodes=local, farm=None,
+                       known_hosts=Path(state["ns"]["known_hosts"]))
+    port = spec.mn_port or _free_port_everywhere([state["ns"]["gateway"]])
+    done = ns_cloud.install_mn(spec, state, db, mn_home, port, agent_port, step)
+    with mn_client(done["mn_url"], None, 10.0, home=mn_home) as client:
+        version = client.get("/v1/version").json()
+    return {"pid": done["started"]["pid"], "url": done["mn_url"], "mode": version["mode"],
+            "release": version["release"], "home": str(mn_home),
+            "token_file": done["token_file"], "log": done["started"]["log"]}
 
 
 def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int, state: dict) -> dict:
@@ -385,9 +436,11 @@ def down(name: str) -> dict:
         cutoff.remove(name)
     except LabError:  # no nft here, or not allowed to use it: `down` goes on
         pass
-    if state is None:
-        return {"name": name, "stopped": []}
     stopped = []
+    if state is None:
+        if ns_cloud.remove(name):  # a crashed lab's namespaces, found by its block
+            stopped.append("namespaces")
+        return {"name": name, "stopped": stopped}
     mn = state.get("mn") or {}
     if mn and _stop_mns(mn):
         stopped.append("mn")
@@ -410,4 +463,6 @@ def down(name: str) -> dict:
     if agents:
         stopped.append(f"{agents} agents")
     kill_node_vms(Path(state["dir"]) / "sim")  # the shared sim hypervisor
+    if ns_cloud.remove(name):  # sshd, and anything else left in the lab's namespaces
+        stopped.append("namespaces")
     return {"name": name, "stopped": stopped}

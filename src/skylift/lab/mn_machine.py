@@ -15,14 +15,18 @@ from pathlib import Path
 from skylift.mn.nodes import NodeRegistry, registry_path
 
 
-def prepare(mn_home: Path, *, os_release: str, nodes: list[dict], farm: dict | None) -> Path:
-    """Write node.json and the node registry before the MN starts; returns the MN node root."""
+def prepare(mn_home: Path, *, os_release: str, nodes: list[dict], farm: dict | None,
+            known_hosts: Path | None = None) -> Path:
+    """Write node.json and the node registry before the MN starts; returns the MN node root.
+
+    known_hosts: where the MN checks the host keys of nodes it reaches over SSH (a namespace
+    lab's, so that nothing is written to root's own)."""
     node_root = mn_home / "node"
     node_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     (node_root / "node.json").write_text(json.dumps({"role": "management-node",
                                                       "os": os_release,
                                                       "os_release": os_release}))
-    registry = NodeRegistry()
+    registry = NodeRegistry(known_hosts=known_hosts)
     if farm:
         registry.known_hosts = Path(farm["known_hosts"])
         for n in nodes:
