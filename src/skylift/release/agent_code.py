@@ -8,7 +8,7 @@ requirements, so a node needs python3 and nothing from the network.
 
 Both are deterministic (fixed times, sorted entries): the same code and environment give the
 same bytes. The deps zip is tens of megabytes and tests build release images many times, so
-it is cached in this process and on disk, keyed by the exact distributions it holds.
+it is cached in this process and on disk, keyed by the installed distributions it is made from.
 """
 
 from __future__ import annotations
@@ -157,7 +157,14 @@ def _cache_dir() -> Path:
 def agent_deps_bytes() -> bytes:
     """The python3-agent-deps package: a zip of every distribution the agent needs, unpacked
     beside the code on a node (PYTHONPATH), so the agent runs without the network."""
-    key = hashlib.sha256(f"{sys.implementation.cache_tag}\n{deps_key()}".encode()).hexdigest()
+    # keyed by every installed distribution, the code whose imports are probed and the probe,
+    # not by the closure: the key costs no interpreter start, and any change still misses
+    everything = sorted(f"{_norm(d.metadata['Name'])}=={d.version}"
+                        for d in metadata.distributions())
+    code = hashlib.sha256(b"".join(hashlib.sha256(data).digest()
+                                   for _, data in package_files())).hexdigest()
+    key = hashlib.sha256("\n".join([sys.implementation.cache_tag, code, _PROBE,
+                                     *PROBE_MODULES, *everything]).encode()).hexdigest()
     cached = _cache_dir() / f"agent-deps-{key[:32]}.zip"
     try:
         return cached.read_bytes()
@@ -170,6 +177,9 @@ def agent_deps_bytes() -> bytes:
     try:  # a cache only: a read-only home just means building again next time
         cached.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(cached, data, mode=0o644, durable=False)
+        for old in cached.parent.glob("agent-deps-*.zip"):  # one per environment, not per edit
+            if old != cached:
+                old.unlink(missing_ok=True)
     except OSError:
         pass
     return data
