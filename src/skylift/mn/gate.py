@@ -12,8 +12,8 @@ in the request's state for the routes, which decide which rows an account sees.
 Open without a token: health, version, the console page and its assets, the API description
 (/openapi.json; there is no /docs or /redoc: they load their pages from a CDN) and the local
 package repository (hosts install from it). In maintenance mode, or once
-drained, only health, version, global settings, drain, the in-flight list and the console are
-served; everything else gets 503 "upgrade in progress" with Retry-After, never a refused
+drained, only health, version, global settings, drain, the in-flight list, the console and the
+repository are served; everything else gets 503 "upgrade in progress" with Retry-After, never a refused
 connection.
 """
 
@@ -42,7 +42,10 @@ OPEN_PREFIX = ("/static/", "/repo/")
 MAINTENANCE_OPEN = [("GET", "/v1/health"), ("GET", "/v1/version"), ("POST", "/v1/drain"),
                     (None, "/v1/global-settings"), (None, "/v1/global-settings/"),
                     ("GET", "/v1/api-calls"), ("GET", "/v1/console/assets"), ("GET", "/v1/ha"),
-                    ("GET", "/"), ("GET", "/static/"), ("GET", "/openapi.json")]
+                    ("GET", "/"), ("GET", "/static/"), ("GET", "/openapi.json"),
+                    # the local repository is files: hosts install from it whatever the mode
+                    # (an MN of an older release serves it as its web server did)
+                    (None, "/repo/")]
 
 
 def is_open(path: str) -> bool:
