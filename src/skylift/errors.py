@@ -67,6 +67,10 @@ class PackageDigestMismatch(ArtefactError):
     """A package file's digest is not the one its repository index records."""
 
 
+class NoSuchPackage(ArtefactError):
+    """A repository does not carry the package (name and version) asked for."""
+
+
 class OperationFailed(SkyliftError):
     """An operation started and did not finish; the message says what state it left."""
 

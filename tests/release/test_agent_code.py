@@ -37,8 +37,8 @@ def test_the_agent_package_is_the_product_code_and_its_stamp():
     assert {"skylift/agent/server.py", "skylift/agent/code.py", "skylift/cli/agent.py"} <= set(listed)
     assert not [n for n in listed if n.startswith("skylift/lab/") or n.endswith(".pyc")]
     assert agent_package_bytes("4.3.12") == data  # deterministic (and cached)
-    # the stamp is not code: two releases of the same code have one digest
-    assert code_digest_of_package(agent_package_bytes("3.7.1")) == code_digest_of_package(data)
+    # the stamp is part of what runs (the version the agent reports): two releases differ
+    assert code_digest_of_package(agent_package_bytes("3.7.1")) != code_digest_of_package(data)
 
 
 def test_the_deps_hold_what_the_agent_imports_and_no_build_or_test_tools():

@@ -70,6 +70,7 @@ def test_a_371_cloud_of_namespace_hosts_upgrades_onto_new_agent_code(world):
         agent = Path(n["node_root"]) / "agent"
         assert (agent / "current").resolve().name == NEWEST.version
         assert (agent / "previous").resolve().name == "3.7.1"
+        assert (agent / "deps-current").resolve().name == NEWEST.version
     assert all(probe(ep) == boot for ep, boot in world.vms.values())
     proof = json.loads((single_mn.run_dir(world.mn_home) / "state.json").read_text())["proof"]
     assert proof["ok"] and proof["agents_on_package_code"] == 3

@@ -33,7 +33,8 @@ from typing import Iterator
 from skylift.agent import code_install
 from skylift.agent.ids import check_package
 from skylift.agent.store import read_json, write_json
-from skylift.errors import PackageDigestMismatch, Refused, SkyliftError, TransportError
+from skylift.errors import (NoSuchPackage, PackageDigestMismatch, Refused, SkyliftError,
+                            TransportError)
 from skylift.files import write_atomic
 
 REPO_FILE = "repo.json"  # {"url": "https://host:port/repo", "os": "c74", "ca": "/path/ca.pem"}
@@ -102,7 +103,7 @@ def download(node_root: Path, name: str, version: str) -> tuple[Path, str]:
         pkg = next((p for p in index.get("packages", [])
                     if p.get("name") == name and p.get("version") == version), None)
         if pkg is None:
-            raise Refused(f"the node's repository has no {name} {version}", why=f"{where} "
+            raise NoSuchPackage(f"the node's repository has no {name} {version}", why=f"{where} "
                           "does not list it", next="update the MN's repository from the "
                           "release's OS image, or install a version it serves")
         check_package(name, version)
@@ -137,15 +138,34 @@ def install_package(node_root: Path, name: str, version: str, file: Path | None 
     (code_install.install_code's answer)."""
     check_package(name, version)
     code = None
+    deps = None
     if name in code_install.CODE_PACKAGES:
         if file is None and (Path(node_root) / REPO_FILE).is_file():
+            if name == AGENT_PACKAGE:  # the agent of a release runs on that release's deps
+                deps = _deps_of(Path(node_root), version)
             file, sha256 = download(Path(node_root), name, version)
         if file is not None:
             code = code_install.install_code(node_root, name, version, Path(file), sha256)
     out = {"name": name, "version": version, "previous": install(node_root, name, version)}
     if code is not None:
         out["code"] = code
+    if deps is not None:
+        out["deps"] = deps
     return out
+
+
+def _deps_of(node_root: Path, version: str) -> dict | None:
+    """Install the repository's python3-agent-deps of `version` first, when it has one and
+    the node does not run it yet (installed before the agent: the new agent needs them)."""
+    if installed_version(node_root, code_install.DEPS_PACKAGE) == version:
+        return None
+    try:
+        file, digest = download(node_root, code_install.DEPS_PACKAGE, version)
+    except NoSuchPackage:  # a repository without that release's deps: the agent keeps its own
+        return None
+    code_install.install_code(node_root, code_install.DEPS_PACKAGE, version, file, digest)
+    return {"name": code_install.DEPS_PACKAGE, "version": version,
+            "previous": install(node_root, code_install.DEPS_PACKAGE, version)}
 
 
 def remove(node_root: Path, name: str) -> str | None:

@@ -25,11 +25,10 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from skylift.codebase import STAMP, code_digest
 from skylift.files import write_atomic
 from skylift.release.wheel import _zip, package_files
 
-STAMP = "skylift/agent_build.json"
-CODE_DEFINITION = "skylift/agent/code.py"
 # never shipped to a node: skylift is the other package; the rest build or test, never run it
 EXCLUDED_DISTS = {"skylift", "pip", "setuptools", "wheel", "pytest", "pluggy", "iniconfig",
                   "hypothesis", "schemathesis", "pytest-timeout", "coverage"}
@@ -69,21 +68,7 @@ def code_digest_of_package(data: bytes | Path) -> str:
     raw = Path(data).read_bytes() if isinstance(data, Path) else data
     with zipfile.ZipFile(io.BytesIO(raw)) as zf:
         files = [(info.filename, zf.read(info)) for info in zf.infolist() if not info.is_dir()]
-    return _code_digest()(files)
-
-
-@lru_cache(maxsize=1)
-def _code_digest():
-    """skylift.agent.code.code_digest, the one definition of the code digest.
-
-    The release part may not import the agent part (they share a floor, docs/architecture.md),
-    so the definition is evaluated from the running code's own source file, the very file
-    this build puts into every agent package; that module is stdlib-only for this reason.
-    """
-    source = dict(package_files())[CODE_DEFINITION]
-    namespace: dict = {"__name__": "skylift_agent_code_definition"}
-    exec(compile(source, CODE_DEFINITION, "exec"), namespace)  # our own source, never a download
-    return namespace["code_digest"]
+    return code_digest(files)
 
 
 def _probe_imports() -> set[str]:
