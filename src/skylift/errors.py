@@ -113,6 +113,10 @@ class OsReleaseNotServed(AgentError):
     """A host runs an OS release the MN's local repository does not serve (the same-repo rule)."""
 
 
+class HostOsNotServed(Refused):
+    """A host to add runs an OS release the MN's repository does not serve (nothing changed)."""
+
+
 class HypervisorError(OperationFailed):
     """The hypervisor (VM driver) could not do what was asked to a VM."""
 

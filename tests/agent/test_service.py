@@ -50,6 +50,18 @@ def test_the_unit_runs_the_installed_code_through_the_launcher(node):
     assert "--node-root" in unit.argv and unit.kill_mode == "process"
 
 
+def test_the_agent_unit_passes_systemd_analyze_verify(tmp_path, node):
+    from skylift.units import verify
+
+    unit = agent_unit(node, ServiceSpec("host", "127.0.0.1", 7070, "process", "c74"))
+    path = unit.write(tmp_path / "units")
+    assert verify(path) == []
+    assert "KillMode=process" in path.read_text()  # stopping the agent never stops its VMs
+    broken = tmp_path / "units" / "skylift-broken.service"
+    broken.write_text(path.read_text().replace("KillMode=process", "KillMode=sometimes"))
+    assert verify(broken)  # the check can fail: a bad unit is named
+
+
 def test_start_restart_onto_a_new_version_and_stop_by_identity(tmp_path, node):
     port = free_port()
     configure(node, ServiceSpec("host", "127.0.0.1", port, "process", "c74"))

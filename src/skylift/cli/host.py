@@ -39,10 +39,9 @@ def add(
     """Deploy the agent on a host over SSH, record the host and connect it."""
     import ipaddress
 
-    from skylift.install.hosts import HostAddRequest, add_host
     from skylift.secrets import read_secret
-    from skylift.transport.ssh import PASSWORD_ENV
 
+    PASSWORD_ENV = "SKYLIFT_SSH_PASSWORD"  # skylift.transport.ssh's, without importing asyncssh
     try:
         ipaddress.ip_address(address)
     except ValueError:
@@ -64,6 +63,8 @@ def add(
         if password is None:
             raise UsageError("no SSH credentials", next=f"give --ssh-key, --ssh-password-file "
                              f"or set {PASSWORD_ENV}")
+    from skylift.install.hosts import HostAddRequest, add_host
+
     req = HostAddRequest(address, name, cluster, ssh_user, ssh_port, ssh_key, password,
                          host_key, node_root, driver, repo_url)
     if dry_run:

@@ -146,7 +146,7 @@ def up(spec: LabSpec, on_step=None) -> dict:
         raise Refused(f"lab '{spec.name}' is up", why=f"its processes still run ({home})",
                       next=f"run `skylift lab down --name {spec.name}` first")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for sub in ("nodes", "farm", "sim", "mn-home"):  # a previous lab of this name: afresh
+    for sub in ("nodes", "farm", "sim", "mn-home", "ns"):  # a previous lab of this name: afresh
         shutil.rmtree(home / sub, ignore_errors=True)
     # the cloud's CA, as installing the MN makes it: it deploys this release's agents with
     # certificates (agents of a release before TLS get theirs from the upgrade)

@@ -352,5 +352,8 @@ def _leftovers(lab_block: int) -> list[str]:
 
 
 def lab_network_exists(lab_block: int) -> bool:
-    """Whether anything of lab block `lab_block`'s network exists (by name)."""
+    """Whether anything of lab block `lab_block`'s network exists (by name); never on a
+    machine without iproute2 (nothing could have made it)."""
+    if shutil.which("ip") is None:
+        return False
     return bool(_leftovers(lab_block))

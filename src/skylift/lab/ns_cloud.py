@@ -26,7 +26,7 @@ from skylift.agent.packages import AGENT_PACKAGE, write_packages
 from skylift.lab.farm_hosts import host_packages
 from skylift.lab.netns import LabNetwork, NsNode, lab_network_exists, remove_lab_network
 from skylift.lab.node_sshd import client_keypair, known_hosts_line, start_sshd
-from skylift.lab.state import block_of, lab_dir
+from skylift.lab.state import block_of, lab_dir, write_state
 from skylift.agent.wire import agent_url
 from skylift.release.keys import PUBLIC_NAME
 
@@ -76,6 +76,7 @@ def extra_node(state: dict, node_name: str, os_release: str | None = None) -> di
     extra = {"name": node_name, "address": node.address, "node_root": str(node.node_root),
              "netns": node.netns, "ns_node": node.to_dict(), "ssh": sshd.to_dict()}
     state.setdefault("ns_extra", []).append(extra)
+    write_state(name, state)
     return extra
 
 

@@ -30,7 +30,7 @@ from skylift.agent.client import AsyncAgentClient
 from skylift.agent.tls import INSTALL as TLS_INSTALL
 from skylift.agent.tls import credentials_document
 from skylift.agent.wire import agent_url
-from skylift.errors import (AgentDidNotReturn, OsReleaseNotServed, Refused, SkyliftError)
+from skylift.errors import AgentDidNotReturn, HostOsNotServed, Refused, SkyliftError
 from skylift.mn.agent_upgrade import DEFAULT_NODE_ROOT, RepoCatalog
 from skylift.pki.trust import AgentTrust
 from skylift.transport.base import Transport
@@ -138,11 +138,11 @@ def check_os_served(name: str, facts: HostFacts, catalog: RepoCatalog) -> None:
     """The same-repo rule: a host installs from the MN's repository of its own OS release."""
     if not catalog.serves(facts.os_release):
         served = ", ".join(catalog.repo.oses()) if catalog.repo else "none"
-        raise OsReleaseNotServed(
+        raise HostOsNotServed(
             f"host {name} runs {facts.os_release or 'an unknown OS release'}, which the "
             "management node's local repository does not serve",
             why=f"a host installs its agent and packages from the MN's repository of its own "
-                f"OS release (served: {served})",
+                f"OS release, the same-repo rule (served: {served})",
             next="install the host with an OS release the MN serves, or add that release's "
                  "OS image to the MN's repository (`skylift repo update`)")
 
