@@ -110,7 +110,7 @@ FLOORS = [
     {"repo"},
     {"release", "db", "agent", "transport", "engine"},
     {"pki", "units"},
-    {"config", "files", "processes", "secrets", "lineage", "codebase", "skylift"},
+    {"config", "files", "processes", "secrets", "lineage", "codebase", "member_names", "skylift"},
     {"errors"},
 ]
 

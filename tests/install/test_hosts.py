@@ -106,6 +106,19 @@ def test_a_host_whose_os_release_the_mn_does_not_serve_is_refused_and_left_alone
     assert recorded(lab, node["address"]) == []
 
 
+def test_a_host_whose_qemu_is_not_its_clusters_is_refused_and_left_alone(lab):
+    from skylift.agent.packages import read_packages, write_packages
+
+    node = ns_cloud.extra_node(lab, "extra-4")
+    root = Path(node["node_root"])
+    write_packages(root, read_packages(root) | {"qemu-kvm": "9.1.0"})
+    out = skylift(lab, *add_argv(lab, node, "extra-4"))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "QEMU 9.1.0" in out.stderr and "new cluster" in out.stderr
+    assert not (root / "agent").exists()
+    assert recorded(lab, node["address"]) == []
+
+
 @pytest.mark.parametrize("args", [
     ["host", "add"],
     ["host", "add", "not-an-address", "--ssh-key", "/etc/hostname"],

@@ -76,6 +76,20 @@ def test_a_371_cloud_of_namespace_hosts_upgrades_onto_new_agent_code(world):
     assert proof["ok"] and proof["agents_on_package_code"] == 3
     assert proof["package_code_digest"] == new_digest
 
+    # the previous version is kept to switch back to: on the node, as an operator would
+    first = hosts[0]
+    run = f"{first['node_root']}/agent/run"
+    for argv in ([run, "-m", "skylift.agent.packages", "--node-root", first["node_root"],
+                  "switch-back"],
+                 [run, "-m", "skylift.agent.service", "--node-root", first["node_root"],
+                  "restart"]):
+        done = subprocess.run(["ip", "netns", "exec", first["netns"], *argv],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    back = code_of(world)[first["name"]]
+    assert (back["agent_version"], back["code"]["digest"]) == ("3.7.1", old_digest)
+    assert all(probe(ep) == boot for ep, boot in world.vms.values())
+
 
 def test_lab_down_removes_every_namespace_and_process():
     w = World("nsdown", release="4.3.12", hosts=1, vms=1, nodes="ns")

@@ -14,19 +14,17 @@ finds first. A package is unpacked beside its final place and renamed into it (a
 the old version or the new one, never half of one); a symlink is switched by renaming a new
 link over it. Re-installing the same version from the same file changes nothing.
 
-Members are refused by the same rule as release/archive.py (no absolute name, no `..`, no link
-or special file): the release part is on this floor, so its helpers are not importable here.
+Members are refused by the rule of every unpacking (skylift.member_names: no absolute name, no
+`..`, no link or special file).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
-import stat
 import zipfile
 from pathlib import Path
 
@@ -34,13 +32,13 @@ from skylift.agent.code import code_digest
 from skylift.agent.ids import check_package
 from skylift.errors import ArtefactError, PackageDigestMismatch, Refused
 from skylift.files import fsync_dir, sha256, write_atomic, write_synced
+from skylift.member_names import unsafe_zip_entry
 
 AGENT_PACKAGE = "skylift-agent"
 DEPS_PACKAGE = "python3-agent-deps"
 CODE_PACKAGES = (AGENT_PACKAGE, DEPS_PACKAGE)
 INSTALLED = ".skylift-package.json"  # inside each unpacked version: what it was unpacked from
 SETTINGS = "code.json"  # {"python": ...}: recorded at the first install, kept after
-_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def agent_dir(node_root: Path) -> Path:
@@ -55,23 +53,6 @@ def launcher(node_root: Path) -> Path:
 def default_python() -> str:
     """The node's python: the system one when it exists (never a venv's), else PATH's."""
     return "/usr/bin/python3" if Path("/usr/bin/python3").exists() else "python3"
-
-
-def unsafe_entry(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip entry may not be unpacked (None: a plain file or folder with a safe name)."""
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return "a device or special file"
-    name = info.filename
-    if not name or "\x00" in name:
-        return "an empty or malformed name"
-    if name.startswith("/") or "\\" in name or _DRIVE.match(name):
-        return "an absolute path: it would be written outside the folder it is unpacked in"
-    if ".." in name.split("/"):
-        return "a `..` step: it would be written outside the folder it is unpacked in"
-    return None
 
 
 def _link_target(link: Path) -> str | None:
@@ -117,7 +98,7 @@ def _unpack(file: Path, dest: Path, meta: dict) -> None:
                             next="download it again from the repository") from None
     with zf:
         for info in zf.infolist():
-            why = unsafe_entry(info)
+            why = unsafe_zip_entry(info)
             if why:
                 raise ArtefactError(f"the package {file.name} holds an unsafe member "
                                     f"{info.filename!r}", why=why,
@@ -265,4 +246,6 @@ def switch_back(node_root: Path) -> str:
     _switch(base / "current", f"versions/{prev}")
     if cur is not None:
         _switch(base / "previous", f"versions/{cur}")
+    if (base / "deps" / prev).is_dir():  # the code runs on the deps of its own release
+        _switch(base / "deps-current", f"deps/{prev}")
     return prev

@@ -193,7 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     inst.add_argument("version")
     inst.add_argument("--file", type=Path, help="the package file (a code package is unpacked)")
     inst.add_argument("--sha256", help="refuse the file unless its SHA-256 is this")
+    sub.add_parser("switch-back", help="run the agent version installed before (after a "
+                   "failed upgrade); restart the agent service to use it")
     args = parser.parse_args(argv)
+    if args.cmd == "switch-back":
+        try:
+            version = code_install.switch_back(args.node_root)
+        except SkyliftError as exc:
+            print(exc.render(), file=sys.stderr)
+            return exc.exit_code
+        print(json.dumps({"name": AGENT_PACKAGE, "version": version,
+                          "previous": install(args.node_root, AGENT_PACKAGE, version)}))
+        return 0
     if args.cmd == "install":
         try:
             done = install_package(args.node_root, args.name, args.version, args.file,

@@ -3,13 +3,16 @@
     up(LabSpec(name, release, hosts, vms, ...))  -> state dict (also in lab.json)
     status(name)                                  -> release now, MN, agents up by kind, VMs
     down(name)                                    -> stops all it started; idempotent
+    (status: lab_status.py, down: teardown.py; both importable from here)
 
 up seeds a database at the release's revision, gives every agent-backed resource (hosts,
 vRouters, storages with an agent of their own) a loopback address where the MN looks for its
 agent, gives each a node root whose package database reports the release's versions, starts
 real agents (one process each, or the host farm), starts the inventory's Running VMs on their
 hosts' hypervisors and finally the MN (in maintenance mode on its own when the release is
-older than the code: that is how an old release's MN looks).
+older than the code: that is how an old release's MN looks). With --nodes ns the hosts are
+network namespaces with OpenSSH, the MN is installed by `skylift install` and every host added
+by `skylift host add` over SSH (ns_cloud.py).
 """
 
 from __future__ import annotations
@@ -22,25 +25,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import sqlalchemy as sa
 
 from skylift.agent.client import AgentClient
-from skylift.agent.hypervisor import kill_node_vms, probe
-from skylift.processes import pid_alive
 from skylift.agent.hypervisor.simaddr import use_shared_daemon
 from skylift.agent.node import init_node
-from skylift.agent.launch import find_agent, start_agent, stop_agent
+from skylift.agent.launch import start_agent
 from skylift.db.engine import Database, drop_database
-from skylift.errors import Refused, SkyliftError, UsageError
+from skylift.errors import Refused, UsageError
 from skylift.lab.addresses import loopback_addresses
 from skylift.lab.errors import LabError
-from skylift.lab.farm import find_farm, start_farm, stop_farm
-from skylift.lab import cutoff, mn_machine, ns_cloud
+from skylift.lab.farm import start_farm
+from skylift.lab import mn_machine, ns_cloud
 from skylift.lab.artefacts import install_release_repo
 from skylift.lab.farm_hosts import host_packages
 from skylift.lab.seed import seed
-from skylift.lab.state import block_of, lab_dir, read_state, write_state
+from skylift.lab.state import block_of, lab_dir, lab_trust, read_state, write_state  # noqa: F401 (lab_trust: callers find it here)
 from skylift.lineage import release as get_release
 from skylift.lineage import ships_agent_tls
 from skylift.mn.launch import mn_client
@@ -142,7 +142,7 @@ def up(spec: LabSpec, on_step=None) -> dict:
                          next="drop --farm, or --nodes ns")
     home = lab_dir(spec.name)
     old = read_state(spec.name)
-    if old and _anything_alive(old):
+    if old and anything_alive(old):
         raise Refused(f"lab '{spec.name}' is up", why=f"its processes still run ({home})",
                       next=f"run `skylift lab down --name {spec.name}` first")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -268,12 +268,6 @@ def _start_agents(spec: LabSpec, state: dict, nodes: list[dict], port: int,
         n["pid"] = h.pid
 
 
-def lab_trust(state: dict) -> AgentTrust | None:
-    """How the lab talks to its agents: as the MN, with the cloud's CA (None before it had
-    one)."""
-    return AgentTrust.existing(Path(state["dir"]) / "mn-home")
-
-
 def _start_vms(state: dict, vms: list[dict], trust: AgentTrust) -> list[dict]:
     url_of = {n["uuid"]: n["url"] for n in state["nodes"]}
 
@@ -324,145 +318,6 @@ def _start_mn(spec: LabSpec, db: Database, home: Path, agent_port: int, state: d
             "token_file": str(token_path(mn_home)), "log": str(handle.log_path)}
 
 
-# --- status ----------------------------------------------------------------------------------
-
-def status(name: str, db_password: str | None = None) -> dict:
-    """The lab's release as the cloud reports it now (an upgrade changes it), its MN (mode,
-    version), agents answering by kind, VMs answering probes with their boot id."""
-    state = read_state(name)
-    if state is None:
-        raise Refused(f"there is no lab '{name}'", next="bring one up with `skylift lab up`")
-    nodes = state["nodes"]
-    out = {"name": name, "release": None, "release_from": None,
-           "built_release": state["release"], "dir": state["dir"], "db_url": state["db_url"],
-           "mn": None, "agents": _by_kind(nodes), "agents_up": {}, "vms": len(state["vms"]),
-           "vms_answering": 0, "vms_same_boot_id": 0}
-    mn = state.get("mn")
-    if mn:
-        info = {"url": mn["url"], "token_file": mn["token_file"], "alive": False}
-        try:
-            with mn_client(mn["url"], None, 3.0, home=Path(mn["home"])) as client:
-                info.update(client.get("/v1/version").json(), alive=True)
-        except (httpx.HTTPError, ValueError):
-            pass
-        out["mn"] = info
-    out["release"], out["release_from"] = _cloud_release(state, out["mn"], db_password)
-
-    trust = lab_trust(state)
-
-    def agent_up(n: dict) -> bool:
-        try:
-            with AgentClient(n["url"], timeout=3.0, trust=trust) as agent:
-                return agent.health().get("status") == "ok"
-        except SkyliftError:
-            return False
-
-    with ThreadPoolExecutor(32) as pool:
-        with_url = [n for n in nodes if n.get("url")]
-        up_nodes = [n for n, ok in zip(with_url, pool.map(agent_up, with_url)) if ok]
-        answers = list(pool.map(lambda vm: probe(vm["endpoint"], 2.0), state["vms"]))
-    out["agents_up"] = _by_kind(up_nodes)
-    out["vms_answering"] = sum(a is not None for a in answers)
-    out["vms_same_boot_id"] = sum(a == vm["boot_id"] for a, vm in zip(answers, state["vms"]))
-    return out
-
-
-def _by_kind(nodes: list[dict]) -> dict[str, int]:
-    out = {kind: 0 for kind in ("host", "primary-storage", "backup-storage", "vrouter")}
-    for n in nodes:
-        out[n["kind"]] = out.get(n["kind"], 0) + 1
-    return out
-
-
-def _cloud_release(state: dict, mn: dict | None,
-                   db_password: str | None) -> tuple[str | None, str | None]:
-    """The release of the cloud's database, else the one its MN reports; the lab's record is
-    only what it was built at, and an upgrade moves the cloud on from there."""
-    from skylift.db.migrate import status as db_status
-
-    db = Database.from_string(state["db_url"], db_password)
-    try:
-        release = db_status(db).release
-        if release:
-            return release, "database"
-    except (SkyliftError, sa.exc.SQLAlchemyError, OSError):
-        pass  # a server down or a password not given: the MN still knows
-    if mn and mn.get("alive") and mn.get("release"):
-        return mn["release"], "mn"
-    return None, None
-
-
-# --- down ------------------------------------------------------------------------------------
-
-def _anything_alive(state: dict) -> bool:
-    mn = state.get("mn") or {}
-    if mn.get("pid") and pid_alive(mn["pid"], "skylift.mn"):
-        return True
-    if state.get("farm") and find_farm(Path(state["farm"]["base_dir"])):
-        return True
-    return any(n.get("node_root") and find_agent(Path(n["node_root"])) for n in state["nodes"])
-
-
-def _stop_mns(mn: dict) -> int:
-    """Stop the MN the lab started and any MN that took its port over since (an upgrade)."""
-    from skylift.mn.launch import MnHandle, stop_mn
-
-    def stop(pid: int) -> None:
-        stop_mn(MnHandle(pid, "127.0.0.1", 0, mn.get("mode", ""), "", Path(mn["log"]),
-                         Path(mn["home"])), timeout=20.0)
-
-    count = 0
-    if mn.get("pid") and pid_alive(mn["pid"], "skylift.mn"):
-        stop(mn["pid"])
-        count += 1
-    for _ in range(5):  # each answer names the MN now serving the port
-        try:
-            with mn_client(mn["url"], None, 2.0, home=Path(mn["home"])) as client:
-                pid = client.get("/v1/version").json().get("pid")
-        except (httpx.HTTPError, ValueError):
-            break
-        if not pid or not pid_alive(pid, "skylift.mn"):
-            break
-        stop(pid)
-        count += 1
-    return count
-
-
-def down(name: str) -> dict:
-    """Stop the lab's MN, agents (or farm) and VMs, and let its cut-off hosts back on the
-    network (skylift.lab.cutoff); running it again is harmless."""
-    state = read_state(name)
-    try:  # first: a cut-off agent would make the stops below wait for their timeouts
-        cutoff.remove(name)
-    except LabError:  # no nft here, or not allowed to use it: `down` goes on
-        pass
-    stopped = []
-    if state is None:
-        if ns_cloud.remove(name):  # a crashed lab's namespaces, found by its block
-            stopped.append("namespaces")
-        return {"name": name, "stopped": stopped}
-    mn = state.get("mn") or {}
-    if mn and _stop_mns(mn):
-        stopped.append("mn")
-    if state.get("farm"):
-        farm = find_farm(Path(state["farm"]["base_dir"]))
-        if farm is not None:
-            stop_farm(farm)
-            stopped.append("farm")
-    roots = [Path(n["node_root"]) for n in state["nodes"] if n.get("node_root")]
-
-    def stop_node(root: Path) -> bool:
-        agent = find_agent(root)
-        if agent is not None:
-            stop_agent(agent, timeout=5.0)
-        kill_node_vms(root)  # VM processes, and a node's own sim daemon
-        return agent is not None
-
-    with ThreadPoolExecutor(16) as pool:
-        agents = sum(pool.map(stop_node, roots))
-    if agents:
-        stopped.append(f"{agents} agents")
-    kill_node_vms(Path(state["dir"]) / "sim")  # the shared sim hypervisor
-    if ns_cloud.remove(name):  # sshd, and anything else left in the lab's namespaces
-        stopped.append("namespaces")
-    return {"name": name, "stopped": stopped}
+# the lab's other commands, where callers have always found them
+from skylift.lab.lab_status import status  # noqa: E402,F401
+from skylift.lab.teardown import anything_alive, down  # noqa: E402,F401

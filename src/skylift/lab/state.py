@@ -8,6 +8,7 @@ from pathlib import Path
 from skylift.agent.store import read_json, write_json
 from skylift.config import skylift_home
 from skylift.errors import UsageError
+from skylift.pki.trust import AgentTrust
 
 LAB_FILE = "lab.json"
 
@@ -36,3 +37,9 @@ def block_of(name: str) -> int:
     2..99: tests of other parts use 127.100.0.0 and above for their own agents.
     """
     return 2 + sum(name.encode()) * 31 % 98
+
+
+def lab_trust(state: dict) -> AgentTrust | None:
+    """How the lab talks to its agents: as the MN, with the cloud's CA (None before it had
+    one)."""
+    return AgentTrust.existing(Path(state["dir"]) / "mn-home")

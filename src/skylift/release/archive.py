@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import stat
 import tarfile
 import zipfile
 from collections import Counter
 from pathlib import Path
 
+from skylift.member_names import unsafe_name, unsafe_zip_entry  # noqa: F401 (one rule)
 from skylift.release.manifest import MANIFEST_NAME
 
 MTIME = 0
@@ -53,20 +52,8 @@ class UnsafeMember(ArchiveProblem):
 
 
 # A drive prefix (C:...) makes a name absolute too, for whoever unpacks it on Windows.
-_DRIVE = re.compile(r"^[A-Za-z]:")
 # An archive nested in an artefact whose entries are checked too (the installer's wheel).
 NESTED_ZIP_SUFFIX = ".whl"
-
-
-def unsafe_name(name: str) -> str | None:
-    """Why a member name would write outside the folder it is unpacked in (None: it would not)."""
-    if not name or "\x00" in name:
-        return "an empty or malformed name"
-    if name.startswith("/") or "\\" in name or _DRIVE.match(name):
-        return "an absolute path: it would be written outside the folder it is unpacked in"
-    if ".." in name.split("/"):
-        return "a `..` step: it would be written outside the folder it is unpacked in"
-    return None
 
 
 def unsafe_tar_member(member: tarfile.TarInfo, dest: Path | str = "/nonexistent") -> str | None:
@@ -93,16 +80,6 @@ def unsafe_tar_member(member: tarfile.TarInfo, dest: Path | str = "/nonexistent"
     except tarfile.FilterError as exc:
         return f"refused by tarfile's data filter ({exc})"
     return None
-
-
-def unsafe_zip_entry(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip entry may not be unpacked (None: a plain file or folder with a safe name)."""
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return "a device or special file"
-    return unsafe_name(info.filename)
 
 
 def check_zip(zf: zipfile.ZipFile, where: str = "") -> None:
