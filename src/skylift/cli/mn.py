@@ -35,6 +35,9 @@ def serve(
     tls_cert: Path = typer.Option(None, "--tls-cert", help="Your own certificate (PEM) for "
                                   "HTTPS (default: one of the cloud's CA)."),
     tls_key: Path = typer.Option(None, "--tls-key", help="The key of --tls-cert (PEM)."),
+    share_hosts: bool = typer.Option(False, "--share-hosts", help="One of several MNs on this "
+                                     "database: drive only this MN's share of the hosts "
+                                     "(consistent hashing over the live MNs)."),
 ) -> None:
     """Serve the management node API until SIGTERM (then drain and stop)."""
     from skylift.mn.server import serve as run
@@ -53,7 +56,7 @@ def serve(
             raise UsageError(f"{path} is not a file", next="give the PEM file's path")
     run(resolve_database(db, password_file), host=host, port=port, maintenance=maintenance,
         release=release, node_root=node_root, agent_port=agent_port, instance=instance,
-        tls=tls, tls_files=(tls_cert, tls_key) if tls_cert else None)
+        tls=tls, tls_files=(tls_cert, tls_key) if tls_cert else None, share_hosts=share_hosts)
 
 
 @app.command()

@@ -60,7 +60,7 @@ def create_app(mn: MnState) -> FastAPI:
     app.include_router(console.router(release=mn.run.release))
     if not mn.run.maintenance:
         for name in ("infrastructure", "network", "hosts", "connections", "catalog", "vms",
-                     "volumes", "tokens", "inventory"):  # the generic reader last
+                     "volumes", "tokens", "management_nodes", "inventory"):  # the generic reader last
             module = importlib.import_module(f"skylift.mn.api.{name}")
             app.include_router(module.router)
     # the node's local package repository; hosts install from it without a token

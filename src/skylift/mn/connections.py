@@ -35,11 +35,13 @@ from skylift.mn.connect_options import ConnectOptions
 from skylift.mn.connect_failures import describe, reason_of
 from skylift.mn.connection_states import ConnectionStates
 from skylift.mn.convergence import Convergence
+from skylift.mn.ownership import Ownership
 from skylift.mn.resources import (CONNECTED, CONNECTING, DISCONNECTED, HOST, VROUTER, Resource,
                                   load_resources)
 from skylift.mn.storm import ReconnectReport, storm_gc
 
 log = logging.getLogger("skylift.mn.connections")
+OWNERSHIP_INTERVAL = 2.0  # seconds between looks at which MNs are live
 Progress = Callable[[int, int, int], None]  # (done, total, failures)
 
 __all__ = ["ConnectOptions", "ConnectionManager", "ReconnectReport"]
@@ -51,13 +53,16 @@ class ConnectionManager:
     def __init__(self, engine: sa.Engine, options: ConnectOptions = ConnectOptions(), *,
                  repo_root: Path | None = None, node_ops: NodeOps | None = None,
                  on_progress: Progress | None = None,
-                 trust: AgentTrust | None = None) -> None:
+                 trust: AgentTrust | None = None, ownership: Ownership | None = None) -> None:
         """engine: the cloud's database. options: tuning (unset ones from the global
         settings, read at start). repo_root: the MN's node root holding its local repo (None:
         no upgrades). node_ops: how to reach a node to upgrade it (default: this machine).
         trust: the cloud's CA and the MN's client certificate (None: plain HTTP only); an
-        agent upgraded on connect is given its certificate and speaks TLS from then on."""
+        agent upgraded on connect is given its certificate and speaks TLS from then on.
+        ownership: this MN's share of the resources when several MNs share the database
+        (skylift.mn.ownership; None: it drives them all)."""
         self.engine = engine
+        self.ownership = ownership
         self.trust = trust
         self.options = options
         self.catalog = RepoCatalog(repo_root)
@@ -112,6 +117,9 @@ class ConnectionManager:
         async def storm() -> None:
             self.initial_report = await self.reconnect_all(self.on_progress)
 
+        if self.ownership is not None:
+            await asyncio.to_thread(self.ownership.refresh)
+            self._loops.append(asyncio.create_task(self._ownership_loop(), name="cm-owners"))
         task = asyncio.create_task(storm(), name="cm-storm")
         # pings run beside the storm, as in the old product: a resource that is slow to
         # reconnect misses pings (and looks down to VM HA, see vm_ha.py)
@@ -132,6 +140,43 @@ class ConnectionManager:
         await self.flush()
         await self.pool.close()
         self.ops.close()
+
+    def mine(self, uuid: str) -> bool:
+        """Whether this MN drives the resource (all of them, unless MNs share the cloud)."""
+        return self.ownership is None or self.ownership.owns(uuid)
+
+    def owned(self) -> list[Resource]:
+        """The resources this MN connects, pings, reconnects and upgrades."""
+        return [r for r in self.resources.values() if self.mine(r.uuid)]
+
+    async def _ownership_loop(self) -> None:
+        """Follow the live MNs: a resource that falls to this MN is connected now (its MN
+        died or left); one that moves to another MN is left to it."""
+        while True:
+            await asyncio.sleep(OWNERSHIP_INTERVAL)
+            try:
+                changed = await asyncio.to_thread(self.ownership.refresh)
+            except sa.exc.SQLAlchemyError as exc:  # the database away: keep the last view
+                log.warning("cannot read the management nodes: %s", exc)
+                continue
+            except Exception:  # a bug here must not end the following for good
+                log.exception("reading the management nodes failed")
+                continue
+            if not changed:
+                continue
+            if set(self.resources) != await asyncio.to_thread(self._known_uuids):
+                await asyncio.to_thread(self._read_settings)
+            taken = [r for r in self.owned() if self.state(r.uuid) != CONNECTED
+                     and r.uuid not in self._inflight]
+            log.info("management nodes now %s: this MN drives %d resources, connecting %d",
+                     ", ".join(m[:8] for m in self.ownership.ring.members),
+                     len(self.owned()), len(taken))
+            for res in taken:
+                self._background_connect(res.uuid)
+
+    def _known_uuids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r.uuid for r in load_resources(conn)}
 
     # --- what the API asks -----------------------------------------------------------------
     def state(self, uuid: str) -> str:
@@ -217,16 +262,19 @@ class ConnectionManager:
     def converge(self, seconds: float | None = None) -> dict:
         """Retry every pending resource now and keep retrying on a short backoff (for
         `seconds`, default the converge window); the pending summary."""
-        for uuid, res in self.resources.items():
-            if self.state(uuid) != CONNECTED and uuid not in self._inflight:
-                self.convergence.retry_now(uuid)
+        for res in self.owned():
+            if self.state(res.uuid) != CONNECTED and res.uuid not in self._inflight:
+                self.convergence.retry_now(res.uuid)
         self.convergence.open(seconds)
         return self.pending()
 
     def pending(self) -> dict:
-        """Every resource not Connected, with why, since when, and when it is retried."""
+        """Every resource this MN drives that is not Connected, with why, since when, and when
+        it is retried."""
         items = []
-        for uuid, res in self.resources.items():
+        owned = self.owned()
+        for res in owned:
+            uuid = res.uuid
             state = self.state(uuid)
             if state == CONNECTED:
                 continue
@@ -249,7 +297,7 @@ class ConnectionManager:
         by_reason: dict[str, int] = {}
         for item in items:
             by_reason[item["reason"]] = by_reason.get(item["reason"], 0) + 1
-        return {"total": len(self.resources), "connected": len(self.resources) - len(items),
+        return {"total": len(owned), "connected": len(owned) - len(items),
                 "pending": items, "by_reason": by_reason,
                 "converging": self.convergence.is_open}
 
@@ -280,7 +328,7 @@ class ConnectionManager:
             await asyncio.to_thread(self._read_settings)
             self.pool.open(len(self.resources))
         self.catalog = RepoCatalog(self.repo_root)  # the repo may have been refreshed
-        resources = list(self.resources.values())
+        resources = self.owned()
         for res in resources:
             self.states.set(res, CONNECTING)
         await self.flush()
@@ -351,7 +399,7 @@ class ConnectionManager:
             if self.state(res.uuid) == DISCONNECTED and res.uuid not in self._inflight:
                 self._background_connect(res.uuid)
 
-        await asyncio.gather(*(one(r) for r in list(self.resources.values())))
+        await asyncio.gather(*(one(r) for r in self.owned()))
 
     def _background_connect(self, uuid: str) -> None:
         fut = self._connect(uuid)

@@ -78,9 +78,11 @@ def mn_client(url: str, token: str | None, timeout: float = 10.0,
 def mn_argv(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,
             password_file: Path | None = None, release: str | None = None,
             node_root: Path | None = None, agent_port: int | None = None,
-            instance: str | None = None, tls: str | None = None) -> list[str]:
+            instance: str | None = None, tls: str | None = None,
+            share_hosts: bool = False) -> list[str]:
     """The command line of an MN: what start_mn runs, and a service unit's ExecStart
-    (skylift.install), so the two never differ. db_url must hold no password."""
+    (skylift.install), so the two never differ. db_url must hold no password. share_hosts:
+    one of several MNs sharing the cloud (skylift.mn.ownership)."""
     if split_password(db_url)[1] is not None:
         raise ValueError("the MN's command line never carries the database password")
     argv = [sys.executable, "-m", "skylift.mn", "serve", "--db", db_url, "--host", host,
@@ -99,6 +101,8 @@ def mn_argv(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: boo
         argv += ["--instance", instance]
     if tls is not None:
         argv += ["--tls", tls]
+    if share_hosts:
+        argv.append("--share-hosts")
     return argv
 
 
@@ -106,7 +110,7 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
              password_file: Path | None = None, env: dict[str, str] | None = None,
              timeout: float = 30.0, release: str | None = None, node_root: Path | None = None,
              agent_port: int | None = None, instance: str | None = None,
-             tls: str | None = None) -> MnHandle:
+             tls: str | None = None, share_hosts: bool = False) -> MnHandle:
     """Start an MN and return once it listens and answers (raises OperationFailed if not).
 
     Readiness is the MN's own ready file, not any answer on the port: with SO_REUSEPORT the
@@ -125,7 +129,8 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
     child_env[READY_ENV] = str(ready)
     argv = mn_argv(db_url, port=port, host=host, maintenance=maintenance,
                    password_file=password_file, release=release, node_root=node_root,
-                   agent_port=agent_port, instance=instance, tls=tls)
+                   agent_port=agent_port, instance=instance, tls=tls,
+                   share_hosts=share_hosts)
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  env=child_env, start_new_session=True, cwd="/")

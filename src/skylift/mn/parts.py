@@ -18,15 +18,20 @@ async def start_parts(mn: MnState) -> None:
     # imported here: the maintenance mode never loads them (they use the newest models)
     from skylift.mn.connections import ConnectionManager, ConnectOptions
     from skylift.mn.nodes import live_node_ops, registry_path
+    from skylift.mn.ownership import Ownership
     from skylift.mn.vm_ha import VmHa
     from skylift.pki.trust import AgentTrust
 
     # how the manager reaches nodes to upgrade them: the node registry, re-read as hosts are
     # added (this machine's agents while there is none)
     node_ops = live_node_ops(registry_path(skylift_home()))
+    # several MNs on one database: each drives its share of the resources
+    ownership = (Ownership(mn.engine, mn.heartbeat.uuid)
+                 if mn.share_hosts and mn.heartbeat is not None else None)
     mn.manager = ConnectionManager(mn.engine, ConnectOptions(agent_port=mn.agent_port),
                                    repo_root=mn.node_root, node_ops=node_ops,
-                                   trust=AgentTrust.of_home(skylift_home()))
+                                   trust=AgentTrust.of_home(skylift_home()),
+                                   ownership=ownership)
     # the reconnect storm runs behind: the API serves meanwhile, and work on a host that is
     # still Connecting is refused
     await mn.manager.start(wait=False)

@@ -31,13 +31,13 @@ GRACE = 30.0  # seconds the calls in flight get to finish after SIGTERM
 
 def build_state(db: Database, *, maintenance: bool = False, release: str | None = None,
                 node_root: Path | None = None, agent_port: int | None = None,
-                instance: str | None = None) -> MnState:
+                instance: str | None = None, share_hosts: bool = False) -> MnState:
     """The MN's state: mode from the database, admin token, heartbeat (not started yet)."""
     run = detect(db, maintenance=maintenance, release_override=release)
     engine = db.engine()
     mn = MnState(db=db, engine=engine, run=run, token=ensure_token(), token_file=token_path(),
                  node_root=Path(node_root) if node_root else skylift_home() / "node",
-                 agent_port=agent_port)
+                 agent_port=agent_port, share_hosts=share_hosts)
     mn.heartbeat = Heartbeat(engine, version=run.release,
                              state="maintenance" if run.maintenance else "running",
                              uuid=instance)
@@ -47,13 +47,15 @@ def build_state(db: Database, *, maintenance: bool = False, release: str | None 
 def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenance: bool = False,
           release: str | None = None, node_root: Path | None = None,
           agent_port: int | None = None, instance: str | None = None,
-          tls: str = "auto", tls_files: tuple[Path, Path] | None = None) -> None:
+          tls: str = "auto", tls_files: tuple[Path, Path] | None = None,
+          share_hosts: bool = False) -> None:
     """Serve the MN API on host:port until SIGTERM/SIGINT (blocks).
 
     instance: this MN's identity (32 hex), chosen by whoever starts it so that it can find
     and stop exactly this process later; also the uuid of its heartbeat row. tls: auto (HTTPS
     off loopback), on or off; tls_files: the operator's certificate and key (default: one the
-    cloud's CA issues, see skylift.mn.https).
+    cloud's CA issues, see skylift.mn.https). share_hosts: one of several MNs on this
+    database, each driving its share of the resources (skylift.mn.ownership).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # the libraries log a line per request (httpx) and several per SSH session (asyncssh):
@@ -61,7 +63,7 @@ def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenanc
     for noisy in ("httpx", "httpcore", "asyncssh"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     mn = build_state(db, maintenance=maintenance, release=release, node_root=node_root,
-                     agent_port=agent_port, instance=instance)
+                     agent_port=agent_port, instance=instance, share_hosts=share_hosts)
     log.info("management node %s starting in %s mode (%s) on %s:%d", mn.run.release,
              mn.run.mode, mn.run.reason, host, port)
     if wants_tls(tls, host):

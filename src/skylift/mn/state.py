@@ -32,6 +32,7 @@ class MnState:
     vm_ha: object | None = None
     draining: bool = False
     tls: dict | None = None  # uvicorn's ssl_certfile/ssl_keyfile when it serves HTTPS
+    share_hosts: bool = False  # one of several MNs on the database (skylift.mn.ownership)
     inflight: InFlight = field(default_factory=InFlight)
     auth_failures: FailureLimiter = field(default_factory=FailureLimiter)
     started_at: dt.datetime = field(
