@@ -106,6 +106,7 @@ FLOORS = [
     {"lab"},
     {"install"},
     {"upgrade"},
+    {"ha"},
     {"mn"},
     {"repo"},
     {"release", "db", "agent", "transport", "engine"},
