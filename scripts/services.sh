@@ -10,6 +10,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+# the Galera lab (skylift.lab.galera_lab): the galera-4 provider, and rsync for its state transfer
+[ -e /usr/lib/galera/libgalera_smm.so ] || need_apt+=(galera-4)
+command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || need_apt+=(keepalived)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "services: installing ${need_apt[*]}"
