@@ -106,6 +106,13 @@ def test_status_of_a_server_without_galera_is_disconnected():
         assert status(conn) == st
     finally:
         conn.close()
+    eng = Database.from_string(ADMIN_URL).engine()
+    try:   # and an SQLAlchemy engine or connection
+        assert status(eng) == st
+        with eng.connect() as sa_conn:
+            assert status(sa_conn) == st
+    finally:
+        eng.dispose()
 
 
 def test_status_of_an_unreachable_member_is_a_database_error():
@@ -268,3 +275,19 @@ def test_a_cut_off_member_goes_non_primary_refuses_writes_and_rejoins(cluster):
     seen = rows(lab, three)
     assert {"from-1", "while-2-down-a", "while-3-cut-a", "while-3-cut-b"} <= seen
     assert "on-the-minority" not in seen and "on-the-minority" not in rows(lab, one)
+
+
+@needs_a_lab
+def test_a_cleanly_stopped_member_rejoins_by_ist_without_recovery(cluster):
+    """The bootstrap member too: it comes back as a joiner, never with --wsrep-new-cluster."""
+    lab = cluster
+    one, two, three = lab.members
+    lab.stop_member(one)                                       # SIGTERM: it leaves cleanly
+    assert lab.saved_seqno(one) > 0                            # its position is saved
+    lab.wait([two, three], lambda s: s.healthy and s.cluster_size == 2, 20, "in a cluster of 2")
+    write(lab, two, "while-1-stopped")
+    took = lab.start_member(one)
+    lab.wait_synced(lab.members, size=3, timeout=20)
+    print(f"{one.name} (stopped cleanly) rejoined in {took:.1f}s by {lab.transfers[one.name]}")
+    assert lab.transfers[one.name] == "IST"
+    assert "while-1-stopped" in rows(lab, one)

@@ -315,7 +315,7 @@ def status(source, *, password: str | None = None, timeout: float = 5.0) -> Wsre
     if hasattr(source, "cursor") and not isinstance(source, sa.Engine):
         return _read(source)
     if isinstance(source, sa.Engine):
-        url = source.url
+        url, dialect = source.url, source.dialect
     else:
         db = source if isinstance(source, Database) else Database.from_string(str(source),
                                                                               password)
@@ -324,9 +324,9 @@ def status(source, *, password: str | None = None, timeout: float = 5.0) -> Wsre
                              why="Galera members are MariaDB servers",
                              next="give a mysql:// URL of the member")
         url = db.url
+        dialect = sa.create_engine(url, poolclass=sa.pool.NullPool).dialect
     # A DB-API connection of the URL's driver, without SQLAlchemy's first-connect queries:
     # a member outside the Primary component refuses every SELECT (1047) but answers SHOW.
-    dialect = sa.create_engine(url, poolclass=sa.pool.NullPool).dialect
     cargs, cparams = dialect.create_connect_args(url)
     cparams.update(connect_timeout=max(1, int(timeout)), read_timeout=max(1, int(timeout)))
     try:
