@@ -119,6 +119,21 @@ def test_a_host_whose_qemu_is_not_its_clusters_is_refused_and_left_alone(lab):
     assert recorded(lab, node["address"]) == []
 
 
+def test_an_mn_serving_every_address_points_hosts_at_its_address_on_their_route(lab):
+    """A default install listens on 0.0.0.0 and its config names https://127.0.0.1:PORT:
+    hosts are sent to the MN's address on their route instead, which its certificate names."""
+    from skylift.mn.host_add import repo_url_for
+    from skylift.mn.https import names_for
+
+    host = next(n for n in lab["nodes"] if n.get("netns"))
+    gateway = lab["ns"]["gateway"]
+    assert repo_url_for("https://127.0.0.1:8443", host["address"]) == \
+        f"https://{gateway}:8443/repo"
+    assert repo_url_for(f"https://{gateway}:8443/", host["address"]) == \
+        f"https://{gateway}:8443/repo"
+    assert gateway in names_for("0.0.0.0")
+
+
 @pytest.mark.parametrize("args", [
     ["host", "add"],
     ["host", "add", "not-an-address", "--ssh-key", "/etc/hostname"],

@@ -62,7 +62,7 @@ from skylift.errors import UsageError  # noqa: E402
 from skylift.ha import check  # noqa: E402
 from skylift.ha.keepalived import HaError, VipSpec, config_test, render  # noqa: E402
 from skylift.lab.netns import LabNetwork, remove_lab_network  # noqa: E402
-from skylift.lab.vip_lab import (kill_keepalived, start_keepalived, start_vip,  # noqa: E402
+from skylift.lab.vip_lab import (kill_keepalived, lab_python, start_keepalived, start_vip,  # noqa: E402
                                  stop_keepalived, vip_holders, wait_for_holder)
 from skylift.pki.authority import CA_CERT, CloudCa  # noqa: E402
 
@@ -119,7 +119,8 @@ def lab(tmp_path_factory):
             for node in nodes:
                 wait_listening(node.address, PORT)
             spec = VipSpec(vip=f"198.18.{BLOCK}.100", mn_addresses=[n.address for n in nodes],
-                           mn_port=PORT, ca=str(base / "pki" / CA_CERT), release="lab", **CHECK)
+                           mn_port=PORT, ca=str(base / "pki" / CA_CERT), release="lab",
+                           python=lab_python(), **CHECK)
             yield net, nodes, spec, modes
         finally:
             removed = remove_lab_network(BLOCK)

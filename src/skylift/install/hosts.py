@@ -24,7 +24,7 @@ from skylift.errors import OperationFailed, Refused, SkyliftError
 from skylift.lineage import ships_agent_tls
 from skylift.mn.agent_upgrade import DEFAULT_NODE_ROOT, RepoCatalog
 from skylift.mn.auth import token_path
-from skylift.mn.host_add import add_over_ssh, repo_ca
+from skylift.mn.host_add import add_over_ssh, repo_ca, repo_url_for
 from skylift.mn.host_deploy import DeploySpec, HostLogin
 from skylift.mn.launch import mn_client
 from skylift.pki.trust import AgentTrust
@@ -156,7 +156,7 @@ def _deploy_recorded(req: HostAddRequest, home: Path, host: dict, agent_port: in
                      version: dict, url: str, on_step: Callable[[str], None]) -> dict:
     release = version.get("release") or ""
     cfg = load_config(home)
-    repo_url = req.repo_url or url + "/repo"
+    repo_url = req.repo_url or repo_url_for(url, req.address)
     login = HostLogin(req.address, req.port, req.user, key_path=req.key_path,
                       password=req.password, host_key_fingerprint=req.host_key_fingerprint)
     spec = DeploySpec(login, host["uuid"], agent_port, repo_url, repo_ca(home, repo_url),

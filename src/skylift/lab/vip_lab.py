@@ -81,6 +81,30 @@ class NodeKeepalived:
         return " | ".join(text[-lines:]) or "empty log"
 
 
+LAB_BIN = Path("/run/skylift-lab")  # root's, 0755: a place keepalived's script rule accepts
+
+
+def lab_python(python: str | None = None) -> str:
+    """A Python for the VIP's health check that keepalived's script rule accepts wherever the
+    checkout lies (a clone under /tmp sits below a folder everyone can write to): a launcher
+    in a root-owned folder that runs this checkout's interpreter. A real MN's slot is root's,
+    and its own Python is used as it is."""
+    import hashlib
+    import sys
+
+    python = python or sys.executable
+    LAB_BIN.mkdir(mode=0o755, exist_ok=True)
+    LAB_BIN.chmod(0o755)
+    path = LAB_BIN / f"python-{hashlib.sha256(python.encode()).hexdigest()[:12]}"
+    text = f'#!/bin/sh\nexec {python} "$@"\n'
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.replace(path)
+    return str(path)
+
+
 def keepalived_folder(net: LabNetwork, node: NsNode) -> Path:
     """Where a node's keepalived keeps its files (beside its node root)."""
     return net.base_dir / f"{node.name}-keepalived"

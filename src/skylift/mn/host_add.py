@@ -10,8 +10,11 @@ MN reaches it later by key: no password is ever stored.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from typing import Callable
 
 from skylift.mn.agent_upgrade import RepoCatalog
@@ -50,6 +53,27 @@ def mn_ssh_key(home: Path) -> Path:
         write_atomic(path.with_suffix(".pub"), key.export_public_key(), mode=0o644)
         write_atomic(path, key.export_private_key(), mode=0o600)
     return path
+
+
+def repo_url_for(mn_url: str, host: str) -> str:
+    """The MN's repository as a host reaches it: mn_url's address, unless that is loopback
+    or a wildcard (an MN serving every address), then this machine's address on the route
+    to the host."""
+    parts = urlsplit(mn_url)
+    address = parts.hostname or ""
+    try:
+        local = address in ("", "0.0.0.0", "::") or ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        local = address == "localhost"
+    if local:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))  # no packet is sent: the kernel only picks the route
+            address = probe.getsockname()[0]
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/repo", "", ""))
 
 
 def repo_ca(home: Path, repo_url: str) -> str | None:

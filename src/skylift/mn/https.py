@@ -36,11 +36,34 @@ def wants_tls(mode: str, host: str) -> bool:
 
 
 def names_for(host: str) -> list[str]:
-    """What the MN's certificate names: the address served, or, for a wildcard, loopback and
-    the machine's name (an operator serving every address brings their own certificate)."""
+    """What the MN's certificate names: the address served, or, for a wildcard, loopback,
+    the machine's name and its addresses now (hosts fetch the repository at the address on
+    their route to the MN; an address added later needs a new certificate, or the
+    operator's own)."""
     if host in WILDCARDS:
-        return ["127.0.0.1", "::1", socket.gethostname()]
+        return list(dict.fromkeys(["127.0.0.1", "::1", socket.gethostname(),
+                                   *machine_addresses()]))
     return [host.strip("[]")]
+
+
+def machine_addresses() -> list[str]:
+    """This machine's IP addresses (iproute2's view; none when it is not installed)."""
+    import json
+    import subprocess
+
+    try:
+        done = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True,
+                              timeout=10)
+        links = json.loads(done.stdout or "[]")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+    out = []
+    for link in links:
+        for info in link.get("addr_info", []):
+            local = info.get("local")
+            if local and info.get("scope") != "link":  # a link-local address names no route
+                out.append(local)
+    return out
 
 
 def server_files(home: Path, host: str) -> tuple[Path, Path]:

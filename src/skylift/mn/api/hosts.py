@@ -141,7 +141,7 @@ async def deploy_over_ssh(mn: MnState, body: HostIn, uuid: str) -> dict:
     """Deploy the host's agent over SSH (checks first: OS release, QEMU of the cluster, not
     added yet); returns the agent's version document."""
     from skylift.config import load_config, skylift_home
-    from skylift.mn.host_add import add_over_ssh, repo_ca
+    from skylift.mn.host_add import add_over_ssh, repo_ca, repo_url_for
     from skylift.mn.host_deploy import DeploySpec, HostLogin
 
     manager = manager_of(mn)
@@ -155,7 +155,8 @@ async def deploy_over_ssh(mn: MnState, body: HostIn, uuid: str) -> dict:
 
     ssh = body.ssh
     home = skylift_home()
-    repo_url = body.repo_url or load_config().management_node_url() + "/repo"
+    repo_url = body.repo_url or repo_url_for(load_config().management_node_url(),
+                                             body.management_ip)
     login = HostLogin(body.management_ip, ssh.port, ssh.user,
                       key_path=Path(ssh.key_path) if ssh.key_path else None,
                       password=ssh.password.get_secret_value() if ssh.password else None,
