@@ -6,12 +6,12 @@ editing this file. Each runs through `skylift.cli.main.main`, the real entry poi
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 import typer
 
 from skylift.cli import main as cli_main
+from tests_support import run_cli
 
 SCREEN = 25  # lines: a usage message fits on one screen
 
@@ -51,17 +51,8 @@ def _int_option(cmd) -> str | None:
 
 def run(capsys, *argv: str) -> tuple[int, str]:
     """Run `skylift ARGV` in-process; its exit code and everything it printed."""
-    old = sys.argv
-    sys.argv = ["skylift", *argv]
-    code = 0
-    try:
-        cli_main.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    code, out, err = run_cli(capsys, *argv)
+    return code, out + err
 
 
 def _ids(paths):

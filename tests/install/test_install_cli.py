@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 
 import pytest
 
-from skylift.cli import main as cli_main
+from tests_support import run_cli
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["skylift", *argv]
-    code = 0
-    try:
-        cli_main.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(capsys, *argv)
 
 
 def _args(artefacts, port: int, release: str = "4.3.12") -> list[str]:

@@ -8,19 +8,17 @@ namespaces on them. A file lock per block keeps two runs of this file on one mac
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from tests_support import block_lock
 
 from skylift.errors import NodeLoginRefused, UsageError
 from skylift.lab import netns
@@ -34,19 +32,8 @@ BLOCK = 97         # the shared two-node lab
 CRASH_BLOCK = 98   # remove() and the crashed lab
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("ip") or not os.access("/usr/sbin/sshd", os.X_OK),
-    reason="lab namespaces need root, iproute2 and /usr/sbin/sshd")
 
 
-@contextmanager
-def block_lock(block: int):
-    with open(f"/run/skylift-test-netns-{block}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def ip_forward() -> str:

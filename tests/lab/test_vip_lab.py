@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -66,10 +64,6 @@ from skylift.lab.vip_lab import (kill_keepalived, lab_python, start_keepalived, 
                                  stop_keepalived, vip_holders, wait_for_holder)
 from skylift.pki.authority import CA_CERT, CloudCa  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("ip") or not (
-        shutil.which("keepalived") or os.access("/usr/sbin/keepalived", os.X_OK)),
-    reason="the VIP lab needs root, iproute2 and keepalived")
 
 
 @contextmanager
