@@ -53,10 +53,12 @@ def up(
     nodes: str = typer.Option("loopback", "--nodes", help="Hosts as loopback addresses of this "
                               "machine, or ns: network namespaces with OpenSSH, the MN "
                               "installed by `skylift install` and hosts added over SSH (root)."),
+    mns: int = typer.Option(1, "--mns", help="Management nodes: above 1, an HA cloud (MNs in "
+                            "namespaces on a Galera cluster behind a keepalived VIP; root)."),
     name: str = NAME,
     as_json: bool = typer.Option(False, "--json", help="Print the lab's state as JSON."),
 ) -> None:
-    """Build and start an installation of RELEASE: database, agents, VMs and the MN."""
+    """Build and start an installation of RELEASE: database, agents, VMs and the MN(s)."""
     with lab_required():
         from skylift.lab.installation import LabSpec
         from skylift.lab.installation import up as lab_up
@@ -67,7 +69,7 @@ def up(
     password = read_secret(file=None, env_var=PASSWORD_ENV, prompt=None) if db else None
     spec = LabSpec(name=name, release=release, hosts=hosts, vms=vms, db_url=db,
                    db_password=password, driver=driver.value, farm=farm, os_release=os_release,
-                   agent_port=agent_port, nodes=nodes)
+                   agent_port=agent_port, nodes=nodes, mns=mns)
     state = lab_up(spec, on_step=lambda msg: console_err.print(f"· {msg}", highlight=False))
     if as_json:
         emit_json(state)
@@ -80,6 +82,9 @@ def up(
          f"({agents_text(kinds)})"
          f"{' (farm)' if state['farm'] else ''}, {len(state['vms'])} running VMs")
     info(f"  MN:          {mn['url']}  (mode {mn['mode']}, release {mn['release']})")
+    for m in (state.get("ha") or {}).get("mns", []):
+        info(f"    {m['name']}:  {m['url']}"
+             + ("  (holds the VIP)" if m["name"] == mn.get("vip_holder") else ""))
     info(f"  admin token: {mn['token_file']}")
     info(f"  database:    {state['db_url']}")
     info(f"  state:       {Path(state['dir']) / 'lab.json'}")

@@ -36,7 +36,7 @@ from skylift.errors import Refused, UsageError
 from skylift.lab.addresses import loopback_addresses
 from skylift.lab.errors import LabError
 from skylift.lab.farm import start_farm
-from skylift.lab import mn_machine, ns_cloud
+from skylift.lab import ha_lab, mn_machine, ns_cloud
 from skylift.lab.artefacts import install_release_repo
 from skylift.lab.farm_hosts import host_packages
 from skylift.lab.seed import seed
@@ -66,6 +66,7 @@ class LabSpec:
     agent_port: int = 7070  # 0: a port free on every lab address
     mn_port: int = 0
     nodes: str = "loopback"  # "ns": hosts are network namespaces with sshd (lab/ns_cloud.py)
+    mns: int = 1  # above 1: an HA cloud, MNs in namespaces on Galera behind a VIP (ha_lab.py)
 
 
 def _free_port_everywhere(addresses: list[str]) -> int:
@@ -90,10 +91,11 @@ STORAGE_AGENTS = {("primary_storages", "Ceph"): "ceph", ("backup_storages", "Cep
 STORAGE_KIND = {"primary_storages": "primary-storage", "backup_storages": "backup-storage"}
 
 
-def _nodes(db: Database, first: str) -> tuple[list[dict], list[dict]]:
+def _nodes(db: Database, first) -> tuple[list[dict], list[dict]]:
     """Every agent-backed resource of the inventory (hosts, vRouters, storages with an agent
-    of their own), each given a loopback address written back where the MN looks for it:
-    management_ip, or the host part of a storage's URL."""
+    of their own), each given an address from first on (a function of their count: where
+    the range starts) written back where the MN looks for it: management_ip, or the host
+    part of a storage's URL."""
     eng = db.engine()
     try:
         with eng.begin() as conn:
@@ -108,7 +110,7 @@ def _nodes(db: Database, first: str) -> tuple[list[dict], list[dict]]:
                 rows += [(STORAGE_KIND[table], table, r) for r in conn.execute(
                     sa.text(f"SELECT uuid, name, type, url FROM {table} ORDER BY name"))
                     if (table, r.type) in STORAGE_AGENTS]
-            addresses = loopback_addresses(len(rows), first)
+            addresses = loopback_addresses(len(rows), first(len(rows)))
             nodes = []
             for (kind, table, r), addr in zip(rows, addresses):
                 if table in STORAGE_KIND:
@@ -135,6 +137,12 @@ def up(spec: LabSpec, on_step=None) -> dict:
     if spec.nodes not in NODE_KINDS:
         raise UsageError(f"--nodes {spec.nodes!r} is not a kind of lab node",
                          next=f"give one of: {', '.join(NODE_KINDS)}")
+    ha_lab.check_mns(spec.mns)
+    if spec.mns > 1 and spec.nodes == "ns":
+        raise UsageError("an HA lab's hosts are not namespace nodes",
+                         why="its MN nodes are the namespaces; hosts are this machine's agents "
+                             "(or the farm) on a range every MN node reaches",
+                         next="drop --nodes ns, or --mns")
     if spec.nodes == "ns" and spec.farm:
         raise UsageError("namespace nodes and the host farm do not go together",
                          why="the farm serves thousands of hosts from one process; namespace "
@@ -146,14 +154,20 @@ def up(spec: LabSpec, on_step=None) -> dict:
         raise Refused(f"lab '{spec.name}' is up", why=f"its processes still run ({home})",
                       next=f"run `skylift lab down --name {spec.name}` first")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for sub in ("nodes", "farm", "sim", "mn-home", "ns"):  # a previous lab of this name: afresh
+    for sub in ("nodes", "farm", "sim", "mn-home", "ns", "galera",
+                *(f"mn-{i}-home" for i in range(2, 6))):  # a previous lab of this name: afresh
         shutil.rmtree(home / sub, ignore_errors=True)
     # the cloud's CA, as installing the MN makes it: it deploys this release's agents with
     # certificates (agents of a release before TLS get theirs from the upgrade)
     (home / "mn-home").mkdir(mode=0o700)
     trust = AgentTrust.of_home(home / "mn-home")
     deploy_tls = trust if ships_agent_tls(rel.version) else None
-    own_db = spec.db_url is None
+    ha = spec.mns > 1
+    if ha and spec.db_url:
+        raise UsageError("an HA lab makes its own database",
+                         why="its database is a Galera cluster on its MN nodes",
+                         next="drop --db")
+    own_db = spec.db_url is None and not ha
     db = Database.from_string(spec.db_url or f"sqlite:///{home / 'cloud.db'}", spec.db_password)
     if own_db:
         drop_database(db)
@@ -162,9 +176,13 @@ def up(spec: LabSpec, on_step=None) -> dict:
              "vms": [], "farm": None, "mn": None, "created_at": time.time()}
     write_state(spec.name, state)
     try:
+        if ha:
+            db = ha_lab.make_mn_nodes(spec, state, step)
+            state["db_url"] = db.display()
         step(f"seeding a {rel.version} inventory: {spec.hosts} hosts, {spec.vms} VMs")
         seed(db, rel.version, spec.hosts, spec.vms, os_release=spec.os_release)
-        nodes, vms = _nodes(db, f"127.{block_of(spec.name)}.0.1")
+        nodes, vms = _nodes(db, (lambda count: ha_lab.host_addresses(state, count)) if ha
+                            else (lambda count: f"127.{block_of(spec.name)}.0.1"))
         ns = spec.nodes == "ns"
         use_farm = not ns and (spec.farm if spec.farm is not None
                                else len(nodes) > FARM_THRESHOLD)
@@ -191,7 +209,9 @@ def up(spec: LabSpec, on_step=None) -> dict:
         step(f"starting {len(vms)} running VMs")
         state["vms"] = _start_vms(state, vms, trust)
         write_state(spec.name, state)
-        if not ns:
+        if ha:
+            state["mn"] = ha_lab.start_mns(spec, state, port, step)
+        elif not ns:
             step("starting the management node")
             state["mn"] = _start_mn(spec, db, home, port, state)
         write_state(spec.name, state)

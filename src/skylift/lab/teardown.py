@@ -14,7 +14,8 @@ from skylift.agent.launch import find_agent, stop_agent
 from skylift.lab import cutoff, ns_cloud
 from skylift.lab.errors import LabError
 from skylift.lab.farm import find_farm, stop_farm
-from skylift.lab.state import read_state
+from skylift.lab.netns import lab_network_exists
+from skylift.lab.state import block_of, read_state
 from skylift.mn.launch import mn_client
 from skylift.processes import pid_alive
 
@@ -23,6 +24,9 @@ def anything_alive(state: dict) -> bool:
     """Whether any process the lab started still runs."""
     mn = state.get("mn") or {}
     if mn.get("pid") and pid_alive(mn["pid"], "skylift.mn"):
+        return True
+    if state.get("ha") and lab_network_exists(
+            block_of(state["name"])):
         return True
     if state.get("farm") and find_farm(Path(state["farm"]["base_dir"])):
         return True
@@ -68,7 +72,9 @@ def down(name: str) -> dict:
             stopped.append("namespaces")
         return {"name": name, "stopped": stopped}
     mn = state.get("mn") or {}
-    if mn and _stop_mns(mn):
+    if state.get("ha"):  # MNs, Galera, keepalived and sshd: all in the MN nodes, ended below
+        stopped.append(f"{len(state['ha']['mns'])} MN nodes")
+    elif mn and _stop_mns(mn):
         stopped.append("mn")
     if state.get("farm"):
         farm = find_farm(Path(state["farm"]["base_dir"]))

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from skylift import __version__
 from skylift.mn import console
+from skylift.mn.api import cluster as api_cluster
 from skylift.mn.api import errors as api_errors
 from skylift.mn.api import settings as api_settings
 from skylift.mn.api import system as api_system
@@ -55,6 +56,7 @@ def create_app(mn: MnState) -> FastAPI:
     app.state.mn = mn
     api_errors.install(app, mn.db.display())  # the last-resort JSON 500: innermost
     app.include_router(api_system.router)
+    app.include_router(api_cluster.router)
     app.include_router(api_settings.router)
     app.include_router(api_settings.ha_router)
     app.include_router(console.router(release=mn.run.release))

@@ -16,6 +16,8 @@ import uuid as uuidlib
 
 import sqlalchemy as sa
 
+from skylift.db.conflicts import retry_conflicts
+
 log = logging.getLogger("skylift.mn")
 
 INTERVAL = 5.0
@@ -57,14 +59,18 @@ class Heartbeat:
 
     def start(self) -> None:
         """Insert the row (a failure here fails the start) and beat in the background."""
-        with self.engine.begin() as conn:
-            # rows of MNs that stopped long ago would pile up, one per start
-            conn.execute(mn_heartbeat.delete().where(
-                mn_heartbeat.c.state == "stopped",
-                mn_heartbeat.c.heartbeat_at < utcnow() - KEEP_STOPPED))
-            conn.execute(mn_heartbeat.insert().values(
-                uuid=self.uuid, hostname=socket.gethostname(), pid=os.getpid(),
-                version=self.version, state=self.state, heartbeat_at=utcnow()))
+        def insert() -> None:
+            with self.engine.begin() as conn:
+                # rows of MNs that stopped long ago would pile up, one per start
+                conn.execute(mn_heartbeat.delete().where(
+                    mn_heartbeat.c.state == "stopped",
+                    mn_heartbeat.c.heartbeat_at < utcnow() - KEEP_STOPPED))
+                conn.execute(mn_heartbeat.insert().values(
+                    uuid=self.uuid, hostname=socket.gethostname(), pid=os.getpid(),
+                    version=self.version, state=self.state, heartbeat_at=utcnow()))
+
+        # MNs starting together on a Galera cluster conflict on these rows (skylift.db.conflicts)
+        retry_conflicts(insert)
         self._thread = threading.Thread(target=self._run, name="mn-heartbeat", daemon=True)
         self._thread.start()
 
@@ -76,9 +82,13 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Write the row's state and time now."""
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(mn_heartbeat.update().where(mn_heartbeat.c.uuid == self.uuid)
-                         .values(state=self.state, heartbeat_at=utcnow()))
+        def update() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(mn_heartbeat.update().where(mn_heartbeat.c.uuid == self.uuid)
+                             .values(state=self.state, heartbeat_at=utcnow()))
+
+        with self._lock:
+            retry_conflicts(update)
 
     def stop(self) -> None:
         """Stop beating and write state 'stopped' (the MN no longer serves)."""

@@ -66,13 +66,15 @@ def machine_addresses() -> list[str]:
     return out
 
 
-def server_files(home: Path, host: str) -> tuple[Path, Path]:
-    """The cloud CA's certificate and key for an MN serving host (issued once)."""
+def server_files(home: Path, host: str, also: list[str] | None = None) -> tuple[Path, Path]:
+    """The cloud CA's certificate and key for an MN serving host (issued once); also: more
+    names it must carry, issued before the MN first starts (an HA cloud's VIP, where any of
+    its MNs may answer)."""
     ca = CloudCa.ensure(pki_dir(home))
     stem = "mn-server-" + (host.strip("[]") or "any").replace(":", "_")
     cert, key = ca.folder / f"{stem}.pem", ca.folder / f"{stem}.key"
     if not cert.is_file():
-        creds = ca.issue_mn_server(names_for(host))
+        creds = ca.issue_mn_server(list(dict.fromkeys([*names_for(host), *(also or [])])))
         write_atomic(key, creds.key_pem)
         write_atomic(cert, creds.cert_pem, mode=PUBLIC)
     return cert, key

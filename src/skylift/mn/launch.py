@@ -110,8 +110,14 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
              password_file: Path | None = None, env: dict[str, str] | None = None,
              timeout: float = 30.0, release: str | None = None, node_root: Path | None = None,
              agent_port: int | None = None, instance: str | None = None,
-             tls: str | None = None, share_hosts: bool = False) -> MnHandle:
+             tls: str | None = None, share_hosts: bool = False,
+             wrap: list[str] | None = None, reach_at: str | None = None) -> MnHandle:
     """Start an MN and return once it listens and answers (raises OperationFailed if not).
+
+    wrap: a command the MN's is run through that execs it (`ip netns exec NS`: an MN on a
+    lab node's own network), so the process started is the MN itself. reach_at: the address
+    clients use when host is a wildcard (an HA MN listens on every address of its node: its
+    own, and the VIP while it holds it).
 
     Readiness is the MN's own ready file, not any answer on the port: with SO_REUSEPORT the
     previous MN may be answering there too. instance: the identity to give it (32 hex; it
@@ -132,7 +138,7 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
                    agent_port=agent_port, instance=instance, tls=tls,
                    share_hosts=share_hosts)
     with open(log_path, "ab") as log:
-        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        popen = subprocess.Popen([*(wrap or []), *argv], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  env=child_env, start_new_session=True, cwd="/")
     deadline = time.monotonic() + timeout
     try:
@@ -153,7 +159,7 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
     finally:
         ready.unlink(missing_ok=True)
         ready.parent.rmdir()
-    handle = MnHandle(popen.pid, host, port, info["mode"], info["release"], log_path, home, popen,
+    handle = MnHandle(popen.pid, reach_at or host, port, info["mode"], info["release"], log_path, home, popen,
                       info.get("instance"), info.get("scheme", "http"))
     wait_ready(handle.url, timeout=max(1.0, deadline - time.monotonic()), home=home)
     return handle
