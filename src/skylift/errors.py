@@ -198,6 +198,11 @@ class UpgradeInProgress(Refused):
     """The management node is in maintenance (an upgrade runs) and serves only a few calls."""
 
 
+class QuorumLost(Refused):
+    """The management node's Galera member is cut off from the cluster's majority: the MN
+    serves only a few calls until the member is back in the Primary component."""
+
+
 class NoSuchResource(Refused):
     """The resource named does not exist in the cloud's inventory."""
 
@@ -221,3 +226,10 @@ class TooManyAttempts(Refused):
 class HostDisconnected(Refused):
     """A VM or volume operation on a host whose agent does not answer (Disconnected)."""
 
+
+
+class HaUnhealthy(SkyliftError):
+    """The HA cloud is not healthy: an MN, the VIP, Galera or SSH to a peer is not as it must
+    be (each finding is named)."""
+
+    exit_code = 2

@@ -14,6 +14,7 @@ GROUPS = [
     ("agent", "agent"),
     ("db", "db"),
     ("demo", "demo"),
+    ("ha", "ha"),
     ("host", "host"),
     ("lab", "lab"),
     ("mn", "mn"),

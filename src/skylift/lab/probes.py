@@ -114,8 +114,11 @@ class Probes:
                  api_interval: float = 0.1, api_timeout: float = 2.0,
                  vms: list[VmTarget] = (), vm_interval: float = 0.5, vm_timeout: float = 1.0,
                  concurrency: int = 64, agent_urls: list[str] = (), agent_token: str | None = None,
-                 placement_interval: float = 2.0, agent_trust: AgentTrust | None = None) -> None:
-        """agent_trust: the cloud's CA, to read agents that speak TLS (as the MN does)."""
+                 placement_interval: float = 2.0, agent_trust: AgentTrust | None = None,
+                 api_verify=True) -> None:
+        """agent_trust: the cloud's CA, to read agents that speak TLS (as the MN does);
+        api_verify: how the API's HTTPS is checked (skylift.mn.https.client_verify)."""
+        self.api_verify = api_verify
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.timeline_path = self.out_dir / "timeline.jsonl"
@@ -215,7 +218,7 @@ class Probes:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         api = self.summary.api[name]
         # a new connection per sample: a kept-alive one would hide a listener that went away
-        with httpx.Client(timeout=self.api_timeout, headers=headers,
+        with httpx.Client(timeout=self.api_timeout, headers=headers, verify=self.api_verify,
                           limits=httpx.Limits(max_keepalive_connections=0)) as http:
             while not self._stop.is_set():
                 began = time.time()
