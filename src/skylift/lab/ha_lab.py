@@ -80,8 +80,9 @@ def mn_home_of(name: str, index: int) -> Path:
 
 
 def network(state: dict) -> tuple[LabNetwork, list[NsNode]]:
-    """The lab's network and MN nodes, from its state."""
-    net = LabNetwork(block_of(state["name"]), ns_dir(state["name"]))
+    """The lab's network and MN nodes, from its state (its own folder, whatever
+    SKYLIFT_HOME says now)."""
+    net = LabNetwork(block_of(state["name"]), Path(state["dir"]) / "ns")
     net.nodes = [NsNode.from_dict(m["node"]) for m in state["ha"]["mns"]]
     return net, list(net.nodes)
 
