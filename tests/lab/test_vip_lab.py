@@ -5,7 +5,9 @@ keepalived needed; skipped otherwise).
 Lab block 94 is this file's own (tests/lab/test_netns.py has 97 and 98, another file 95).
 The stand-in MN is this file run as a program (`python test_vip_lab.py serve ...`): it
 answers /v1/version with the mode written in its mode file, so a test flips one node to
-"maintenance" by writing a word. Real MNs come with the multi-MN procedure.
+"maintenance" by writing a word; its answer has no "serving", so the check judges it as an MN
+of an older release, by its mode. A real MN's `serving` is checked against a loopback
+stand-in here and a real MN in tests/mn/test_quorum.py.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,6 +147,43 @@ def test_the_health_check_is_healthy_only_for_an_mn_in_normal_mode(lab):
     healthy, why = check.probe(f"https://{node.address}:1", ca)
     assert not healthy and "did not answer" in why
     assert check.main(["--url", f"http://{node.address}:{PORT}", "--timeout", "1"]) == 1
+
+
+@pytest.mark.parametrize("answer,healthy,said", [
+    ({"mode": "normal", "serving": True}, True, "serves in normal mode"),
+    # the maintenance of an upgrade (an older database): it answers for the cloud
+    ({"mode": "maintenance", "serving": True}, True, "serves in maintenance mode"),
+    ({"mode": "maintenance", "serving": False, "reason": "the database member of this MN is "
+      "not in the Primary component (non-Primary, 1 member(s) in view)"}, False, "non-Primary"),
+    ({"mode": "draining", "serving": False}, False, "does not serve"),
+    ({"mode": "normal", "serving": "yes"}, False, "does not serve"),
+    # an MN of a release before `serving`: its mode decides
+    ({"mode": "normal"}, True, "serves in normal mode"),
+    ({"mode": "maintenance"}, False, "'maintenance'"),
+    (["not", "an", "MN"], False, "not an MN's version")])
+def test_the_health_check_follows_serving_and_the_mode_of_an_older_mn(answer, healthy, said):
+    """Over plain HTTP on loopback: no namespace needed."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        got, why = check.probe(f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got is healthy and said in why, why
 
 
 def test_the_rendered_configuration_passes_keepalived_s_own_check(lab, tmp_path):

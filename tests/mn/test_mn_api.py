@@ -41,6 +41,7 @@ def test_token_is_required_except_on_open_paths(cloud):
     version = httpx.get(mn.url + "/v1/version").json()
     assert (version["release"], version["mode"], version["revision"]) == ("4.3.12", "normal",
                                                                           "r4312a")
+    assert version["serving"] is True and "4.3.12" in version["reason"]
 
 
 def test_inventory_reads_every_kind(cloud):

@@ -74,6 +74,8 @@ def test_drain_refuses_new_work_and_waits_for_calls_in_flight(tmp_path):
         assert finish_call(held, body)[0] == 200
         assert client.post("/v1/drain", params={"wait": 5}).json()["drained"]
         assert client.get("/v1/health").json()["mode"] == "draining"
+        version = client.get("/v1/version").json()
+        assert version["serving"] is False and "draining" in version["reason"]
         assert client.get("/v1/global-settings/ha/enable").status_code == 200
 
 

@@ -13,7 +13,9 @@ from skylift.lineage import NEWEST, older_releases, release
 OLDER = [r.version for r in older_releases()]
 
 
-def check_maintenance(db, mn, rel: str) -> None:
+def check_maintenance(db, mn, rel: str, serving: bool = True) -> None:
+    """serving: what /v1/version says (true for the maintenance of an upgrade, false when
+    asked for with --maintenance; the VIP's health check follows it)."""
     with mn.client() as client:
         for method, path in (("GET", "/v1/inventory"), ("GET", "/v1/zones"),
                              ("POST", "/v1/zones"), ("DELETE", "/v1/hosts/abc"),
@@ -27,6 +29,7 @@ def check_maintenance(db, mn, rel: str) -> None:
         assert health.status_code == 200 and health.json()["mode"] == "maintenance"
         version = httpx.get(mn.url + "/v1/version").json()
         assert (version["release"], version["mode"]) == (rel, "maintenance")
+        assert version["serving"] is serving and version["reason"]
         assert version["revision"] == release(rel).revision
         assert client.get("/v1/global-settings").status_code == 200
         ha = client.get("/v1/global-settings/ha/enable").json()["value"]
@@ -62,7 +65,8 @@ def test_maintenance_on_server_databases(dialect, rel, make_db, tmp_path):
 def test_maintenance_asked_for_on_the_newest_database(tmp_path):
     db = seeded_sqlite(tmp_path, NEWEST.version, hosts=1, vms=0)
     with running_mn(db, tmp_path / "home", maintenance=True) as mn:
-        check_maintenance(db, mn, NEWEST.version)
+        check_maintenance(db, mn, NEWEST.version, serving=False)
+        assert httpx.get(mn.url + "/v1/version").json()["reason"] == "started with --maintenance"
 
 
 def test_the_release_reported_can_be_set(tmp_path):

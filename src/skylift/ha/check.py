@@ -1,12 +1,15 @@
-"""The VIP's health check: is the MN at this address serving in normal mode?
+"""The VIP's health check: does the MN at this address serve its cloud?
 
     python -m skylift.ha.check --url https://198.18.94.11:8443 [--ca FILE] [--timeout 2]
 
 keepalived runs it every few seconds on every MN (`vrrp_script`); the VIP lives only where it
-exits 0. It exits 0 only when GET <url>/v1/version answers 200 with JSON whose "mode" is
-"normal"; 1 for anything else (refused, timeout, TLS failure, maintenance, an answer that is
-not the MN's), with one line on stderr saying which; 2 for a usage mistake. An MN in
-maintenance (an upgrade under way) does not hold the VIP.
+exits 0. It exits 0 only when GET <url>/v1/version answers 200 with JSON whose "serving" is
+true; 1 for anything else (refused, timeout, TLS failure, not serving, an answer that is not
+the MN's), with one line on stderr saying which (the MN's "reason" when it does not serve);
+2 for a usage mistake. An MN does not serve while it drains, while its Galera member is out
+of quorum (skylift.mn.quorum), or when started with --maintenance; an MN in maintenance
+because its database is of an older release does serve (during an upgrade it is what
+answers). An older MN's answer has no "serving": then "mode" must be "normal".
 
 HTTPS is checked against the cloud's CA: --ca FILE, else the CA of the MN's state folder
 (`skylift.mn.https.client_verify`, SKYLIFT_HOME or /var/lib/skylift). The standard library
@@ -42,7 +45,8 @@ def tls_context(url: str, ca: str | None) -> ssl.SSLContext | None:
 
 
 def probe(url: str, ca: str | None = None, timeout: float = 2.0) -> tuple[bool, str]:
-    """(healthy, why): whether the MN at url answers /v1/version in normal mode."""
+    """(healthy, why): whether the MN at url answers /v1/version with serving true (an
+    older MN, without the field: in normal mode)."""
     target = url.rstrip("/") + "/v1/version"
     try:
         ctx = tls_context(url, ca)
@@ -54,18 +58,23 @@ def probe(url: str, ca: str | None = None, timeout: float = 2.0) -> tuple[bool, 
         reason = getattr(exc, "reason", exc)
         return False, f"{target} did not answer: {reason}"
     try:
-        mode = json.loads(body).get("mode")
+        answer = json.loads(body)
+        mode, serving = answer.get("mode"), answer.get("serving")
     except (ValueError, AttributeError):
         return False, f"{target} answered something that is not an MN's version"
-    if mode != NORMAL:
-        return False, f"the MN at {url} is in mode {mode!r}, not {NORMAL!r}"
-    return True, f"the MN at {url} serves in normal mode"
+    if serving is None:  # an MN of a release before the field
+        if mode != NORMAL:
+            return False, f"the MN at {url} is in mode {mode!r}, not {NORMAL!r}"
+    elif serving is not True:
+        return False, (f"the MN at {url} does not serve (mode {mode!r}): "
+                       f"{answer.get('reason') or 'no reason given'}")
+    return True, f"the MN at {url} serves in {mode} mode"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m skylift.ha.check",
-        description="Exit 0 only when the MN at --url answers /v1/version in normal mode.")
+        description="Exit 0 only when the MN at --url serves (its /v1/version).")
     parser.add_argument("--url", required=True, help="the MN's own URL, https://ADDRESS:PORT")
     parser.add_argument("--ca", help="the cloud's CA certificate (PEM) to check HTTPS against")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds for the answer")

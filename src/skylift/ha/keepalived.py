@@ -7,7 +7,7 @@
 
 The text is the HA suite's template (skylift.release.ha.KEEPALIVED_TEMPLATE) filled in; see
 there for what it decides whatever the values (BACKUP + nopreempt everywhere, unicast peers
-only, FAULT when the local MN is not in normal mode, scripts as root from root-only paths).
+only, FAULT when the local MN does not serve, scripts as root from root-only paths).
 
 Priorities follow the order of `mn_addresses` (the first MN highest, 10 apart), so the VIP
 first settles on the first MN that is healthy; after that nopreempt keeps it where it is.

@@ -2,7 +2,8 @@
 
 Normal mode runs the connection manager (and VM HA) in the app's lifespan; maintenance mode
 mounts only the calls that work against a database of any release (health, version, global
-settings, drain), and never imports the newest models.
+settings, drain), and never imports the newest models. Both run the quorum watch
+(skylift.mn.quorum), which does nothing unless the database is a Galera member.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from skylift.mn.gate import GateMiddleware
 from skylift.mn.headers import SecurityHeadersMiddleware
 from skylift.mn.inflight import InFlightMiddleware
 from skylift.mn.parts import start_parts, stop_parts
+from skylift.mn.quorum import QuorumWatch
 from skylift.mn.state import MnState
 from skylift.repo.routes import router as repo_router
 
@@ -40,9 +42,12 @@ def create_app(mn: MnState) -> FastAPI:
             await asyncio.to_thread(mn.heartbeat.start)
         if not mn.run.maintenance:
             await start_parts(mn)
+        quorum = QuorumWatch(mn)
+        await quorum.start()
         try:
             yield
         finally:
+            await quorum.stop()  # first: it must not start the parts again
             await stop_parts(mn)
             if mn.heartbeat is not None:
                 await asyncio.to_thread(mn.heartbeat.stop)

@@ -14,7 +14,9 @@ Open without a token: health, version, the console page and its assets, the API 
 package repository (hosts install from it). In maintenance mode, or once
 drained, only health, version, global settings, drain, the in-flight list, the console and the
 repository are served; everything else gets 503 "upgrade in progress" with Retry-After, never a refused
-connection.
+connection. While the MN's Galera member is out of quorum (skylift.mn.quorum) the same calls
+are served, less those that need the database (global settings, VM HA's view: the member
+refuses every statement), and the 503 is QuorumLost with the member's finding.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from skylift.errors import (DatabaseError, Forbidden, NotAuthorized, TooManyAttempts,
-                            UpgradeInProgress)
+from skylift.errors import (DatabaseError, Forbidden, NotAuthorized, QuorumLost,
+                            SkyliftError, TooManyAttempts, UpgradeInProgress)
 from skylift.mn.access import ADMIN, Caller, tenant_may
 from skylift.mn.auth import AdminToken, bearer
 from skylift.mn.tokens import caller_of_token
@@ -47,6 +49,15 @@ MAINTENANCE_OPEN = [("GET", "/v1/health"), ("GET", "/v1/version"), ("POST", "/v1
                     # the local repository is files: hosts install from it whatever the mode
                     # (an MN of an older release serves it as its web server did)
                     (None, "/repo/")]
+
+
+# maintenance calls that read or write the cloud's tables: refused too while quorum is lost
+NEEDS_QUORUM = ("/v1/global-settings", "/v1/ha")
+
+
+def needs_quorum(path: str) -> bool:
+    """Whether a maintenance call needs the database to take statements."""
+    return any(path == p or path.startswith(p + "/") for p in NEEDS_QUORUM)
 
 
 def is_open(path: str) -> bool:
@@ -77,6 +88,16 @@ def upgrade_in_progress(why: str) -> UpgradeInProgress:
     return UpgradeInProgress("upgrade in progress", why=why,
                              next=f"retry in {RETRY_AFTER} s; run API calls at a quiet time "
                                   "while the cloud is upgraded")
+
+
+def refusal(mn) -> SkyliftError:
+    """Why a restricted MN refuses a call: its database member out of quorum, or an upgrade."""
+    if mn.quorum_lost:
+        return QuorumLost("the management node's database member is out of quorum",
+                          why=mn.restricted_why,
+                          next=f"retry in {RETRY_AFTER} s, or call another management node "
+                               "of the cloud (the VIP moves to one that serves)")
+    return upgrade_in_progress(mn.restricted_why)
 
 
 def not_authorized() -> NotAuthorized:
@@ -128,9 +149,9 @@ class GateMiddleware:
                         "upgrade's calls are the admin's",
                     next="ask the cloud's admin, or use the admin token"))
             scope.setdefault("state", {})["caller"] = caller
-        if self.mn.restricted and not allowed_in_maintenance(method, path):
-            return await send_error(send, 503, upgrade_in_progress(self.mn.restricted_why),
-                                    {"Retry-After": RETRY_AFTER})
+        if self.mn.restricted and (not allowed_in_maintenance(method, path)
+                                   or (self.mn.quorum_lost and needs_quorum(path))):
+            return await send_error(send, 503, refusal(self.mn), {"Retry-After": RETRY_AFTER})
         return await self.app(scope, receive, send)
 
     async def _account(self, header: str | None) -> Caller | None:

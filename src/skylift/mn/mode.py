@@ -27,6 +27,7 @@ class RunMode:
     revision: str
     release: str  # the release this MN reports (GET /v1/version)
     reason: str
+    asked: bool = False  # started with --maintenance (not forced by an older database)
 
     @property
     def maintenance(self) -> bool:
@@ -55,4 +56,5 @@ def detect(db: Database, *, maintenance: bool = False,
     # In maintenance the MN reports the release of the database it runs against: that is the
     # release the cloud is at until the upgrade has migrated it.
     default = st.release if mode == MAINTENANCE else NEWEST.version
-    return RunMode(mode, st.release, st.revision, release_override or default, reason)
+    return RunMode(mode, st.release, st.revision, release_override or default, reason,
+                   asked=maintenance)

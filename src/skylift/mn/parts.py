@@ -1,6 +1,9 @@
 """The MN's long-running parts: connection manager (with the node registry) and VM HA.
 
-They run in normal mode only, from the app's lifespan; a drain stops them early.
+They run in normal mode only, from the app's lifespan; a drain stops them early, and so does
+the quorum watch (skylift.mn.quorum) while the MN's Galera member is cut off from the
+majority, starting them again once it is back. One at a time (MnState.parts_lock): a drain
+arriving while the watch starts them must find them started, and stop them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,21 @@ log = logging.getLogger("skylift.mn")
 
 async def start_parts(mn: MnState) -> None:
     """Start the connection manager and VM HA."""
+    async with mn.parts_lock:
+        await _start(mn)
+
+
+async def resume_parts(mn: MnState) -> bool:
+    """Start the parts again after the quorum watch stopped them, unless the MN should not
+    run them (maintenance, a drain since) or runs them already; whether it started them."""
+    async with mn.parts_lock:
+        if mn.run.maintenance or mn.draining or mn.manager is not None:
+            return False
+        await _start(mn)
+        return True
+
+
+async def _start(mn: MnState) -> None:
     # imported here: the maintenance mode never loads them (they use the newest models)
     from skylift.mn.connections import ConnectionManager, ConnectOptions
     from skylift.mn.nodes import live_node_ops, registry_path
@@ -40,11 +58,13 @@ async def start_parts(mn: MnState) -> None:
 
 
 async def stop_parts(mn: MnState) -> None:
-    """Stop VM HA, then the connection manager (at drain or shutdown, whichever is first)."""
-    parts, mn.vm_ha, mn.manager = (mn.vm_ha, mn.manager), None, None  # stop once
-    for part in parts:
-        if part is not None:
-            try:
-                await part.stop()
-            except Exception:  # stopping must go on: the heartbeat still has to say stopped
-                log.exception("stopping %s failed", type(part).__name__)
+    """Stop VM HA, then the connection manager (at drain, shutdown or quorum loss, whichever
+    is first)."""
+    async with mn.parts_lock:
+        parts, mn.vm_ha, mn.manager = (mn.vm_ha, mn.manager), None, None  # stop once
+        for part in parts:
+            if part is not None:
+                try:
+                    await part.stop()
+                except Exception:  # stopping must go on: the heartbeat still has to say stopped
+                    log.exception("stopping %s failed", type(part).__name__)

@@ -11,7 +11,8 @@ What the template decides, whatever the values:
   higher priority comes back (no flapping back after a failover);
 - VRRP goes over unicast between the MNs' own addresses, and adverts from any other source
   are ignored (`check_unicast_src`);
-- the VIP lives only where the local MN answers in normal mode: the health check
+- the VIP lives only where the local MN serves (its /v1/version says `serving`: not
+  draining, its Galera member in quorum, not started with --maintenance): the health check
   (`python -m skylift.ha.check`) failing `fall` times puts the instance in FAULT, which gives
   the VIP up at once;
 - scripts run as root, and only from paths no other user can write (enable_script_security).
@@ -66,13 +67,13 @@ keepalived/keepalived.conf.tmpl  the VIP's keepalived configuration of one MN (s
                                  filled in by skylift.ha.keepalived.render
 keepalived/check-mn.sh           the health check by hand: check-mn.sh --url https://<MN>:<port>
                                  [--ca FILE] runs `python3 -m skylift.ha.check` (exit 0 only when
-                                 that MN answers /v1/version in normal mode); the rendered
+                                 that MN's /v1/version says it serves); the rendered
                                  configuration runs the module with the MN's own Python
 """
 
 CHECK_SCRIPT = """\
 #!/bin/sh
-# Healthy (exit 0) only when the MN at --url answers /v1/version in normal mode.
+# Healthy (exit 0) only when the MN at --url serves (its /v1/version says "serving").
 exec "${SKYLIFT_PYTHON:-python3}" -m skylift.ha.check "$@"
 """
 

@@ -34,6 +34,7 @@ STATUS = [
     (errors.NoSuchVm, 404),
     (errors.UsageError, 400),
     (errors.UpgradeInProgress, 503),
+    (errors.QuorumLost, 503),
     (errors.Refused, 409),  # HostReconnecting, QemuMismatch, dependents, ...
     (errors.AgentError, 502),
     (errors.TransportError, 502),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.exc import SQLAlchemyError
 
 from skylift import __version__
 from skylift.mn.api import mn_of
@@ -12,6 +14,7 @@ from skylift.mn.parts import stop_parts
 from skylift.mn.state import MnState
 
 router = APIRouter(prefix="/v1", tags=["system"])
+log = logging.getLogger("skylift.mn")
 
 
 @router.get("/health")
@@ -23,9 +26,13 @@ def health(mn: MnState = Depends(mn_of)) -> dict:
 
 @router.get("/version")
 def version(mn: MnState = Depends(mn_of)) -> dict:
-    """The release this MN reports, the database's revision, and the mode (open)."""
+    """The release this MN reports, the database's revision, the mode and why, and whether
+    it serves its cloud (open). `serving` is what the VIP's health check (skylift.ha.check)
+    follows: false while draining, while its Galera member is out of quorum, or when started
+    with --maintenance; true in the maintenance of an upgrade (an older database)."""
     return {"release": mn.run.release, "revision": mn.run.revision,
-            "db_release": mn.run.db_release, "mode": mn.mode, "code_version": __version__,
+            "db_release": mn.run.db_release, "mode": mn.mode, "serving": mn.serving,
+            "reason": mn.reason, "code_version": __version__,
             "pid": mn.pid, "started_at": mn.started_at.isoformat() + "Z",
             "mn_uuid": mn.heartbeat.uuid if mn.heartbeat else None}
 
@@ -45,7 +52,11 @@ async def drain(request: Request, wait: float = Query(0.0, ge=0, le=300, allow_i
     if not mn.draining:
         mn.draining = True
         if mn.heartbeat is not None:
-            await asyncio.to_thread(mn.heartbeat.set_state, "draining")
+            try:
+                await asyncio.to_thread(mn.heartbeat.set_state, "draining")
+            except SQLAlchemyError as exc:  # a member out of quorum refuses: drain anyway
+                log.warning("heartbeat 'draining' not written: %s",
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         # a drained MN hands the cloud over: no more HA decisions or pings from here
         await stop_parts(mn)
     if wait > 0:
