@@ -110,7 +110,7 @@ FLOORS = [
     {"mn"},
     {"repo"},
     {"release", "db", "agent", "transport", "engine"},
-    {"pki", "units"},
+    {"pki", "units", "ha_record"},
     {"config", "files", "processes", "secrets", "lineage", "codebase", "member_names", "skylift"},
     {"errors"},
 ]

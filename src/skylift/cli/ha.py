@@ -26,7 +26,7 @@ def status(
     """Every MN: its address, whether it owns the VIP, mode and release, Galera state, SSH,
     hosts owned. Exit 2 when the cloud is not healthy, naming what is wrong."""
     from skylift.config import skylift_home
-    from skylift.ha import config as ha_config
+    from skylift import ha_record as ha_config
     from skylift.ha.status import cluster_status
     from skylift.mn.auth import read_token, token_path
     from skylift.mn.https import client_verify

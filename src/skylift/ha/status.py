@@ -1,7 +1,7 @@
 """`skylift ha status`: where the HA cloud stands, asked of every MN at its own address.
 
 The tutorial's operator runs `zsha2 status` to find the VIP holder before anything else. Here
-every MN of the HA record (skylift.ha.config) is asked, at its own address and never through
+every MN of the HA record (skylift.ha_record) is asked, at its own address and never through
 the VIP (where whichever MN holds it would answer):
 
 - GET /v1/version: its mode, release and whether it serves (skylift.ha.check's test);
@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 
 from skylift.errors import SkyliftError
-from skylift.ha.config import HaConfig, HaMember
-from skylift.ha.galera import WsrepStatus
+from skylift.ha_record import HaConfig, HaMember
+from skylift.db.wsrep import WsrepStatus
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import gc
 import json
 import logging
@@ -52,12 +53,15 @@ def rss_bytes(pid: int | str = "self") -> int:
     return 0
 
 
-def listening_socket(port: int) -> socket.socket:
-    """A TCP socket on *:port that only the loopback device can reach."""
+def listening_socket(port: int, device: str | None = "lo") -> socket.socket:
+    """A TCP socket on *:port that only `device` can reach (None: any; hosts on a lab range
+    reached from MN namespaces arrive over the lab's bridge; the per-address filter still
+    drops connections to an address that is not a farm host)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
+        if device:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
     except PermissionError:  # without CAP_NET_RAW: the per-address filter still applies
         pass
     sock.bind(("0.0.0.0", port))
@@ -180,8 +184,9 @@ async def serve(base_dir: Path) -> None:
     Path(spec["sim_root"]).mkdir(parents=True, exist_ok=True)
     ensure_simd(Path(spec["sim_root"]))  # detached: VMs outlive the farm
     host_key, client_key = ensure_keys(base_dir)
-    agent_sock = listening_socket(spec["agent_port"])
-    ssh_sock = listening_socket(spec["ssh_port"])
+    device = "lo" if ipaddress.ip_address(next(iter(hosts))).is_loopback else None
+    agent_sock = listening_socket(spec["agent_port"], device)
+    ssh_sock = listening_socket(spec["ssh_port"], device)
     agent_port, ssh_port = agent_sock.getsockname()[1], ssh_sock.getsockname()[1]
     write_known_hosts(base_dir / "known_hosts", list(hosts), ssh_port, host_key)
     token = None

@@ -10,7 +10,7 @@
    and routed from every MN node (skylift.lab.host_range);
 4. one MN per node, inside its namespace, on its own Galera member, sharing the hosts out
    (`--share-hosts`, skylift.mn.ownership), HTTPS with a certificate naming its address and
-   the VIP, the cloud's CA shared by all, the HA record (skylift.ha.config) in its state
+   the VIP, the cloud's CA shared by all, the HA record (skylift.ha_record) in its state
    folder;
 5. keepalived on every node (skylift.lab.vip_lab) holding the VIP 198.18.B.250 where the
    health check (skylift.ha.check) finds an MN serving.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from skylift.db.engine import Database
 from skylift.errors import UsageError
-from skylift.ha.config import HaConfig, HaMember
+from skylift.ha_record import HaConfig, HaMember
 from skylift.ha.keepalived import VipSpec
 from skylift.lab import mn_machine
 from skylift.lab.artefacts import install_release_repo

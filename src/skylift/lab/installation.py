@@ -143,6 +143,10 @@ def up(spec: LabSpec, on_step=None) -> dict:
                          why="its MN nodes are the namespaces; hosts are this machine's agents "
                              "(or the farm) on a range every MN node reaches",
                          next="drop --nodes ns, or --mns")
+    if spec.mns > 1 and spec.db_url:
+        raise UsageError("an HA lab makes its own database",
+                         why="its database is a Galera cluster on its MN nodes",
+                         next="drop --db")
     if spec.nodes == "ns" and spec.farm:
         raise UsageError("namespace nodes and the host farm do not go together",
                          why="the farm serves thousands of hosts from one process; namespace "
@@ -163,10 +167,6 @@ def up(spec: LabSpec, on_step=None) -> dict:
     trust = AgentTrust.of_home(home / "mn-home")
     deploy_tls = trust if ships_agent_tls(rel.version) else None
     ha = spec.mns > 1
-    if ha and spec.db_url:
-        raise UsageError("an HA lab makes its own database",
-                         why="its database is a Galera cluster on its MN nodes",
-                         next="drop --db")
     own_db = spec.db_url is None and not ha
     db = Database.from_string(spec.db_url or f"sqlite:///{home / 'cloud.db'}", spec.db_password)
     if own_db:

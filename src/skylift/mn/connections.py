@@ -27,6 +27,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from skylift.agent.client import AsyncAgentClient
+from skylift.db.conflicts import retry_conflicts
 from skylift.errors import NoSuchResource, SkyliftError, error_text
 from skylift.mn.agent_pool import AgentPool
 from skylift.mn.agent_upgrade import ConnectOutcome, NodeOps, RepoCatalog, upgrade_on_connect
@@ -46,6 +47,13 @@ STOP_FLUSH_TIMEOUT = 10.0  # seconds the last write of the states may take at st
 Progress = Callable[[int, int, int], None]  # (done, total, failures)
 
 __all__ = ["ConnectOptions", "ConnectionManager", "ReconnectReport"]
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    """A background task of the manager that ended with an error says so in the log (its
+    resources would otherwise sit in Connecting with nothing said)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed: %r", task.get_name(), task.exception())
 
 
 class ConnectionManager:
@@ -122,6 +130,7 @@ class ConnectionManager:
             await asyncio.to_thread(self.ownership.refresh)
             self._loops.append(asyncio.create_task(self._ownership_loop(), name="cm-owners"))
         task = asyncio.create_task(storm(), name="cm-storm")
+        task.add_done_callback(_log_failure)
         # pings run beside the storm, as in the old product: a resource that is slow to
         # reconnect misses pings (and looks down to VM HA, see vm_ha.py)
         self._loops += [task, asyncio.create_task(self._ping_loop(), name="cm-ping")]
@@ -339,7 +348,11 @@ class ConnectionManager:
         resources = self.owned()
         for res in resources:
             self.states.set(res, CONNECTING)
-        await self.flush()
+        try:
+            await self.flush()
+        except sa.exc.SQLAlchemyError as exc:  # the flush loop writes them later: storm on
+            log.warning("connection states not written before the storm: %s",
+                        str(exc).splitlines()[0])
         report = ReconnectReport(total=len(resources))
         progress = on_progress or self.on_progress
         done = 0
@@ -428,7 +441,9 @@ class ConnectionManager:
                 return
             batch = pending.take()
             try:
-                await asyncio.to_thread(batch.write, self.engine)
+                # MNs sharing a Galera cluster write their states at once: a transaction that
+                # loses a certification conflict is run again (skylift.db.conflicts)
+                await asyncio.to_thread(retry_conflicts, lambda: batch.write(self.engine))
             except BaseException:
                 pending.restore(batch)  # newer changes win; nothing is lost
                 raise

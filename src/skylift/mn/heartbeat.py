@@ -96,7 +96,11 @@ class Heartbeat:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.set_state("stopped")
+        try:
+            self.set_state("stopped")
+        except sa.exc.SQLAlchemyError as exc:  # a member out of quorum refuses it: the row
+            # ages out instead (three missed beats), as after a crash
+            log.warning("heartbeat 'stopped' not written: %s", str(exc).splitlines()[0])
 
     def _run(self) -> None:
         while not self._done.is_set():

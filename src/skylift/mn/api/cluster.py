@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends
 
 from skylift.config import skylift_home
 from skylift.errors import SkyliftError
-from skylift.ha import config as ha_config
-from skylift.ha.galera import status as galera_status
+from skylift import ha_record as ha_config
+from skylift.db.wsrep import status as galera_status
 from skylift.mn.api import mn_of
 from skylift.mn.https import machine_addresses
 from skylift.mn.state import MnState

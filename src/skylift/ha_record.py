@@ -6,7 +6,7 @@
      "members": [{"name": "mn-1", "address": "198.18.40.11", "ssh_port": 22,
                   "ssh_user": "root"}, ...]}
 
-Every MN keeps the same record (`skylift ha` writes it on each); the MN reads the VIP from it
+It lives below the MN (which reads it) and the HA tools alike. Every MN keeps the same record (`skylift ha` writes it on each); the MN reads the VIP from it
 to say whether its machine holds the VIP (GET /v1/cluster), and `skylift ha status` reads the
 members from it. It holds no secret: peers are reached with the MN's SSH key (a path), and a
 password, when one is used, comes from a file or the environment at the moment it is needed.
