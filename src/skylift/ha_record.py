@@ -37,6 +37,7 @@ class HaMember:
     address: str
     ssh_port: int = 22
     ssh_user: str = "root"
+    home: str = "/var/lib/skylift"  # its state folder (SKYLIFT_HOME) on its machine
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class HaConfig:
     virtual_router_id: int = 51
     ssh_key: str | None = None
     known_hosts: str | None = None
+    # the Python keepalived runs the health check with (default: the MN's own); keepalived
+    # runs scripts only from paths no one but root can write
+    check_python: str | None = None
 
     def __post_init__(self) -> None:
         try:

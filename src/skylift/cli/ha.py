@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from skylift.cli.common import JSON_OPTION
+from skylift.cli.common import DRY_RUN_OPTION, JSON_OPTION
 from skylift.cli.output import emit_json, info, table
 from skylift.errors import ConfigError, HaUnhealthy, UsageError
 
@@ -70,3 +72,138 @@ def status(
                       why="; ".join(report["findings"]),
                       next="bring the named MN back (its node, mariadbd, skylift-mn, "
                            "keepalived), then run `skylift ha status` again")
+
+
+def _home():
+    from skylift.config import skylift_home
+
+    return skylift_home()
+
+
+def _address(value: str, what: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise UsageError(f"{what} {value!r} is not an IPv4 address",
+                         next="give a dotted IPv4 address") from None
+
+
+def _name(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
+        raise UsageError(f"--name {value!r} is not a member name",
+                         next="letters, digits, '.', '_' and '-' (up to 63)")
+    return value
+
+
+@app.command()
+def init(
+    vip: str = typer.Option(..., "--vip", help="The VIP users and hosts reach the cloud at."),
+    name: str = typer.Option(..., "--name", help="This MN's name in the HA cloud."),
+    address: str = typer.Option(..., "--address", help="This MN's own address (on the VIP's "
+                                "network; never the VIP)."),
+    ssh_key: Path = typer.Option(None, "--ssh-key", help="The key MNs log in to each other "
+                                 "with (default: the MN's own, made once)."),
+    known_hosts: Path = typer.Option(None, "--known-hosts", help="Where peers' host keys are "
+                                     "checked (default: in the MN's state folder)."),
+    check_python: Path = typer.Option(None, "--check-python", help="The Python keepalived "
+                                      "runs the MN's health check with (default: the MN's "
+                                      "own; it must sit where only root can write)."),
+    json: bool = JSON_OPTION,
+    dry_run: bool = DRY_RUN_OPTION,
+) -> None:
+    """Make this installed MN the first of an HA cloud: the HA record, its certificate
+    naming the VIP, its MN sharing the hosts on every address, keepalived with the VIP."""
+    vip, address, name = _address(vip, "--vip"), _address(address, "--address"), _name(name)
+    if vip == address:
+        raise UsageError("--vip and --address are the same", next="the VIP is no MN's own address")
+    if ssh_key is not None and not ssh_key.is_file():
+        raise UsageError(f"--ssh-key {ssh_key} is not a file", next="give the private key file")
+    home = _home()
+    if dry_run:
+        info(f"would make this MN ({name}, {address}) the first of an HA cloud with VIP {vip}: "
+             "check its database is a Synced Galera member, write ha.json, issue its "
+             "certificate for the VIP, restart its MN on 0.0.0.0 sharing the hosts, start "
+             "keepalived")
+        return
+    from skylift.install.ha_cluster import init as ha_init
+    from skylift.mn.host_add import mn_ssh_key
+
+    key = ssh_key or mn_ssh_key(home)
+    known = known_hosts or (home / "mn" / "ssh" / "known_hosts")
+    known.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    known.touch(mode=0o600)
+    done = ha_init(home, vip, name, address, key, known,
+                   check_python=str(check_python) if check_python else None)
+    if json:
+        emit_json(done)
+        return
+    info(f"{name} ({address}) is the first MN of the HA cloud on VIP {vip}; keepalived "
+         f"{done['applied'][name]['keepalived']}")
+
+
+@app.command()
+def join(
+    address: str = typer.Argument(..., help="The joining MN's own address."),
+    name: str = typer.Option(..., "--name", help="Its name in the HA cloud."),
+    ssh_user: str = typer.Option("root", "--ssh-user", help="SSH user on it."),
+    ssh_port: int = typer.Option(22, "--ssh-port", help="Its SSH port."),
+    ssh_password_file: Path = typer.Option(
+        None, "--ssh-password-file", help="File holding its SSH password (else "
+        "SKYLIFT_SSH_PASSWORD, else the HA record's key); the MN's key is then authorized."),
+    host_key: str = typer.Option(None, "--host-key-fingerprint", help="Its SSH host key as "
+                                 "`ssh-keygen -lf` prints it, when known_hosts lacks it."),
+    peer_home: str = typer.Option("/var/lib/skylift", "--home", help="Its state folder."),
+    json: bool = JSON_OPTION,
+    dry_run: bool = DRY_RUN_OPTION,
+) -> None:
+    """Make the installed MN at ADDRESS a member (over SSH); the others take it in."""
+    from skylift.secrets import read_secret
+
+    address, name = _address(address, "ADDRESS"), _name(name)
+    if not (1 <= ssh_port <= 65535):
+        raise UsageError(f"--ssh-port {ssh_port} is not a port", next="give 1-65535")
+    if not peer_home.startswith("/"):
+        raise UsageError(f"--home {peer_home!r} is not an absolute path",
+                         next="give the peer's state folder, e.g. /var/lib/skylift")
+    password = read_secret(file=ssh_password_file, env_var="SKYLIFT_SSH_PASSWORD", prompt=None)
+    if dry_run:
+        info(f"would make the MN at {address} ({name}) a member: SSH {ssh_user}@{address}:"
+             f"{ssh_port}, check its install and Galera member, copy the CA, admin token and "
+             "HA record, apply there, then apply the new record on every member")
+        return
+    from skylift.install.ha_cluster import JoinRequest
+    from skylift.install.ha_cluster import join as ha_join
+
+    done = ha_join(_home(), JoinRequest(address, name, ssh_user, ssh_port, password,
+                                        host_key, peer_home))
+    if json:
+        emit_json(done)
+        return
+    info(f"{name} ({address}) joined; members: {', '.join(done['members'])}")
+
+
+@app.command()
+def remove(
+    name: str = typer.Argument(..., help="The member to take out."),
+    json: bool = JSON_OPTION,
+    dry_run: bool = DRY_RUN_OPTION,
+) -> None:
+    """Take a member out cleanly: its keepalived and MN stopped, the others take it out."""
+    name = _name(name)
+    if dry_run:
+        info(f"would take {name} out: stop its keepalived (it gives the VIP up) and its MN, "
+             "remove its HA record, apply the new record on every other member")
+        return
+    from skylift.install.ha_cluster import remove as ha_remove
+
+    done = ha_remove(_home(), name)
+    if json:
+        emit_json(done)
+        return
+    info(f"{name} removed; members: {', '.join(done['members'])}"
+         + (f" ({name} did not answer: {done['left']['unreachable']})"
+            if "unreachable" in done["left"] else ""))

@@ -116,6 +116,17 @@ def status(name: str = NAME,
          f"{agents_text(st['agents_up'])}")
     info(f"  VMs:    {st['vms_answering']}/{st['vms']} answering probes "
          f"({st['vms_same_boot_id']} with their first boot id)")
+    ha = st.get("ha")
+    if ha:
+        info(f"  HA:     VIP {ha['vip']} on {ha['vip_holder'] or 'no MN'}; "
+             + ("healthy" if ha["healthy"] else "; ".join(ha["findings"])))
+        for m in ha["mns"]:
+            g = m["galera"] or {}
+            info(f"    {m['name']} {m['address']}: "
+                 + (f"{m['mode']}, Galera {g.get('local_state_comment')} "
+                    f"{g.get('cluster_status')} of {g.get('cluster_size')}, "
+                    f"{m['hosts_owned']} resources" if m["answers"] else "not answering")
+                 + (", holds the VIP" if m["owns_vip"] else ""))
 
 
 @app.command()

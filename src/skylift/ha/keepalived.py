@@ -84,9 +84,10 @@ class VipSpec:
         except ValueError as exc:
             raise bad(str(exc), "the VIP and the MNs' addresses are IPv4 addresses",
                       "give dotted quads, e.g. 198.18.94.100") from None
-        if len(addresses) < 2 or len(set(addresses)) != len(addresses):
+        # one MN is an HA cloud being built (`skylift ha init`): it holds the VIP alone
+        if not addresses or len(set(addresses)) != len(addresses):
             raise bad(f"MN addresses {self.mn_addresses}",
-                      "a VIP moves between at least two MNs, each named once",
+                      "the VIP is held by one of the MNs, each named once",
                       "give every MN's own address once")
         if not 8 <= self.prefix <= 32:
             raise bad(f"prefix /{self.prefix}", "the VIP's prefix is 8..32", "give /24")
@@ -187,7 +188,7 @@ def render(spec: VipSpec, self_address: str, router_id: str | None = None,
     notify = ""
     if spec.notify:
         notify = f"    notify {_script_line([spec.notify], 'the notify script')}\n"
-    return string.Template(KEEPALIVED_TEMPLATE).substitute(
+    text = string.Template(KEEPALIVED_TEMPLATE).substitute(
         RELEASE=spec.release or "unknown", ROUTER_ID=router_id,
         CHECK_COMMAND=_script_line(check_command(spec, self_address), "the health check"),
         CHECK_INTERVAL=spec.check_interval, CHECK_TIMEOUT=spec.check_timeout,
@@ -196,6 +197,25 @@ def render(spec: VipSpec, self_address: str, router_id: str | None = None,
         PRIORITY=spec.priority_of(self_address), ADVERT_INT=spec.advert_int,
         SELF_IP=self_address, PEERS="\n".join(f"        {p}" for p in peers),
         VIP=spec.vip, PREFIX=spec.prefix, NOTIFY=notify)
+    return text if peers else _alone(text)
+
+
+def _alone(text: str) -> str:
+    """The configuration of the only MN (an HA cloud being built): no unicast keywords, which
+    keepalived refuses without peers; its adverts reach nobody until a peer joins."""
+    out, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        word = line.strip()
+        if word.startswith("unicast_peer"):
+            skipping = True
+            continue
+        if skipping:
+            skipping = word != "}"
+            continue
+        if word.startswith(("unicast_src_ip", "check_unicast_src")):
+            continue
+        out.append(line)
+    return "".join(out)
 
 
 def keepalived_path() -> str:

@@ -130,9 +130,13 @@ def findings(cfg: HaConfig, reports: list[MnReport]) -> list[str]:
         elif "error" in r.galera:
             out.append(f"{r.name}'s Galera member cannot be read: {r.galera['error']}")
         else:
-            found = _galera(r.galera).finding(expected_size=size)
+            st = _galera(r.galera)
+            found = st.finding()
             if found:
                 out.append(f"{r.name}'s Galera member is {found}")
+            elif st.cluster_size < size:  # more is fine: an arbitrator (garbd) is a member
+                out.append(f"{r.name}'s Galera cluster has {st.cluster_size} member(s) for "
+                           f"{size} MNs: the others' databases are down or cut off")
         if r.ssh.get("reachable") is False:
             out.append(f"{r.name} takes no SSH login: {r.ssh.get('why')}")
     holders = [r.name for r in reports if r.owns_vip]

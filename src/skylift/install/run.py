@@ -202,7 +202,8 @@ def _do(ctx: InstallContext, cmd: service.MnCommand, report: CheckReport,
     record.write_record(home, {k: summary[k] for k in (
         "release", "mn_url", "database", "agent_port", "token_file", "units", "slot",
         "versions", "repository")} | {"os_release": ctx.machine_os, "listen": spec.listen,
-                                      "port": spec.port, "tls": spec.tls})
+                                      "port": spec.port, "tls": spec.tls,
+                                      "mn_command": cmd.to_dict()})
     changed.append("record")
     summary["changed"] = changed
     summary["record"] = str(home / record.RECORD)

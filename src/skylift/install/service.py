@@ -4,6 +4,7 @@ runs), written and verified; then started by systemd where it runs, else by mn.l
 from __future__ import annotations
 
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,25 @@ class MnCommand:
     node_root: Path
     tls: str
     password_file: Path | None
+    share_hosts: bool = False  # one of an HA cloud's MNs (skylift.install.ha_member)
 
     def kwargs(self) -> dict:
         return {"port": self.port, "host": self.host, "password_file": self.password_file,
-                "node_root": self.node_root, "tls": self.tls}
+                "node_root": self.node_root, "tls": self.tls, "share_hosts": self.share_hosts}
+
+    def to_dict(self) -> dict:
+        """What install.json keeps, so the MN can be started again as it was (no secret)."""
+        return {"db_url": self.db_url, "host": self.host, "port": self.port,
+                "node_root": str(self.node_root), "tls": self.tls,
+                "password_file": str(self.password_file) if self.password_file else None,
+                "share_hosts": self.share_hosts, "python": sys.executable}
+
+    @classmethod
+    def from_dict(cls, home: Path, data: dict) -> "MnCommand":
+        return cls(home, data["db_url"], data["host"], int(data["port"]),
+                   Path(data["node_root"]), data["tls"],
+                   Path(data["password_file"]) if data.get("password_file") else None,
+                   bool(data.get("share_hosts")))
 
     def argv(self) -> list[str]:
         return mn_argv(self.db_url, **self.kwargs())
@@ -91,7 +107,9 @@ def start_detached(cmd: MnCommand, password: str | None, timeout: float) -> dict
     env = cmd.environment()
     if password is not None and cmd.password_file is None:
         env[PASSWORD_ENV] = password
-    handle = start_mn(cmd.db_url, env=env, timeout=timeout, **cmd.kwargs())
+    # an MN on every address is reached on loopback here (its certificate names it)
+    reach = "127.0.0.1" if cmd.host in WILDCARDS else None
+    handle = start_mn(cmd.db_url, env=env, timeout=timeout, reach_at=reach, **cmd.kwargs())
     return {"how": "mn.launch", "pid": handle.pid, "log": str(handle.log_path),
             "instance": handle.instance}
 

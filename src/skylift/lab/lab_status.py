@@ -38,6 +38,8 @@ def status(name: str, db_password: str | None = None) -> dict:
             pass
         out["mn"] = info
     out["release"], out["release_from"] = _cloud_release(state, out["mn"], db_password)
+    if state.get("ha") and mn:
+        out["ha"] = _ha(Path(mn["home"]))
 
     trust = lab_trust(state)
 
@@ -83,3 +85,17 @@ def _cloud_release(state: dict, mn: dict | None,
     return None, None
 
 
+
+
+def _ha(home: Path) -> dict | None:
+    """The HA cloud as `skylift ha status` sees it from the first MN (no SSH logins)."""
+    from skylift import ha_record
+    from skylift.ha.status import cluster_status
+    from skylift.mn.auth import read_token, token_path
+    from skylift.mn.https import client_verify
+
+    cfg = ha_record.load(home)
+    if cfg is None:
+        return None
+    return cluster_status(cfg, read_token(token_path(home)), client_verify(cfg.vip_url, home),
+                          timeout=3.0, ssh=False)

@@ -80,6 +80,42 @@ def server_files(home: Path, host: str, also: list[str] | None = None) -> tuple[
     return cert, key
 
 
+def names_in(cert: Path) -> set[str]:
+    """The IP addresses and DNS names a certificate names (its subjectAltName)."""
+    from cryptography import x509
+
+    try:
+        parsed = x509.load_pem_x509_certificate(Path(cert).read_bytes())
+        sans = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return set()
+    return ({str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+            | set(sans.get_values_for_type(x509.DNSName)))
+
+
+def _issued_by(cert: Path, ca_cert: Path) -> bool:
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificate(cert.read_bytes()).verify_directly_issued_by(
+            x509.load_pem_x509_certificate(ca_cert.read_bytes()))
+        return True
+    except Exception:  # noqa: BLE001 - unreadable, or not signed by it: not issued by it
+        return False
+
+
+def server_files_naming(home: Path, host: str, names: list[str]) -> tuple[Path, Path]:
+    """server_files, issued again when the certificate there does not name all of names (an
+    MN that became one of an HA cloud's must also answer for the VIP)."""
+    ca = CloudCa.ensure(pki_dir(home))
+    stem = "mn-server-" + (host.strip("[]") or "any").replace(":", "_")
+    cert = ca.folder / f"{stem}.pem"
+    if cert.is_file() and (not set(names) <= names_in(cert)
+                           or not _issued_by(cert, ca.folder / CA_CERT)):
+        cert.unlink()  # it lacks a name, or another CA issued it (the cloud's CA was shared)
+    return server_files(home, host, also=names)
+
+
 def client_verify(url: str, home: Path | None) -> ssl.SSLContext | bool:
     """How a client checks the MN at url: the system's roots and, on the MN machine, the
     cloud's CA."""
