@@ -54,6 +54,7 @@ class HaConfig:
     # the Python keepalived runs the health check with (default: the MN's own); keepalived
     # runs scripts only from paths no one but root can write
     check_python: str | None = None
+    ha_suite: dict | None = None  # the HA suite every member runs: {"release", "sha256"}
 
     def __post_init__(self) -> None:
         try:

@@ -25,6 +25,7 @@ from skylift.lab.netns import LabNetwork, remove_lab_network
 from skylift.lab.node_sshd import client_keypair, known_hosts_line, start_sshd
 from skylift.lab.vip_lab import lab_python, vip_holders
 from skylift.release.keys import PUBLIC_NAME
+from skylift.release.manifest import HA_SUITE, artefact_name
 from tests_support import block_lock
 
 pytestmark = pytest.mark.slow
@@ -49,6 +50,7 @@ class Cloud:
         self.galera = start_galera(self.net, self.nodes, base / "galera")
         self.homes = [base / f"mn-{i}-home" for i in (1, 2, 3)]
         arts = build_for_upgrade(base / "artefacts", release="4.3.12")
+        self.suite = arts.image.with_name(artefact_name(HA_SUITE, "4.3.12"))
         for node, home in zip(self.nodes, self.homes):
             self.run(node, home, "install", "--installer", str(arts.installer),
                      "--image", str(arts.image), "--os-release", "c74",
@@ -99,14 +101,24 @@ def cloud(tmp_path_factory):
 
 def test_ha_init_join_and_remove_build_and_shrink_an_ha_cloud(cloud):
     first = cloud.nodes[0]
-    # a refusal first: the VIP must not be this MN's own address
-    done = cloud.on_first("ha", "init", "--vip", first.address, "--name", "mn-1",
-                          "--address", first.address)
+    init = ["ha", "init", "--vip", VIP, "--name", "mn-1", "--address", first.address,
+            "--ssh-key", str(cloud.key), "--known-hosts", str(cloud.known),
+            "--check-python", lab_python()]
+    # refusals first, each changing nothing: the VIP is this MN's own address; an HA suite
+    # whose bytes differ from what was signed
+    done = cloud.on_first(*init[:2], "--vip", first.address, *init[4:], "--ha-suite",
+                          str(cloud.suite))
     assert done.returncode == 2 and cloud.record(0) is None
+    bad = cloud.base / "bad" / cloud.suite.name
+    bad.parent.mkdir()
+    for src in (cloud.suite, *cloud.suite.parent.glob(cloud.suite.name + ".*")):
+        (bad.parent / src.name).write_bytes(src.read_bytes())
+    bad.write_bytes(bad.read_bytes()[:-1] + b"x")
+    done = cloud.on_first(*init, "--ha-suite", str(bad))
+    assert done.returncode == 2 and "digest mismatch" in done.stderr
+    assert cloud.record(0) is None and not (cloud.homes[0] / "ha" / "suite").exists()
 
-    cloud.on_first("ha", "init", "--vip", VIP, "--name", "mn-1", "--address", first.address,
-                   "--ssh-key", str(cloud.key), "--known-hosts", str(cloud.known),
-                   "--check-python", lab_python(), expect=0)
+    cloud.on_first(*init, "--ha-suite", str(cloud.suite), expect=0)
     st = cloud.wait_healthy(1)
     assert st["vip_holder"] == "mn-1"
 
@@ -118,6 +130,12 @@ def test_ha_init_join_and_remove_build_and_shrink_an_ha_cloud(cloud):
     assert all(m["galera"]["cluster_size"] == 3 and m["ssh"]["reachable"] for m in st["mns"])
     # one cloud: the same HA record, CA and admin token everywhere
     assert cloud.record(0) == cloud.record(1) == cloud.record(2)
+    assert cloud.record(0)["ha_suite"]["release"] == "4.3.12"
+    # every MN verified the suite itself and runs keepalived from its template
+    for home in cloud.homes:
+        conf = (home / "ha" / "keepalived.conf").read_text()
+        assert "release 4.3.12" in conf and "nopreempt" in conf
+        assert (home / "ha" / "suite" / "current.json").exists()
     for i in (1, 2):
         for name in ("mn/pki/ca.pem", "mn/admin-token"):
             assert (cloud.homes[i] / name).read_bytes() == (cloud.homes[0] / name).read_bytes()

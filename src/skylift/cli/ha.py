@@ -102,6 +102,9 @@ def _name(value: str) -> str:
 @app.command()
 def init(
     vip: str = typer.Option(..., "--vip", help="The VIP users and hosts reach the cloud at."),
+    ha_suite: Path = typer.Option(..., "--ha-suite", help="The release's signed HA suite "
+                                  "(skylift-ha-<release>.tar): keepalived's template and the "
+                                  "health check."),
     name: str = typer.Option(..., "--name", help="This MN's name in the HA cloud."),
     address: str = typer.Option(..., "--address", help="This MN's own address (on the VIP's "
                                 "network; never the VIP)."),
@@ -122,6 +125,9 @@ def init(
         raise UsageError("--vip and --address are the same", next="the VIP is no MN's own address")
     if ssh_key is not None and not ssh_key.is_file():
         raise UsageError(f"--ssh-key {ssh_key} is not a file", next="give the private key file")
+    if not ha_suite.is_file():
+        raise UsageError(f"--ha-suite {ha_suite} is not a file",
+                         next="give the release's skylift-ha-<release>.tar")
     home = _home()
     if dry_run:
         info(f"would make this MN ({name}, {address}) the first of an HA cloud with VIP {vip}: "
@@ -136,7 +142,7 @@ def init(
     known = known_hosts or (home / "mn" / "ssh" / "known_hosts")
     known.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     known.touch(mode=0o600)
-    done = ha_init(home, vip, name, address, key, known,
+    done = ha_init(home, vip, name, address, key, known, ha_suite=ha_suite,
                    check_python=str(check_python) if check_python else None)
     if json:
         emit_json(done)

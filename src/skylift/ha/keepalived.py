@@ -169,7 +169,7 @@ def _script_line(argv: list[str], what: str) -> str:
 
 
 def render(spec: VipSpec, self_address: str, router_id: str | None = None,
-           check_python: bool = True) -> str:
+           check_python: bool = True, template: str | None = None) -> str:
     """keepalived.conf for the MN at self_address (one of spec.mn_addresses). check_python:
     refuse a Python keepalived's script security would (secure_interpreter); off only to
     render for another machine."""
@@ -188,7 +188,8 @@ def render(spec: VipSpec, self_address: str, router_id: str | None = None,
     notify = ""
     if spec.notify:
         notify = f"    notify {_script_line([spec.notify], 'the notify script')}\n"
-    text = string.Template(KEEPALIVED_TEMPLATE).substitute(
+    # the template of the installed HA suite (skylift.ha.suite); this code's own when none is
+    text = string.Template(template or KEEPALIVED_TEMPLATE).substitute(
         RELEASE=spec.release or "unknown", ROUTER_ID=router_id,
         CHECK_COMMAND=_script_line(check_command(spec, self_address), "the health check"),
         CHECK_INTERVAL=spec.check_interval, CHECK_TIMEOUT=spec.check_timeout,

@@ -30,6 +30,8 @@ from skylift.db.engine import Database
 from skylift.db.wsrep import status as wsrep_status
 from skylift.errors import OperationFailed, Refused, UsageError
 from skylift.ha_record import HaConfig, HaMember
+from skylift.config import load_config
+from skylift.ha.suite import artefact_files, install_suite, installed_suite, kept_artefact
 from skylift.install import ha_member
 from skylift.install.ha_member import HaRefused
 from skylift.mn.auth import token_path
@@ -67,7 +69,7 @@ def _load(home: Path) -> HaConfig:
 
 
 def init(home: Path, vip: str, name: str, address: str, ssh_key: Path,
-         known_hosts: Path, mn_port: int | None = None,
+         known_hosts: Path, ha_suite: Path | None = None, mn_port: int | None = None,
          check_python: str | None = None) -> dict:
     """This MN becomes the first member of a new HA cloud with this VIP (run again: applied
     again, nothing else)."""
@@ -85,6 +87,13 @@ def init(home: Path, vip: str, name: str, address: str, ssh_key: Path,
         except UsageError as exc:
             raise HaRefused(exc.what, why=exc.why, next=exc.next) from None
         _check_first(home, cfg, name)  # the record is written only for an MN that can serve
+        if ha_suite is None:
+            raise HaRefused("no HA suite is given",
+                            why="the HA cloud's keepalived configuration and health check come "
+                                "from the release's signed HA suite",
+                            next="give it with --ha-suite skylift-ha-<release>.tar")
+        suite = install_suite(home, ha_suite, load_config(home).trusted_keys)
+        cfg = replace(cfg, ha_suite={"release": suite.release, "sha256": suite.sha256})
         cfg.save(home)
     else:
         cfg = have
@@ -162,12 +171,22 @@ def _cluster_uuid(home: Path) -> str:
     return wsrep_status(db, timeout=3.0).cluster_state_uuid
 
 
-def _share(home: Path, peer: Peer, cfg: HaConfig) -> None:
-    """The cloud's CA, admin token and HA record, written on the peer."""
+def _share(home: Path, peer: Peer, cfg: HaConfig) -> str:
+    """The cloud's CA, admin token and HA record written on the peer, and the HA suite's
+    signed artefact put there for it to verify; returns where that artefact is."""
     for name in SHARED_PKI:
         peer.write(f"{peer.member.home}/mn/pki/{name}", (pki_dir(home) / name).read_text())
     peer.write(f"{peer.member.home}/mn/{token_path(home).name}", token_path(home).read_text())
     peer.write(f"{peer.member.home}/{ha_record.FILE}", json.dumps(cfg.to_dict(), indent=2))
+    suite = installed_suite(home)
+    if suite is None:
+        raise HaRefused("this MN has no HA suite installed",
+                        next="run `skylift ha init --ha-suite FILE` here first")
+    incoming = f"{peer.member.home}/ha/incoming"
+    peer.run(["sh", "-c", 'umask 077; mkdir -p "$1"', "sh", incoming], "making a folder")
+    for src in artefact_files(kept_artefact(suite)):
+        peer.transport.put(src, f"{incoming}/{src.name}")
+    return f"{incoming}/{kept_artefact(suite).name}"
 
 
 def _python(rec: dict) -> str:
@@ -224,9 +243,10 @@ def join(home: Path, req: JoinRequest) -> dict:
         rec = peer.install_record()        # refuses a machine with no installed MN
         if req.password:
             peer.authorize()
-        _share(home, peer, new)
+        suite = _share(home, peer, new)
         applied = {req.name: peer.skylift(_python(rec), ["apply", "--name", req.name,
-                                                         "--cluster-uuid", uuid],
+                                                         "--cluster-uuid", uuid,
+                                                         "--ha-suite", suite],
                                           "making it a member")}
         applied.update(_reapply_others(home, new, pool, {req.name}, me.name))
     finally:

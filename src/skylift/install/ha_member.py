@@ -1,6 +1,7 @@
 """One installed MN made (or unmade) a member of an HA cloud, on its own machine.
 
-    python -m skylift.install.ha_member apply --name mn-2 [--cluster-uuid U] [--json]
+    python -m skylift.install.ha_member apply --name mn-2 [--cluster-uuid U] [--ha-suite F]
+                                              [--json]
     python -m skylift.install.ha_member leave [--json]
 
 `skylift ha init` runs apply on the first MN; `skylift ha join` and `ha remove` run these on
@@ -18,6 +19,8 @@ Then, each part only when it is not so already:
 - the MN's HTTPS certificate names its address and the VIP;
 - the MN runs on every address of the machine (0.0.0.0: its own, and the VIP while it holds
   it) sharing the hosts with the other MNs (--share-hosts), restarted by identity;
+- the HA suite (the signed artefact carrying keepalived's template and the health check) is
+  verified against this MN's trusted keys and installed (skylift.ha.suite);
 - keepalived runs with this member's configuration (rendered from the HA suite's template),
   started, or reloaded so that a changed list of peers takes effect without moving the VIP.
 
@@ -40,6 +43,7 @@ from skylift.db.wsrep import status as wsrep_status
 from skylift.errors import Refused, SkyliftError
 from skylift.ha import keepalived_service
 from skylift.ha.keepalived import VipSpec, render
+from skylift.ha.suite import install_suite, installed_suite
 from skylift.install import record
 from skylift.install.machine import own_mn
 from skylift.install.service import MnCommand, start_detached, start_with_systemd
@@ -124,11 +128,13 @@ def check(home: Path, name: str, cluster_uuid: str | None = None) -> dict:
 
 
 def apply(home: Path, name: str, cluster_uuid: str | None = None,
-          timeout: float = 90.0) -> dict:
-    """Make this MN the member `name` of the HA record (see the module's text)."""
+          ha_suite: Path | None = None, timeout: float = 90.0) -> dict:
+    """Make this MN the member `name` of the HA record (see the module's text); ha_suite:
+    the HA suite artefact to verify and install first."""
     home = Path(home)
     got = check(home, name, cluster_uuid)
     rec, cmd, cfg, me = got["record"], got["command"], got["config"], got["member"]
+    suite = _suite(home, cfg, ha_suite)
     done = {"member": name, "address": me.address,
             "cluster_uuid": got["galera"].cluster_state_uuid}
     server_files_naming(home, LISTEN, [me.address, cfg.vip])
@@ -148,9 +154,30 @@ def apply(home: Path, name: str, cluster_uuid: str | None = None,
     spec = VipSpec(vip=cfg.vip, mn_addresses=[m.address for m in cfg.members],
                    mn_port=cmd.port, virtual_router_id=cfg.virtual_router_id, python=python,
                    ca=str(pki_dir(home) / CA_CERT), release=rec.get("release", ""))
-    done["keepalived"] = keepalived_service.apply(ha_folder(home),
-                                                  render(spec, me.address, router_id=name))
+    done["keepalived"] = keepalived_service.apply(
+        ha_folder(home), render(spec, me.address, router_id=name, template=suite.template))
+    done["ha_suite"] = suite.release
     return done
+
+
+def _suite(home: Path, cfg, path: Path | None):
+    """The HA suite to render keepalived.conf from: the artefact given (verified against this
+    MN's trusted keys, then installed), else the one installed; it must be the HA record's."""
+    from skylift.config import load_config
+
+    if path is not None:
+        suite = install_suite(home, Path(path), load_config(home).trusted_keys)
+    else:
+        suite = installed_suite(home)
+    if suite is None:
+        raise HaRefused("no HA suite is installed on this MN",
+                        next="give the release's HA suite with --ha-suite FILE")
+    want = (cfg.ha_suite or {}).get("sha256")
+    if want and suite.sha256 != want:
+        raise HaRefused(f"this MN's HA suite ({suite.release}) is not the HA cloud's",
+                        why=f"SHA-256 {suite.sha256[:16]}…, the record's {want[:16]}…",
+                        next="give the HA cloud's suite with --ha-suite FILE")
+    return suite
 
 
 def leave(home: Path) -> dict:
@@ -174,12 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("apply")
     a.add_argument("--name", required=True)
     a.add_argument("--cluster-uuid")
+    a.add_argument("--ha-suite")
     a.add_argument("--json", action="store_true")
     lv = sub.add_parser("leave")
     lv.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
-        done = (apply(skylift_home(), args.name, args.cluster_uuid) if args.command == "apply"
+        done = (apply(skylift_home(), args.name, args.cluster_uuid,
+                      Path(args.ha_suite) if args.ha_suite else None)
+                if args.command == "apply"
                 else leave(skylift_home()))
     except SkyliftError as exc:
         print(json.dumps(exc.to_dict()) if args.json else exc.render(), file=sys.stderr)

@@ -11,9 +11,10 @@
 4. one MN per node, inside its namespace, on its own Galera member, sharing the hosts out
    (`--share-hosts`, skylift.mn.ownership), HTTPS with a certificate naming its address and
    the VIP, the cloud's CA shared by all, the HA record (skylift.ha_record) in its state
-   folder;
-5. keepalived on every node (skylift.lab.vip_lab) holding the VIP 198.18.B.250 where the
-   health check (skylift.ha.check) finds an MN serving.
+   folder, and the release's HA suite verified and installed there (skylift.ha.suite);
+5. keepalived on every node (skylift.lab.vip_lab), configured from the HA suite's template,
+   holding the VIP 198.18.B.250 where the health check (skylift.ha.check) finds an MN
+   serving.
 
 The first MN's state folder is the lab's `mn-home`, where `skylift ha status` and the other
 commands find the HA record. A node is killed (every process in it, as a power cut would)
@@ -26,6 +27,7 @@ import shutil
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from skylift.db.engine import Database
@@ -33,7 +35,10 @@ from skylift.errors import UsageError
 from skylift.ha_record import HaConfig, HaMember
 from skylift.ha.keepalived import VipSpec
 from skylift.lab import mn_machine
-from skylift.lab.artefacts import install_release_repo
+from skylift.ha.suite import install_suite, installed_suite
+from skylift.lab.artefacts import build_for_upgrade, install_release_repo
+from skylift.release.keys import PUBLIC_NAME
+from skylift.release.manifest import HA_SUITE, artefact_name
 from skylift.lab.errors import LabError
 from skylift.lab.galera_lab import GaleraLab, start_galera
 from skylift.lab.host_range import add_host_range
@@ -143,7 +148,7 @@ def ha_config(state: dict) -> HaConfig:
     """The HA record every MN keeps."""
     ha = state["ha"]
     return HaConfig(vip=ha["vip"], mn_port=ha["mn_port"], ssh_key=ha["client_key"],
-                    known_hosts=ha["known_hosts"],
+                    known_hosts=ha["known_hosts"], ha_suite=ha.get("ha_suite"),
                     members=[HaMember(m["name"], m["address"], m["ssh"]["port"], "root")
                              for m in ha["mns"]])
 
@@ -178,8 +183,13 @@ def start_mns(spec, state: dict, agent_port: int, step) -> dict:
         node_root = mn_machine.prepare(home, os_release=spec.os_release, nodes=local,
                                        farm=state["farm"])
         install_release_repo(home, node_root, state["release"], spec.os_release)
+        # the HA suite of the release, verified and installed as `skylift ha` does
+        arts = build_for_upgrade(home, release=state["release"], os_release=spec.os_release)
+        suite = install_suite(home, arts.image.with_name(
+            artefact_name(HA_SUITE, state["release"])), [str(home / "keys" / PUBLIC_NAME)])
+        state["ha"]["ha_suite"] = {"release": suite.release, "sha256": suite.sha256}
         server_files(home, LISTEN, also=[node.address, cfg.vip])
-        cfg.save(home)
+        replace(cfg, ha_suite=state["ha"]["ha_suite"]).save(home)
         m["node_root"] = str(node_root)
     step(f"starting {len(nodes)} management nodes, one per MN node, sharing the hosts")
 
@@ -228,8 +238,9 @@ def vip_spec(state: dict) -> VipSpec:
 def _start_keepalived(state: dict, net: LabNetwork, node: NsNode) -> dict:
     from skylift.ha.keepalived import render
 
-    ka = start_keepalived(net, node, render(vip_spec(state), node.address,
-                                            router_id=node.name))
+    home = Path(next(m["home"] for m in state["ha"]["mns"] if m["name"] == node.name))
+    ka = start_keepalived(net, node, render(vip_spec(state), node.address, router_id=node.name,
+                                            template=installed_suite(home).template))
     return {"pid": ka.pid, "start": ka.start, "folder": str(ka.folder)}
 
 
