@@ -14,6 +14,8 @@ command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
 [ -e /usr/lib/galera/libgalera_smm.so ] || need_apt+=(galera-4)
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || need_apt+=(keepalived)
+# Galera's arbitrator: the third vote of a two-MN HA cloud (skylift.lab.galera_lab)
+command -v garbd >/dev/null 2>&1 || need_apt+=(galera-arbitrator-4)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "services: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

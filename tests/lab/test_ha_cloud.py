@@ -3,9 +3,9 @@ Galera member, sharing the hosts, behind a keepalived VIP — healthy by `skylif
 surviving the death of the VIP holder's node with no write lost and no VM restarted, taking
 the node back, and a partitioned minority that serves no writes.
 
-Lab names "ha-t" and "ha-old" map to lab blocks 52 and 73 (their namespaces and bridges,
-skyl52*/skyl73*): no other test builds namespaces there; a lock per block keeps two runs
-apart. The figures asserted here are loose bounds (this machine runs the tests side by side);
+Lab names "ha-t", "ha-old" and "ha-two" map to lab blocks 52, 73 and 28 (their namespaces
+and bridges, skyl52*/skyl73*/skyl28*): no other test builds namespaces there; a lock per
+block keeps two runs apart. The figures asserted here are loose bounds (this machine runs the tests side by side);
 bench/ha_failover.py measures them.
 """
 
@@ -25,7 +25,7 @@ from tests_support import block_lock, run_cli
 
 pytestmark = pytest.mark.slow
 
-NAME, OLD = "ha-t", "ha-old"
+NAME, OLD, TWO = "ha-t", "ha-old", "ha-two"
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +200,33 @@ def test_a_371_ha_cloud_comes_up_healthy(lab_home, at_home, capsys, monkeypatch)
     assert ip(["link", "show", "dev", f"skyl{block_of(OLD)}br"], check=False).returncode != 0
 
 
+def test_two_mns_with_an_arbitrator_survive_the_loss_of_the_vip_holder(
+        lab_home, at_home, tmp_path, capsys, monkeypatch):
+    """Two MNs and Galera's arbitrator (garbd) as the third vote: either MN may die and the
+    other keeps a majority, the VIP and every write."""
+    with block_lock(block_of(TWO)):
+        down(TWO)
+        try:
+            state = up(LabSpec(name=TWO, release="4.3.12", hosts=2, vms=2, mns=2,
+                               agent_port=0))
+            report = wait_healthy(capsys, monkeypatch, state)
+            assert [m["name"] for m in report["mns"]] == ["mn-1", "mn-2"]
+            assert all(m["galera"]["cluster_size"] == 3 for m in report["mns"])  # + garbd
+            got = failover.failover(state, tmp_path / "probes")
+            assert got["writes_acked"] > 0 and got["writes_lost"] == 0, got
+            assert got["vm_restarts"] == 0 and got["vip_move_s"] < 10.0
+            code, report = ha_status(capsys, monkeypatch, state, "--timeout", "2")
+            assert code == 2
+            alive = next(m for m in report["mns"] if m["name"] == got["new_holder"])
+            # the survivor and the arbitrator: two of three votes, still Primary
+            assert alive["galera"]["cluster_status"] == "Primary"
+            assert alive["galera"]["cluster_size"] == 2 and alive["serving"]
+        finally:
+            down(TWO)
+
+
 @pytest.mark.parametrize("argv", [
-    ["lab", "up", "--release", "4.3.12", "--mns", "2"],
+    ["lab", "up", "--release", "4.3.12", "--mns", "0"],
     ["lab", "up", "--release", "4.3.12", "--mns", "9"],
     ["lab", "up", "--release", "4.3.12", "--mns", "3", "--nodes", "ns"],
     ["lab", "up", "--release", "4.3.12", "--mns", "3", "--db", "sqlite:////tmp/x.db"],

@@ -411,6 +411,50 @@ class GaleraLab:
         self.password_file.unlink(missing_ok=True)
 
 
+GARBD = "garbd"
+
+
+@dataclass
+class LabArbitrator:
+    """Galera's arbitrator (garbd) on a lab node: a vote in the cluster without a database."""
+
+    node: NsNode
+    log: Path
+    proc: ProcessId | None = None
+
+    def to_dict(self) -> dict:
+        return {"node": self.node.to_dict(), "log": str(self.log),
+                "pid": self.proc.pid if self.proc else None,
+                "start": self.proc.start if self.proc else None}
+
+
+def start_arbitrator(lab: GaleraLab, node: NsNode, timeout: float = 30.0) -> LabArbitrator:
+    """garbd on node, joining lab's cluster as its third vote (two members and an arbitrator
+    keep a majority when either member is lost); returns once every member sees it."""
+    if not shutil.which(GARBD):
+        raise LabError("cannot start Galera's arbitrator: garbd is not installed",
+                       why="a two-MN HA cloud takes garbd as its third vote",
+                       next="install galera-arbitrator-4 (scripts/services.sh)")
+    first = lab.members[0].member
+    log = lab.base_dir / f"{node.name}-garbd.log"
+    options = ";".join(f"{k}={v}" for k, v in {
+        **LAB_PROVIDER_OPTIONS, "gmcast.listen_addr": f"tcp://{node.address}:4567"}.items())
+    argv = [GARBD, "--address", first.cluster_address, "--group", first.cluster_name,
+            "--name", node.name, "--options", options, "--log", str(log)]
+    popen = lab.net.popen(node, argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                          env=without_secrets())
+    arb = LabArbitrator(node, log, ProcessId.of(popen.pid))
+    size = len(lab.members) + 1
+    try:
+        lab.wait(lab.members, lambda s: s.healthy and s.cluster_size == size, timeout,
+                 f"in a cluster of {size} with the arbitrator")
+    except LabError:
+        popen.kill()
+        raise
+    return arb
+
+
 def start_galera(net: LabNetwork, nodes: list[NsNode], base_dir: Path,
                  timeout: float = 60.0, **options) -> GaleraLab:
     """A Galera cluster, one member per node, all Synced; GaleraLab(**options) says how.

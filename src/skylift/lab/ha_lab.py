@@ -5,7 +5,8 @@
 1. a namespace node per MN (skylift.lab.netns: mn-1, mn-2, mn-3 at 198.18.B.11-13) with a
    real sshd, the lab's key authorized for root and each host key in the lab's known_hosts;
 2. a MariaDB Galera cluster, one member per MN node (skylift.lab.galera_lab), the cloud's
-   database seeded at release R through the first member;
+   database seeded at release R through the first member; with two MNs, Galera's
+   arbitrator (garbd) on a third node as the third vote;
 3. the hosts' agents (or the host farm) on this machine at addresses of a range local to it
    and routed from every MN node (skylift.lab.host_range);
 4. one MN per node, inside its namespace, on its own Galera member, sharing the hosts out
@@ -40,7 +41,7 @@ from skylift.lab.artefacts import build_for_upgrade, install_release_repo
 from skylift.release.keys import PUBLIC_NAME
 from skylift.release.manifest import HA_SUITE, artefact_name
 from skylift.lab.errors import LabError
-from skylift.lab.galera_lab import GaleraLab, start_galera
+from skylift.lab.galera_lab import GaleraLab, start_arbitrator, start_galera
 from skylift.lab.host_range import add_host_range
 from skylift.lab.netns import LabNetwork, NsNode, _pids_in
 from skylift.lab.node_sshd import client_keypair, known_hosts_line, start_sshd
@@ -53,7 +54,8 @@ from skylift.pki.authority import CA_CERT, pki_dir
 MN_PORT = 8443           # every MN node has its own network: the same port on each
 LISTEN = "0.0.0.0"       # an MN answers at its own address and, while it holds it, the VIP
 VIP_HOST = 250           # the VIP is 198.18.B.250
-MN_COUNTS = range(3, 6)  # a majority survives one loss; two MNs need an arbitrator (garbd)
+MN_COUNTS = range(2, 6)  # a majority survives one loss: two MNs with an arbitrator (garbd)
+ARBITRATOR = "arb"       # the node of a two-MN cloud's third vote
 VIP_TIMEOUT = 30.0
 
 
@@ -61,12 +63,6 @@ def check_mns(mns: int) -> None:
     """UsageError unless the lab can build an HA cloud of mns MNs (1: no HA cloud)."""
     if mns == 1 or mns in MN_COUNTS:
         return
-    if mns == 2:
-        raise UsageError("a lab HA cloud of two MNs is not built",
-                         why="two Galera members lose quorum together when either fails; the "
-                             "product pairs them with Galera's arbitrator (garbd), which the "
-                             "lab does not run yet",
-                         next="build it with --mns 3")
     raise UsageError(f"--mns {mns} is not a number of MNs the lab builds",
                      next=f"give 1, or {MN_COUNTS.start}..{MN_COUNTS.stop - 1}")
 
@@ -88,8 +84,10 @@ def network(state: dict) -> tuple[LabNetwork, list[NsNode]]:
     """The lab's network and MN nodes, from its state (its own folder, whatever
     SKYLIFT_HOME says now)."""
     net = LabNetwork(block_of(state["name"]), Path(state["dir"]) / "ns")
-    net.nodes = [NsNode.from_dict(m["node"]) for m in state["ha"]["mns"]]
-    return net, list(net.nodes)
+    mns = [NsNode.from_dict(m["node"]) for m in state["ha"]["mns"]]
+    arb = state["ha"].get("arbitrator")
+    net.nodes = mns + ([NsNode.from_dict(arb["node"])] if arb else [])
+    return net, mns
 
 
 def galera_of(state: dict) -> GaleraLab:
@@ -116,7 +114,10 @@ def make_mn_nodes(spec, state: dict, step) -> Database:
     name = state["name"]
     net = LabNetwork(block_of(name), ns_dir(name))
     step(f"making {spec.mns} MN nodes with OpenSSH on {net.subnet}")
-    nodes = net.create([f"mn-{i}" for i in range(1, spec.mns + 1)], os_release=spec.os_release)
+    names = [f"mn-{i}" for i in range(1, spec.mns + 1)]
+    # two MNs: a third node runs Galera's arbitrator, so that either MN's loss leaves a majority
+    made = net.create(names + ([ARBITRATOR] if spec.mns == 2 else []), os_release=spec.os_release)
+    nodes, arb_node = made[:spec.mns], (made[spec.mns] if spec.mns == 2 else None)
     private, public = client_keypair(ns_dir(name) / "client")
     known = ns_dir(name) / "known_hosts"
     sshds = [start_sshd(net, node, public) for node in nodes]
@@ -132,6 +133,9 @@ def make_mn_nodes(spec, state: dict, step) -> Database:
     step(f"starting a Galera cluster of {len(nodes)} members (MariaDB, galera-4)")
     galera = start_galera(net, nodes, Path(state["ha"]["galera_dir"]))
     state["ha"]["galera_start"] = {k: round(v, 2) for k, v in galera.times.items()}
+    if arb_node is not None:
+        step("starting Galera's arbitrator (garbd), the third vote of two MNs")
+        state["ha"]["arbitrator"] = start_arbitrator(galera, arb_node).to_dict()
     write_state(name, state)
     return Database.from_string(galera.url(galera.members[0]), galera.password())
 
