@@ -34,3 +34,18 @@ def block_lock(block: int):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.2):
+    """check()'s first truthy answer within timeout s; AssertionError naming what (and the
+    last answer) when none comes."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not within {timeout:g}s: {last!r}")

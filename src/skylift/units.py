@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from skylift.errors import ConfigError
+from skylift.errors import ConfigError, OperationFailed
 
 SYSTEMD_UNITS = Path("/etc/systemd/system")
 
@@ -89,3 +89,13 @@ def verify(path: Path) -> list[str]:
     if done.returncode and not found:
         found = lines or [f"systemd-analyze verify exited with status {done.returncode}"]
     return found
+
+
+def systemctl(*args: str, unit: str, next: str | None = None, timeout: float = 120.0) -> None:
+    """`systemctl ARGS`; OperationFailed with systemd's words when it fails (next: what to
+    do, by default read the unit's journal)."""
+    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        raise OperationFailed(f"systemctl {' '.join(args)} failed",
+                              why=(done.stderr or done.stdout).strip()[-500:],
+                              next=next or f"read `journalctl -u {unit}`")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -40,17 +41,24 @@ def at_home(lab_home, skylift_home, monkeypatch):
     return lab_home
 
 
+@contextmanager
+def ha_lab_up(name: str, **spec):
+    """A lab HA cloud of this name while the block is held; taken down after."""
+    with block_lock(block_of(name)):
+        down(name)
+        try:
+            yield up(LabSpec(name=name, agent_port=0, **spec))
+        finally:
+            down(name)
+
+
 @pytest.fixture(scope="module")
 def cloud(lab_home):
     """A 4.3.12 HA cloud: 3 MNs, 3 hosts, 4 VMs."""
-    with pytest.MonkeyPatch.context() as mp, block_lock(block_of(NAME)):
+    with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SKYLIFT_HOME", str(lab_home))
-        down(NAME)
-        try:
-            up(LabSpec(name=NAME, release="4.3.12", hosts=3, vms=4, mns=3, agent_port=0))
+        with ha_lab_up(NAME, release="4.3.12", hosts=3, vms=4, mns=3):
             yield NAME
-        finally:
-            down(NAME)
 
 
 def ha_status(capsys, monkeypatch, state, *more) -> tuple[int, dict | str]:
@@ -186,17 +194,11 @@ def test_a_partitioned_minority_serves_no_writes_and_rejoins(cloud, at_home, cap
 def test_a_371_ha_cloud_comes_up_healthy(lab_home, at_home, capsys, monkeypatch):
     """An older release's MNs (the lab's stand-in runs in maintenance on the old schema)
     still serve their cloud: the VIP is held, Galera is whole, status is healthy."""
-    with block_lock(block_of(OLD)):
-        down(OLD)
-        try:
-            state = up(LabSpec(name=OLD, release="3.7.1", hosts=2, vms=2, mns=3,
-                               agent_port=0))
-            report = wait_healthy(capsys, monkeypatch, state)
-            assert {m["release"] for m in report["mns"]} == {"3.7.1"}
-            assert [m["owns_vip"] for m in report["mns"]].count(True) == 1
-            assert all(m["galera"]["cluster_size"] == 3 for m in report["mns"])
-        finally:
-            down(OLD)
+    with ha_lab_up(OLD, release="3.7.1", hosts=2, vms=2, mns=3) as state:
+        report = wait_healthy(capsys, monkeypatch, state)
+        assert {m["release"] for m in report["mns"]} == {"3.7.1"}
+        assert [m["owns_vip"] for m in report["mns"]].count(True) == 1
+        assert all(m["galera"]["cluster_size"] == 3 for m in report["mns"])
     assert ip(["link", "show", "dev", f"skyl{block_of(OLD)}br"], check=False).returncode != 0
 
 
@@ -204,25 +206,19 @@ def test_two_mns_with_an_arbitrator_survive_the_loss_of_the_vip_holder(
         lab_home, at_home, tmp_path, capsys, monkeypatch):
     """Two MNs and Galera's arbitrator (garbd) as the third vote: either MN may die and the
     other keeps a majority, the VIP and every write."""
-    with block_lock(block_of(TWO)):
-        down(TWO)
-        try:
-            state = up(LabSpec(name=TWO, release="4.3.12", hosts=2, vms=2, mns=2,
-                               agent_port=0))
-            report = wait_healthy(capsys, monkeypatch, state)
-            assert [m["name"] for m in report["mns"]] == ["mn-1", "mn-2"]
-            assert all(m["galera"]["cluster_size"] == 3 for m in report["mns"])  # + garbd
-            got = failover.failover(state, tmp_path / "probes")
-            assert got["writes_acked"] > 0 and got["writes_lost"] == 0, got
-            assert got["vm_restarts"] == 0 and got["vip_move_s"] < 10.0
-            code, report = ha_status(capsys, monkeypatch, state, "--timeout", "2")
-            assert code == 2
-            alive = next(m for m in report["mns"] if m["name"] == got["new_holder"])
-            # the survivor and the arbitrator: two of three votes, still Primary
-            assert alive["galera"]["cluster_status"] == "Primary"
-            assert alive["galera"]["cluster_size"] == 2 and alive["serving"]
-        finally:
-            down(TWO)
+    with ha_lab_up(TWO, release="4.3.12", hosts=2, vms=2, mns=2) as state:
+        report = wait_healthy(capsys, monkeypatch, state)
+        assert [m["name"] for m in report["mns"]] == ["mn-1", "mn-2"]
+        assert all(m["galera"]["cluster_size"] == 3 for m in report["mns"])  # + garbd
+        got = failover.failover(state, tmp_path / "probes")
+        assert got["writes_acked"] > 0 and got["writes_lost"] == 0, got
+        assert got["vm_restarts"] == 0 and got["vip_move_s"] < 10.0
+        code, report = ha_status(capsys, monkeypatch, state, "--timeout", "2")
+        assert code == 2
+        alive = next(m for m in report["mns"] if m["name"] == got["new_holder"])
+        # the survivor and the arbitrator: two of three votes, still Primary
+        assert alive["galera"]["cluster_status"] == "Primary"
+        assert alive["galera"]["cluster_size"] == 2 and alive["serving"]
 
 
 @pytest.mark.parametrize("argv", [

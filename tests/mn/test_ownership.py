@@ -4,7 +4,6 @@ share; when one dies its share falls to the others, and no VM restarts."""
 from __future__ import annotations
 
 import itertools
-import time
 import uuid as uuidlib
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from skylift.agent.launch import free_port
 from skylift.mn.launch import MnHandle, kill_mn, mn_client, start_mn, stop_mn
 from skylift.mn.ownership import HashRing
 from skylift.processes import pid_alive
+from tests_support import wait_for
 
 KEYS = [uuidlib.UUID(int=i * 7919 + 13).hex for i in range(6000)]
 
@@ -58,17 +58,6 @@ def members(handle: MnHandle, home: Path) -> dict:
 
 def _auth(home: Path) -> dict:
     return {"Authorization": "Bearer " + (home / "mn" / "admin-token").read_text().strip()}
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not within {timeout:g}s: {last!r}")
 
 
 @pytest.mark.slow

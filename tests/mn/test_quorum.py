@@ -26,7 +26,7 @@ import time
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests_support import block_lock
+from tests_support import block_lock, wait_for
 
 from skylift.agent.launch import free_port
 from skylift.db.engine import Database
@@ -134,17 +134,6 @@ def health_check(handle: MnHandle) -> subprocess.CompletedProcess:
     """The command keepalived runs on this MN."""
     return subprocess.run([sys.executable, "-m", "skylift.ha.check", "--url", handle.url,
                            "--timeout", "3"], capture_output=True, text=True, timeout=30)
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {timeout:g}s: {last!r}")
 
 
 def heartbeat_of(lab, uuid: str) -> dict:

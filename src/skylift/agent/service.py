@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,9 +26,9 @@ from skylift.agent.code_install import agent_dir, current_version, launcher
 from skylift.agent.launch import agent_argv, find_agent, start_argv, stop_agent
 from skylift.agent.node import check_role, init_node
 from skylift.agent.store import read_json, write_json
-from skylift.errors import ConfigError, OperationFailed, SkyliftError
+from skylift.errors import ConfigError, SkyliftError
 from skylift.processes import ProcessId
-from skylift.units import SYSTEMD_UNITS, Unit, systemd_running
+from skylift.units import SYSTEMD_UNITS, Unit, systemctl, systemd_running
 
 SERVICE_NAME = "skylift-agent"
 SPEC_FILE = "service.json"  # in NODE_ROOT/agent/
@@ -84,11 +83,7 @@ def configure(node_root: Path, spec: ServiceSpec, uuid: str | None = None) -> Pa
 
 
 def _systemctl(*args: str) -> None:
-    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120)
-    if done.returncode:
-        raise OperationFailed(f"systemctl {' '.join(args)} failed",
-                              why=(done.stderr or done.stdout).strip()[-300:],
-                              next=f"journalctl -u {SERVICE_NAME}")
+    systemctl(*args, unit=SERVICE_NAME)
 
 
 def status(node_root: Path) -> dict:

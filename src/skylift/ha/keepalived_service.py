@@ -22,7 +22,7 @@ from pathlib import Path
 from skylift.files import write_atomic
 from skylift.ha.keepalived import HaError, config_test, keepalived_path
 from skylift.processes import ProcessId, cmdline, stop as stop_process
-from skylift.units import Unit, systemd_running
+from skylift.units import Unit, systemctl, systemd_running
 
 UNIT_NAME = "skylift-keepalived"
 UNITS_DIR = Path("/etc/systemd/system")
@@ -116,11 +116,7 @@ def _unit(folder: Path) -> Unit:
 
 
 def _systemctl(*args: str) -> None:
-    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=60)
-    if done.returncode:
-        raise HaError(f"systemctl {' '.join(args)} failed",
-                      why=(done.stderr or done.stdout).strip()[-300:],
-                      next=f"read `journalctl -u {UNIT_NAME}`")
+    systemctl(*args, unit=UNIT_NAME)
 
 
 def _apply_systemd(folder: Path) -> str:

@@ -3,16 +3,14 @@ runs), written and verified; then started by systemd where it runs, else by mn.l
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from skylift.db.engine import PASSWORD_ENV
-from skylift.errors import OperationFailed
 from skylift.mn.https import WILDCARDS, wants_tls
 from skylift.mn.launch import mn_argv, start_mn, wait_ready
-from skylift.units import Unit, verify
+from skylift.units import Unit, systemctl, verify
 
 UNIT_NAME = "skylift-mn"
 
@@ -85,12 +83,8 @@ def verify_unit(path: Path) -> list[str]:
 
 
 def _systemctl(*args: str) -> None:
-    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120)
-    if done.returncode:
-        raise OperationFailed(f"systemctl {' '.join(args)} failed",
-                              why=(done.stderr or done.stdout).strip()[-500:],
-                              next=f"read `journalctl -u {UNIT_NAME}`, fix it, and run "
-                                   "install again")
+    systemctl(*args, unit=UNIT_NAME,
+              next=f"read `journalctl -u {UNIT_NAME}`, fix it, and run install again")
 
 
 def start_with_systemd(cmd: MnCommand, timeout: float) -> dict:
