@@ -102,6 +102,11 @@ def test_a_4312_ha_cloud_is_healthy_with_one_vip_holder_and_hosts_shared(
         mp.setenv("SKYLIFT_HOME", state["ha"]["mns"][0]["home"])
         code, out, _ = run_cli(capsys, "ha", "status")
     assert code == 0 and f"the VIP on {report['vip_holder']}" in out
+    # and `lab status` shows the HA cloud too
+    code, out, _ = run_cli(capsys, "lab", "status", "--name", NAME, "--json")
+    lab = json.loads(out)
+    assert code == 0 and lab["ha"]["healthy"] and lab["ha"]["vip_holder"] == report["vip_holder"]
+    assert lab["mn"]["alive"] and lab["vms_same_boot_id"] == lab["vms"]
 
 
 def test_the_vip_holders_node_dies_and_nothing_is_lost(cloud, at_home, tmp_path, capsys,
