@@ -109,6 +109,24 @@ def test_a_4312_ha_cloud_is_healthy_with_one_vip_holder_and_hosts_shared(
     assert lab["mn"]["alive"] and lab["vms_same_boot_id"] == lab["vms"]
 
 
+def test_the_single_mn_upgrade_refuses_an_ha_cloud(cloud, at_home, capsys, monkeypatch):
+    """Upgrading one MN would migrate the database under the others: `upgrade check` names
+    every MN and exits 2."""
+    state = read_state(cloud)
+    galera = ha_lab.galera_of(state)
+    with monkeypatch.context() as mp:
+        mp.setenv("SKYLIFT_HOME", state["ha"]["mns"][0]["home"])
+        mp.setenv("SKYLIFT_DB_PASSWORD", galera.password())
+        code, out, err = run_cli(capsys, "upgrade", "check", "--json")
+    assert code == 2, out + err
+    report = json.loads(out)
+    found = [f for f in report["findings"] if f["check_id"] == "single-management-node"]
+    assert len(found) == 1 and found[0]["severity"] == "inhibitor"
+    assert all(f"mn-{i}" in found[0]["summary"] for i in (1, 2, 3))
+    assert "3 MNs serve the database now" in found[0]["summary"]
+    assert "ha remove" in found[0]["remediation"]
+
+
 def test_the_vip_holders_node_dies_and_nothing_is_lost(cloud, at_home, tmp_path, capsys,
                                                        monkeypatch):
     state = read_state(cloud)

@@ -1,12 +1,13 @@
 """Preflight checks of an upgrade, one module per concern; ALL lists them in report order."""
 
 from skylift.upgrade.checks import (accounts, bundle, cloud, database, disk, hosts, ldap_names,
-                                    libvirt, mn_api, os_repo, qemu, storage, versions, vm_ha,
-                                    vrouter)
+                                    libvirt, management_nodes, mn_api, os_repo, qemu, storage,
+                                    versions, vm_ha, vrouter)
 
 ALL = [
     database.reachable,
     cloud.present,
+    management_nodes.single,
     versions.no_downgrade,
     versions.target_release,
     versions.lineage,
