@@ -17,7 +17,8 @@ from skylift.engine.events import EventBus, JsonLinesSink
 from skylift.errors import Refused, SkyliftError, UsageError
 from skylift.mn.auth import token_path
 from skylift.mn.connect_failures import describe
-from skylift.upgrade import single_mn
+from skylift import ha_record
+from skylift.upgrade import multi_mn, single_mn
 from skylift.upgrade.checks import ALL as ALL_CHECKS
 from skylift.upgrade.context import Artefacts, UpgradeContext
 
@@ -26,6 +27,38 @@ app = typer.Typer(help="Upgrade the cloud to the newest release: check, plan, ru
 
 MN_URL_OPTION = typer.Option(None, "--mn-url", help="The management node's API "
                              "(default: config mn_url, else http://127.0.0.1:8080).")
+
+
+HA_SUITE_OPTION = typer.Option(None, "--ha-suite", help="The HA suite of the new release "
+                               "(skylift-ha-<release>.tar): an HA cloud of several MNs.")
+SSH_PASSWORD_OPTION = typer.Option(
+    None, "--ssh-password-file", help="An HA cloud: file holding the peers' SSH password "
+    "(else SKYLIFT_SSH_PASSWORD, else the HA record's key). Never on the command line.")
+
+
+def _multi(home: Path) -> bool:
+    """Whether this MN is one of an HA cloud of several MNs (the multi-MN procedure)."""
+    cfg = ha_record.load(home)
+    return cfg is not None and len(cfg.members) > 1
+
+
+def _procedure(home: Path):
+    """The procedure of the last run here (by its plan), else the one this cloud needs."""
+    state = single_mn._last_run(home)
+    if state is not None:
+        return multi_mn if state.plan_id == multi_mn.PLAN_ID else single_mn
+    return multi_mn if _multi(home) else single_mn
+
+
+def _ha_inputs(ctx: UpgradeContext, ha_suite: Path | None,
+               ssh_password_file: Path | None) -> UpgradeContext:
+    from skylift.secrets import read_secret
+    from skylift.upgrade.members import SSH_PASSWORD_ENV
+
+    ctx.ha_suite = ha_suite.absolute() if ha_suite else None
+    ctx.ssh_password = read_secret(file=ssh_password_file, env_var=SSH_PASSWORD_ENV,
+                                   prompt=None)
+    return ctx
 
 
 STALL_OPTION = typer.Option(
@@ -105,11 +138,15 @@ def _bus(json: bool) -> tuple[EventBus, RichProgress | None]:
 def check(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
           mn_url: str = MN_URL_OPTION, image: Path = typer.Option(None, "--image"),
           installer: Path = typer.Option(None, "--installer"),
-          tool: Path = typer.Option(None, "--tool"), json: bool = JSON_OPTION) -> None:
+          tool: Path = typer.Option(None, "--tool"), ha_suite: Path = HA_SUITE_OPTION,
+          ssh_password_file: Path = SSH_PASSWORD_OPTION, json: bool = JSON_OPTION) -> None:
     """Run every preflight check; exit 2 if anything blocks the upgrade (changes nothing)."""
     ctx = _context(db, password_file, mn_url, Artefacts(image, installer, tool))
+    multi = _multi(skylift_home())
+    if multi:
+        _ha_inputs(ctx, ha_suite, ssh_password_file)
     try:
-        report = run_checks(ALL_CHECKS, ctx)
+        report = run_checks(multi_mn.checks() if multi else ALL_CHECKS, ctx)
     finally:
         ctx.close()
     if json:
@@ -125,7 +162,8 @@ def plan(incremental: bool = typer.Option(False, "--incremental", help="Plan an 
          db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
          json: bool = JSON_OPTION) -> None:
     """Print the phases and steps the upgrade would run, with estimates (changes nothing)."""
-    the_plan = single_mn.build_plan(incremental)
+    the_plan = (multi_mn.build_plan() if _multi(skylift_home())
+                else single_mn.build_plan(incremental))
     ctx = _context(db, password_file, None) if token_path(skylift_home()).exists() else None
     try:
         if json:
@@ -150,6 +188,7 @@ def run(
     installer: Path = typer.Option(None, "--installer", help="Installer bundle."),
     tool: Path = typer.Option(None, "--tool", help="Upgrade tool (.pyz)."),
     repo_url: str = typer.Option(None, "--repo-url", help="Online repository URL."),
+    ha_suite: Path = HA_SUITE_OPTION, ssh_password_file: Path = SSH_PASSWORD_OPTION,
     db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
     mn_url: str = MN_URL_OPTION, dry_run: bool = typer.Option(False, "--dry-run",
                                                              help="Print the plan only."),
@@ -157,10 +196,23 @@ def run(
 ) -> None:
     """Upgrade the whole cloud to the newest release, proving afterwards that nothing was lost."""
     arts = _artefacts(offline, incremental, image, installer, tool, repo_url)
+    multi = _multi(skylift_home())
+    if multi and incremental:
+        raise UsageError("an HA cloud is upgraded from files, not from the online repository",
+                         why="every MN is given the same verified artefacts",
+                         next="--offline --image F --installer F --tool F --ha-suite F")
+    if multi and ha_suite is None:
+        raise UsageError("an HA cloud of several MNs needs the new release's HA suite",
+                         next="pass --ha-suite skylift-ha-<release>.tar")
+    if ha_suite is not None and not multi:
+        raise UsageError("--ha-suite is for an HA cloud of several MNs; this MN is alone",
+                         next="leave --ha-suite out")
     if dry_run:
         plan(incremental=incremental, db=db, password_file=password_file, json=json)
         return
     ctx = _context(db, password_file, mn_url, arts, stall_timeout)
+    if multi:
+        _ha_inputs(ctx, ha_suite, ssh_password_file)
     up_to_date = single_mn.already_at_target(ctx)
     if up_to_date:
         ctx.close()
@@ -169,11 +221,15 @@ def run(
         else:
             info(up_to_date)
         return
+    if multi:
+        _drive(lambda bus: multi_mn.run(ctx, events=bus), json)
+        return
     _drive(lambda bus: single_mn.run(ctx, incremental=incremental, events=bus), json)
 
 
 @app.command()
 def resume(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
+           ssh_password_file: Path = SSH_PASSWORD_OPTION,
            image: Path = typer.Option(None, "--image", help="A new copy of the OS image (when "
                                       "the run stopped on the one it had)."),
            installer: Path = typer.Option(None, "--installer", help="A new copy of the "
@@ -189,6 +245,11 @@ def resume(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
     st = single_mn.status(home)
     if st and st["status"] in ("ok", "refused", "rolled_back"):
         _nothing_to_resume(st, json)
+        return
+    if _procedure(home) is multi_mn:  # this MN's own MN and artefact copies, not the params'
+        ctx = _ha_inputs(_context(db, password_file, None, _recorded_artefacts(
+            params, image, installer, tool), stall_timeout), None, ssh_password_file)
+        _drive(lambda bus: multi_mn.run(ctx, events=bus, resume=True), json)
         return
     ctx = _context(db, password_file, params["mn_url"],
                    _recorded_artefacts(params, image, installer, tool), stall_timeout)
@@ -235,7 +296,7 @@ def _nothing_to_resume(st: dict, json: bool) -> None:
 
 @app.command()
 def rollback(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
-             yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+             ssh_password_file: Path = SSH_PASSWORD_OPTION, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
              json: bool = JSON_OPTION) -> None:
     """Undo an upgrade that has not passed the point of no return (refused after it)."""
     params = single_mn.last_params(skylift_home())
@@ -246,9 +307,14 @@ def rollback(db: str = DB_OPTION, password_file: Path = PASSWORD_FILE_OPTION,
             raise UsageError("rollback restores the database dump taken before the upgrade",
                              why="there is no terminal to confirm on", next="pass --yes")
         typer.confirm("Restore the database dump and the previous MN?", abort=True)
-    ctx = _context(db, password_file, params["mn_url"], _recorded_artefacts(params))
     bus, _ = _bus(json)
-    said = single_mn.rollback(ctx, incremental=params["incremental"], events=bus)
+    if _procedure(skylift_home()) is multi_mn:
+        ctx = _ha_inputs(_context(db, password_file, None, _recorded_artefacts(params)), None,
+                         ssh_password_file)
+        said = multi_mn.rollback(ctx, events=bus)
+    else:
+        ctx = _context(db, password_file, params["mn_url"], _recorded_artefacts(params))
+        said = single_mn.rollback(ctx, incremental=params["incremental"], events=bus)
     if not json:
         info(f"[green]rolled back[/]: {'; '.join(said) or 'nothing had changed'}")
 
@@ -259,6 +325,8 @@ def status(json: bool = JSON_OPTION) -> None:
     still pending, grouped by reason with its remedy; whether VM HA is held off."""
     home = skylift_home()
     st = single_mn.status(home)
+    if st is not None and _procedure(home) is multi_mn:
+        st.update(multi_mn.status_extra(home))
     if st is not None and st["pending"]:
         live = single_mn.still_pending(home)
         if live is not None:  # the MN's view now: who has converged since
@@ -280,6 +348,11 @@ def status(json: bool = JSON_OPTION) -> None:
         plain(f"  failed at {key}: {error}")
     if st["vm_ha_held_off"]:
         info(f"  [yellow]{st['vm_ha_message']}[/]")
+    if st.get("coordinator"):
+        info(f"  coordinated by {st['coordinator']['member']} (pid {st['coordinator']['pid']})")
+    for name, why in (st.get("behind") or {}).items():
+        info(f"  [yellow]{name} is behind[/]: {why} — bring it back and run `skylift upgrade "
+             "resume` on the VIP holder")
     _print_pending(st)
     if st["report"]:
         info(f"  report: {st['report']}")

@@ -219,7 +219,10 @@ class GaleraLab:
                f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{pw}';\n"
                f"CREATE USER IF NOT EXISTS '{user}'@'localhost' IDENTIFIED BY '{pw}';\n"
                f"GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'%';\n"
-               f"GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'localhost';\n")
+               f"GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'localhost';\n"
+               # the scratch databases of a dump's verification and the migration rehearsal
+               f"GRANT ALL PRIVILEGES ON `skylift\\_%`.* TO '{user}'@'%';\n"
+               f"GRANT ALL PRIVILEGES ON `skylift\\_%`.* TO '{user}'@'localhost';\n")
         self.sql(lm, sql)
 
     # --- a member's process -----------------------------------------------------------------

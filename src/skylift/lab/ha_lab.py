@@ -153,7 +153,8 @@ def ha_config(state: dict) -> HaConfig:
     ha = state["ha"]
     return HaConfig(vip=ha["vip"], mn_port=ha["mn_port"], ssh_key=ha["client_key"],
                     known_hosts=ha["known_hosts"], ha_suite=ha.get("ha_suite"),
-                    members=[HaMember(m["name"], m["address"], m["ssh"]["port"], "root")
+                    check_python=lab_python(),
+                    members=[HaMember(m["name"], m["address"], m["ssh"]["port"], "root", m["home"])
                              for m in ha["mns"]])
 
 
@@ -181,9 +182,12 @@ def start_mns(spec, state: dict, agent_port: int, step) -> dict:
     cfg = ha_config(state)
     _share_ca(state)
     local = [n for n in state["nodes"] if not n.get("netns")]
+    first = Path(state["ha"]["mns"][0]["home"])
     for m, node in zip(state["ha"]["mns"], nodes):
         home = Path(m["home"])
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if home != first:  # one release key for the lab: every MN trusts what it signs
+            shutil.copytree(first / "keys", home / "keys", dirs_exist_ok=True)
         node_root = mn_machine.prepare(home, os_release=spec.os_release, nodes=local,
                                        farm=state["farm"])
         install_release_repo(home, node_root, state["release"], spec.os_release)
@@ -207,7 +211,8 @@ def start_mns(spec, state: dict, agent_port: int, step) -> dict:
                           node_root=Path(m["node_root"]), agent_port=agent_port,
                           share_hosts=True, wrap=net.argv(node, []), timeout=90.0)
         mn_machine.write_config(Path(m["home"]), db_url=db.url_without_password(),
-                                mn_url=handle.url, node_root=Path(m["node_root"]))
+                                mn_url=handle.url, node_root=Path(m["node_root"]),
+                                trusted_keys=[str(Path(m["home"]) / "keys" / PUBLIC_NAME)])
         return {"pid": handle.pid, "url": handle.url, "mode": handle.mode,
                 "release": handle.release, "log": str(handle.log_path),
                 "instance": handle.instance}
@@ -232,19 +237,25 @@ def start_mns(spec, state: dict, agent_port: int, step) -> dict:
             "vip_holder": holder.name}
 
 
-def vip_spec(state: dict) -> VipSpec:
+def vip_spec(state: dict, release: str | None = None) -> VipSpec:
     ha = state["ha"]
     return VipSpec(vip=ha["vip"], mn_addresses=[m["address"] for m in ha["mns"]],
-                   mn_port=ha["mn_port"], python=lab_python(), release=state["release"],
+                   mn_port=ha["mn_port"], python=lab_python(),
+                   release=release or state["release"],
                    ca=str(pki_dir(Path(ha["mns"][0]["home"])) / CA_CERT))
 
 
 def _start_keepalived(state: dict, net: LabNetwork, node: NsNode) -> dict:
     from skylift.ha.keepalived import render
 
+    from skylift.install.ha_member import ha_folder
+
     home = Path(next(m["home"] for m in state["ha"]["mns"] if m["name"] == node.name))
-    ka = start_keepalived(net, node, render(vip_spec(state), node.address, router_id=node.name,
-                                            template=installed_suite(home).template))
+    # in the MN's own HA folder, where `skylift ha` and the upgrade find and reload it
+    suite = installed_suite(home)
+    ka = start_keepalived(net, node, render(vip_spec(state, suite.release), node.address,
+                                            router_id=node.name, template=suite.template),
+                          folder=ha_folder(home))
     return {"pid": ka.pid, "start": ka.start, "folder": str(ka.folder)}
 
 

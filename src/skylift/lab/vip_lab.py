@@ -111,11 +111,12 @@ def keepalived_folder(net: LabNetwork, node: NsNode) -> Path:
 
 
 def start_keepalived(net: LabNetwork, node: NsNode, config: str,
-                     timeout: float = START_TIMEOUT) -> NodeKeepalived:
+                     timeout: float = START_TIMEOUT, folder: Path | None = None
+                     ) -> NodeKeepalived:
     """Write config for the node, check it with `keepalived -t` inside the node's namespace,
     start keepalived there; returns once its VRRP process runs."""
     binary = keepalived_path()
-    folder = keepalived_folder(net, node)
+    folder = folder or keepalived_folder(net, node)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
     conf = folder / "keepalived.conf"

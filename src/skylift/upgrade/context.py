@@ -48,6 +48,25 @@ class UpgradeContext:
     backup_dir: Path | None = None
     run_dir: Path | None = None
     stall_seconds: float | None = None  # reconnect: fail after this long without progress
+    ha_suite: Path | None = None  # the multi-MN upgrade's HA suite artefact
+    ssh_password: str | None = None  # for the peers when their key is not authorized
+
+    @cached_property
+    def members(self):
+        """The HA cloud's MNs (skylift.upgrade.members.Members), for the multi-MN upgrade."""
+        from skylift.upgrade.members import Members
+
+        return Members(self.home, ssh_password=self.ssh_password)
+
+    @cached_property
+    def ha_view(self) -> dict:
+        """Every MN's own report at its own address (skylift.ha.status.cluster_status)."""
+        from skylift.ha.status import cluster_status
+        from skylift.mn.https import client_verify
+
+        cfg = self.members.cfg
+        return cluster_status(cfg, self.mn_token, client_verify(cfg.vip_url, self.home),
+                              ssh=False)
 
     @cached_property
     def facts(self) -> CloudFacts:
@@ -102,3 +121,5 @@ class UpgradeContext:
     def close(self) -> None:
         if "facts" in self.__dict__:
             self.facts.close()
+        if "members" in self.__dict__:
+            self.members.close()

@@ -33,6 +33,15 @@ class MnControl:
         self.node_root = node_root
         parsed = urlparse(self.url)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 8080
+        # how the MNs it starts listen when the running one's command line says otherwise (an
+        # HA MN: on 0.0.0.0, sharing the hosts): see launch_of
+        self.launch: dict = {}
+
+    def adopt_launch(self, launch: dict) -> None:
+        """Start the next MNs as the running one was started (its listen address, agent port,
+        TLS, host sharing), and find its listeners on that address."""
+        self.launch = dict(launch)
+        self.host = launch.get("host") or self.host
 
     def _call(self, method: str, path: str, **kw) -> dict:
         try:
@@ -90,8 +99,27 @@ class MnControl:
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(slot)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                                if p])
+        launch = self.launch
         return start_mn(self.db_url, port=self.port, host=self.host, maintenance=maintenance,
-                        env=env, node_root=self.node_root, timeout=60.0, instance=instance)
+                        env=env, node_root=self.node_root, timeout=60.0, instance=instance,
+                        agent_port=launch.get("agent_port"), tls=launch.get("tls"),
+                        share_hosts=bool(launch.get("share_hosts")),
+                        reach_at=urlparse(self.url).hostname if launch else None)
 
     def wait_ready(self, timeout: float = 60.0) -> dict:
         return wait_ready(self.url, timeout)
+
+
+def launch_of(pid: int) -> dict:
+    """How the MN process pid was started, from its command line: the options the MNs that
+    replace it must keep (listen address, agent port, TLS, host sharing)."""
+    from skylift.processes import cmdline
+
+    argv = [a.decode(errors="replace") for a in cmdline(pid).split(b"\0") if a]
+
+    def value(flag: str) -> str | None:
+        return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+    port = value("--agent-port")
+    return {"host": value("--host"), "agent_port": int(port) if port else None,
+            "tls": value("--tls"), "share_hosts": "--share-hosts" in argv}

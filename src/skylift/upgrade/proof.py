@@ -47,6 +47,9 @@ class Proof:
     # (None: not looked at)
     mn_listeners: list[int] | None = None  # pids
     live_heartbeats: list[str] | None = None  # "hostname (pid, state, time)"
+    # the MNs that must serve: one, or every member of an HA cloud (each on its own machine,
+    # one listener there: the HA proof checks each at its own address)
+    expected_mns: int = 1
     # accepted by `upgrade finish --accept-pending`: not read, so their VMs are not checked
     pending: list[str] = field(default_factory=list)  # "<kind> <name>"
     vms_unverified: int = 0  # VMs that ran on pending hosts before the upgrade
@@ -57,9 +60,11 @@ class Proof:
 
     @property
     def mns_not_one(self) -> bool:
-        """True when other than exactly one MN listens or heartbeats."""
-        return any(found is not None and len(found) != 1
-                   for found in (self.mn_listeners, self.live_heartbeats))
+        """True when other than exactly one MN listens, or other than the expected number of
+        MNs heartbeats."""
+        return ((self.mn_listeners is not None and len(self.mn_listeners) != 1)
+                or (self.live_heartbeats is not None
+                    and len(self.live_heartbeats) != self.expected_mns))
 
     @property
     def ok(self) -> bool:
@@ -94,8 +99,9 @@ class Proof:
         if self.mn_listeners is not None and len(self.mn_listeners) != 1:
             out.append(f"{len(self.mn_listeners)} processes listen on the MN port (pids "
                        f"{', '.join(map(str, self.mn_listeners)) or 'none'}), not one")
-        if self.live_heartbeats is not None and len(self.live_heartbeats) != 1:
-            out.append(f"{len(self.live_heartbeats)} MN heartbeats are alive, not one: "
+        if self.live_heartbeats is not None and len(self.live_heartbeats) != self.expected_mns:
+            out.append(f"{len(self.live_heartbeats)} MN heartbeats are alive, not "
+                       f"{self.expected_mns}: "
                        f"{'; '.join(self.live_heartbeats) or 'none'}")
         return out
 

@@ -247,7 +247,12 @@ def status(home: Path) -> dict | None:
     state = _last_run(home)
     if state is None:
         return None
-    plan = build_plan(bool(state.params.get("incremental")))
+    if state.plan_id == PLAN_ID:
+        plan = build_plan(bool(state.params.get("incremental")))
+    else:  # the multi-MN procedure's run: the same journal, its own plan
+        from skylift.upgrade import multi_mn
+
+        plan = multi_mn.build_plan()
     keys = [ps.key for ps in plan.steps()]
     report = run_dir(home) / "report.md"
     run_state = RunState(run_dir(home))

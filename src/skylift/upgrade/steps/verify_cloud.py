@@ -52,12 +52,18 @@ class Prove(UpgradeStep):
             proof.console_must_change = before.get("mn_release") != run.ctx.target.version
         proof.mn_listeners = sorted(listening_pids(run.mn.port, run.mn.host))
         proof.live_heartbeats = running_management_nodes(run.ctx.db)
+        proof.expected_mns = self.expected_mns(run)
         run.state.set("proof", proof.to_dict())
         if not proof.ok:
             raise OperationFailed("the proof after the upgrade failed",
                                   why="; ".join(proof.failures()),
                                   next="investigate the listed resources; the database dump "
                                        "taken before the upgrade is kept")
+
+
+    def expected_mns(self, run: UpgradeRun) -> int:
+        """How many MNs serve the cloud once it is upgraded."""
+        return 1
 
 
 def _package_code(run: UpgradeRun) -> str | None:

@@ -1,0 +1,60 @@
+"""`python -m skylift.upgrade.member OP`: one operation of the multi-MN upgrade on this MN.
+
+    echo '{"run_id": ..., "target": ..., "db_password": ...}' | \
+        SKYLIFT_HOME=/var/lib/skylift python -m skylift.upgrade.member to-new
+
+The coordinator (skylift.upgrade.members) runs it on each MN, over SSH on a peer. The order
+comes on stdin as JSON — the database password is in it, so it is never on a command line or
+in a process list. The answer is one JSON line on stdout; a failure is one JSON line on
+stderr ({"what", "why", "next"}) with exit status 2 for a refusal (nothing changed), 1 for a
+failure. The operations are in skylift.upgrade.member_ops.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from skylift.config import skylift_home
+from skylift.errors import Refused, SkyliftError, error_text
+from skylift.upgrade import member_ops
+from skylift.upgrade.member_ops import Order
+
+USAGE = ("usage: python -m skylift.upgrade.member OP   (the order as JSON on stdin)\n"
+         f"  OP: one of {', '.join(member_ops.OPS)}")
+
+
+def _fail(code: int, what: str, why: str = "", next_: str = "") -> int:
+    print(json.dumps({"what": what, "why": why, "next": next_}), file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] not in member_ops.OPS:
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        raw = json.loads(sys.stdin.read() or "{}")
+        order = Order(**raw)
+    except (ValueError, TypeError) as exc:
+        return _fail(2, "the order on stdin is not one this MN understands", str(exc)[:200],
+                     "run the member operations from `skylift upgrade` on the VIP holder")
+    try:
+        run = member_ops.member_run(skylift_home(), order, readonly=argv[0] == "status")
+        try:
+            done = member_ops.OPS[argv[0]](run, order)
+        finally:
+            run.ctx.close()
+    except Refused as exc:
+        return _fail(2, exc.what, exc.why or "", exc.next or "")
+    except SkyliftError as exc:
+        return _fail(1, exc.what, exc.why or "", exc.next or "")
+    except Exception as exc:  # noqa: BLE001 - the coordinator needs one line, not a trace
+        return _fail(1, f"{argv[0]} failed", error_text(exc)[:500], "read the MN's logs")
+    print(json.dumps(done, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
