@@ -275,6 +275,12 @@ def finish(accept_pending: bool = typer.Option(False, "--accept-pending", help="
     if params is None:
         raise Refused("there is no upgrade to finish", next="start one with "
                       "`skylift upgrade run`")
+    if _procedure(home) is multi_mn:
+        raise Refused("an HA cloud's upgrade is not finished without its pending resources",
+                      why="`finish` is the single-MN procedure's; every MN of an HA cloud "
+                          "keeps retrying the hosts it owns",
+                      next="fix the pending resources (`skylift upgrade status`) and `skylift "
+                           "upgrade resume` on the VIP holder")
     ctx = _context(db, password_file, params["mn_url"], _recorded_artefacts(params))
     _drive(lambda bus: single_mn.finish(ctx, incremental=params["incremental"], events=bus),
            json)

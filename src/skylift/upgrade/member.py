@@ -12,14 +12,18 @@ failure. The operations are in skylift.upgrade.member_ops.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sys
+import time
 
 from skylift.config import skylift_home
 from skylift.errors import Refused, SkyliftError, error_text
 from skylift.upgrade import member_ops
 from skylift.upgrade.member_ops import Order
 
+LOCK_WAIT = 600.0
 USAGE = ("usage: python -m skylift.upgrade.member OP   (the order as JSON on stdin)\n"
          f"  OP: one of {', '.join(member_ops.OPS)}")
 
@@ -40,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         return _fail(2, "the order on stdin is not one this MN understands", str(exc)[:200],
                      "run the member operations from `skylift upgrade` on the VIP holder")
+    lock = None
     try:
+        lock = None if argv[0] == "status" else _one_at_a_time(skylift_home())
         run = member_ops.member_run(skylift_home(), order, readonly=argv[0] == "status")
         try:
             done = member_ops.OPS[argv[0]](run, order)
@@ -52,8 +58,31 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(1, exc.what, exc.why or "", exc.next or "")
     except Exception as exc:  # noqa: BLE001 - the coordinator needs one line, not a trace
         return _fail(1, f"{argv[0]} failed", error_text(exc)[:500], "read the MN's logs")
+    finally:
+        if lock is not None:
+            os.close(lock)
     print(json.dumps(done, default=str))
     return 0
+
+
+def _one_at_a_time(home, timeout: float = LOCK_WAIT) -> int:
+    """This MN's member lock: an operation left running by a coordinator that was killed
+    finishes before the resumed one starts (they would race for the same MN processes)."""
+    folder = home / "upgrade"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / "member.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise SkyliftError("another upgrade operation still runs on this MN",
+                                   why=f"it held the member lock for {timeout:.0f}s",
+                                   next="let it finish, then `skylift upgrade resume`")
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":

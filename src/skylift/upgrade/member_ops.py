@@ -187,7 +187,8 @@ def ha_suite(run: UpgradeRun, order: Order) -> dict:
     path = order.artefact(home, "ha_suite")
     if path is None:
         raise Refused("no HA suite was put on this MN for the run",
-                      next="give it with --ha-suite FILE and resume from the VIP holder")
+                      next="`skylift upgrade resume` on the VIP holder: it ships the "
+                           "artefacts and the HA suite first")
     suite = install_suite(home, path, run.ctx.trusted_keys)
     return _apply_suite(run, suite)
 

@@ -15,9 +15,9 @@ from skylift.mn.ownership import live_members
 
 
 @check("single-management-node", "The cloud has one management node",
-       remedy="take the other MNs out first — `skylift ha remove NAME` on this MN for each (it "
-              "stops that MN and its keepalived) —, upgrade this one, then install the new "
-              "release on the others and `skylift ha join` them again")
+       remedy="make the MNs one HA cloud (`skylift ha init` and `ha join`, docs/ha.md): the "
+              "multi-MN upgrade then takes them all; or take the other MNs out (`skylift ha "
+              "remove NAME`, or stop them), upgrade this one, and join them again")
 def single(ctx):
     found = []
     cfg = ha_record.load(ctx.home)

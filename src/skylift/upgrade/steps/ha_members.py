@@ -215,6 +215,12 @@ class MigrateDatabase(management_node.MigrateDatabase):
 
 def _restore_everywhere(run: HaUpgradeRun) -> None:
     """Every MN's MNs stopped, then this MN's own verified dump restored (Galera carries it)."""
+    mine = (run.state.get(DUMPS) or {}).get(run.me.name) or {}
+    if not mine.get("path") or not Path(mine["path"]).exists():
+        raise Refused(f"there is no verified dump of {run.me.name}'s own to restore",
+                      why="this MN was behind when the dumps were taken",
+                      next="run it on an MN whose dump the run took (`skylift upgrade status` "
+                           "lists them); nothing was stopped")
     for m in run.members.cfg.members:
         if m.name in run.behind():
             continue
@@ -222,10 +228,6 @@ def _restore_everywhere(run: HaUpgradeRun) -> None:
             run.call(m, "stop-mns")
         except MemberUnreachable as exc:
             run.unreachable(m, exc)
-    mine = (run.state.get(DUMPS) or {}).get(run.me.name) or {}
-    if not mine.get("path"):
-        raise Refused(f"there is no dump of {run.me.name}'s own to restore",
-                      next="run the rollback on the MN whose dump the run took")
     run.guard()
     restore(Path(mine["path"]), run.ctx.db, run.backup_dir)
     with run.ctx.facts.engine.begin() as conn:
