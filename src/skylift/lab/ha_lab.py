@@ -344,3 +344,23 @@ def _entry(state: dict, name: str) -> dict:
         raise LabError(f"lab '{state['name']}' has no MN node {name!r}",
                        next=f"give one of {[x['name'] for x in state.get('ha', {}).get('mns', [])]}")
     return m
+
+
+def stop_sshd(state: dict, name: str) -> None:
+    """The MN node's sshd stopped (the machine runs on, unreachable over SSH)."""
+    from skylift.processes import ProcessId, stop
+
+    ssh = _entry(state, name)["ssh"]
+    proc = ProcessId.of(ssh["pid"])
+    if proc is not None and proc.start == ssh["start"]:
+        stop(proc, timeout=5.0)
+
+
+def start_sshd_again(state: dict, name: str) -> None:
+    """The MN node's sshd started again on its port, with the same host key."""
+    m = _entry(state, name)
+    net, nodes = network(state)
+    node = next(n for n in nodes if n.name == name)
+    m["ssh"] = start_sshd(net, node, Path(state["ha"]["client_key"]).with_suffix(".pub"),
+                          port=m["ssh"]["port"]).to_dict()
+    write_state(state["name"], state)
