@@ -6,8 +6,8 @@ that holds the VIP (skylift.lab.ha_upgrade).
 - a run stopped before the point of no return is rolled back: every MN, the database and
   the HA suite as before;
 - the upgrade from 3.7.1 end to end, watched at the VIP: never a refused connection or a
-  timeout, every MN on the new release, the HA cloud whole (a write through the VIP is
-  read at every MN), the journal on every MN;
+  timeout, no acknowledged write lost, every MN on the new release, the HA cloud whole (a
+  write through the VIP is read at every MN), the journal on every MN;
 - kill -9 of the upgrade at seeded random moments inside its steps (and of the resume), then
   `upgrade resume`: the same end state;
 - the VIP holder's node dies mid-upgrade: the VIP moves, `upgrade resume` on the new holder
@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from skylift.lab import ha_lab, ha_upgrade
-from skylift.lab.failover import _access, _client
+from skylift.lab.failover import ProbeWrites, _access, _client
 from skylift.lab.installation import LabSpec, down, up
 from skylift.lab.probes import Probes
 from skylift.lab.state import block_of, read_state
@@ -62,6 +62,13 @@ def lab_home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SKYLIFT_HOME", str(home))
         yield home
+
+
+@pytest.fixture
+def at_home(lab_home, monkeypatch):
+    """The test's labs live in the module's state folder (a short path: Galera's sockets)."""
+    monkeypatch.setenv("SKYLIFT_HOME", str(lab_home))
+    return lab_home
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +155,16 @@ def test_a_run_stopped_before_the_point_of_no_return_rolls_back_everywhere(cloud
 def test_the_upgrade_from_371_keeps_the_vip_answering_and_loses_nothing(cloud, tmp_path):
     token, verify = _access(cloud)
     vip = cloud["mn"]["url"]
+    writes = ProbeWrites(vip, token, verify, "upg", interval=0.2).start()
     with Probes(tmp_path / "probes", api_url=vip, token=token, api_verify=verify,
                 api_paths={"vip": "/v1/version"}, api_interval=0.1) as probes:
         done = skylift(cloud, *run_args(cloud))
+    writes.stop()
     assert done.returncode == 0, done.stderr[-3000:]
+    # every write the VIP acknowledged during the upgrade is there; the proof names them
+    with _client(vip, token, verify) as client:
+        assert writes.acked and writes.lost(client) == []
+    assert upgrade_status(cloud)["status"] == "ok"
     seen = probes.summary.api["vip"]
     assert seen.samples > 100
     # an answer at every sample (a maintenance MN's counts): none refused, none timed out
@@ -171,7 +184,7 @@ def test_the_upgrade_from_371_keeps_the_vip_answering_and_loses_nothing(cloud, t
 
 
 # --- faults -----------------------------------------------------------------------------------
-def test_kill_at_random_moments_inside_steps_then_resume_converges(lab_home):
+def test_kill_at_random_moments_inside_steps_then_resume_converges(at_home):
     rng = random.Random(int(os.environ.get("SKYLIFT_KILL_SEED", "1203")))
     with ha_cloud(KILL) as state:
         proc = skylift(state, *run_args(state), "--json", popen=True)
@@ -187,7 +200,7 @@ def test_kill_at_random_moments_inside_steps_then_resume_converges(lab_home):
         assert_upgraded(state)
 
 
-def test_the_vip_holder_dies_mid_upgrade_and_the_new_holder_continues(lab_home):
+def test_the_vip_holder_dies_mid_upgrade_and_the_new_holder_continues(at_home):
     with ha_cloud(DIES) as state:
         first = ha_lab.holder(state)
         proc = skylift(state, *run_args(state), "--json", popen=True)

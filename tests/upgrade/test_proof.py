@@ -39,6 +39,22 @@ def test_a_storage_agent_behind_fails_the_proof():
     assert len(proof.failures()) == 2
 
 
+def test_resources_created_during_the_upgrade_are_named_and_a_resource_gone_fails():
+    from skylift.db.inventory import digest_of
+
+    before = {"zones": ["z1", "z2"], "hosts": ["h1", "h2"]}
+    after = {"zones": ["z1", "z2", "z3"], "hosts": ["h1"]}
+    digests = lambda keys: {k: digest_of(v) for k, v in keys.items()}  # noqa: E731
+    proof = prove(digests(before), digests(after), view(), view(), TARGET,
+                  before_keys=before, after_keys=after)
+    assert proof.inventory_added == {"zones": 1}
+    assert proof.inventory_changed == ["hosts"]
+    assert not proof.ok
+    # without the keys (a run recorded before they were kept) any difference fails
+    assert prove(digests(before), digests(after), view(), view(),
+                 TARGET).inventory_changed == ["hosts", "zones"]
+
+
 def test_a_view_recorded_before_kinds_were_kept_reads_as_hosts():
     recorded = {"agents": {"h1": {"name": "host-0", "version": "3.7.1", "error": None,
                                   "vms": {}}}}

@@ -20,3 +20,11 @@ def test_two_listeners_or_two_heartbeats_fail_the_proof_and_say_so():
 
 def test_not_looked_at_is_not_a_failure():
     assert Proof().ok and Proof().failures() == []
+
+
+def test_an_ha_cloud_proves_every_member_heartbeating():
+    three = ["mn-1 (pid 1, running, now)", "mn-2 (pid 2, running, now)",
+             "mn-3 (pid 3, running, now)"]
+    assert Proof(mn_listeners=[1], live_heartbeats=three, expected_mns=3).ok
+    two = Proof(mn_listeners=[1], live_heartbeats=three[:2], expected_mns=3)
+    assert two.failures() == [f"2 MN heartbeats are alive, not 3: {three[0]}; {three[1]}"]

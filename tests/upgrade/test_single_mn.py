@@ -45,7 +45,7 @@ def test_uninterrupted_upgrade_reaches_the_end_state(world):
     assert console_before != console_after
     assert "/static/app." in console_after
     report = (world.mn_home / "upgrade" / "current" / "report.md").read_text()
-    assert "inventory digests equal | yes" in report
+    assert "every recorded resource still there | yes" in report
 
 
 @pytest.mark.parametrize("step", STEPS)

@@ -53,18 +53,16 @@ def table_counts(conn: sa.Connection) -> dict[str, int]:
             for t in sorted(names)}
 
 
-def resource_digests(conn: sa.Connection) -> dict[str, str]:
-    """A digest of every resource kind: sha256 over the sorted primary keys of its rows.
+def resource_keys(conn: sa.Connection) -> dict[str, list[str]]:
+    """The sorted primary keys of every resource kind (composite keys joined by \\x1f).
 
     The lineage keeps UUIDs (and the key pairs of attachments and memberships) when it moves
-    a resource to a new table, so equal digests before and after an upgrade mean the very
+    a resource to a new table, so the same keys before and after an upgrade mean the very
     same resources are there, not merely as many.
     """
-    import hashlib
-
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
-    digests: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for kind, places in KINDS.items():
         for table, where in places:
             if table not in present:
@@ -73,7 +71,17 @@ def resource_digests(conn: sa.Connection) -> dict[str, str]:
             query = sa.select(*[sa.column(k) for k in keys]).select_from(sa.table(table))
             if where:
                 query = query.where(sa.column(where[0]) == where[1])
-            rows = sorted("\x1f".join(str(v) for v in row) for row in conn.execute(query))
-            digests[kind] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+            found[kind] = sorted("\x1f".join(str(v) for v in row) for row in conn.execute(query))
             break
-    return digests
+    return found
+
+
+def digest_of(keys: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+def resource_digests(conn: sa.Connection) -> dict[str, str]:
+    """A digest of every resource kind: sha256 over its sorted primary keys (resource_keys)."""
+    return {kind: digest_of(keys) for kind, keys in resource_keys(conn).items()}

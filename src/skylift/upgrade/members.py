@@ -66,6 +66,7 @@ class Members:
         self._password = ssh_password
         self._pool: SshPool | None = None
         self._transports: dict[str, Transport] = {}
+        self._pythons: dict[str, str] = {}
 
     @property
     def names(self) -> list[str]:
@@ -122,7 +123,13 @@ class Members:
 
     # --- member operations --------------------------------------------------------------------
     def python_of(self, m: HaMember) -> str:
-        """The Python that runs skylift on that MN: its install's, else the HA record's."""
+        """The Python that runs skylift on that MN: its install's, else the HA record's (read
+        once per run)."""
+        if m.name not in self._pythons:
+            self._pythons[m.name] = self._python_of(m)
+        return self._pythons[m.name]
+
+    def _python_of(self, m: HaMember) -> str:
         done = self._run(m, ["cat", f"{m.home}/install.json"], "reading its install record")
         if done.ok:
             try:
@@ -169,6 +176,25 @@ class Members:
         """A small file's content over stdin, 0600, renamed into place."""
         self._run(m, ["sh", "-c", _WRITE, "sh", remote], f"writing {remote}",
                   input=data.decode()).check(f"writing {remote} on {m.name}")
+
+    def write_many(self, m: HaMember, folder: str, files: list[tuple[str, bytes]]) -> None:
+        """Several files into one folder of m in one command: a tar on stdin, each file
+        written 0600 under a temporary name and renamed (a reader sees old or new, whole)."""
+        import base64
+        import io
+        import tarfile
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, blob in files:
+                info = tarfile.TarInfo(f"{name}.skylift-part")
+                info.size, info.mode = len(blob), 0o600
+                tar.addfile(info, io.BytesIO(blob))
+        script = ('umask 077; mkdir -p "$1" && cd "$1" && base64 -d | tar -xf - && '
+                  'for f in *.skylift-part; do mv "$f" "${f%.skylift-part}"; done')
+        self._run(m, ["sh", "-c", script, "sh", folder], f"writing {folder}",
+                  input=base64.b64encode(buf.getvalue()).decode()).check(
+            f"writing {folder} on {m.name}")
 
     def read(self, m: HaMember, remote: str) -> str | None:
         done = self._run(m, ["cat", remote], f"reading {remote}")

@@ -27,8 +27,7 @@ import os
 import time
 from pathlib import Path
 
-from skylift.engine.events import (EventBus, Message, RunFinished, StepDone, StepFailed,
-                                   StepSkipped, StepStarted)
+from skylift.engine.events import EventBus, Message, RunFinished, StepDone, StepFailed
 from skylift.engine.plan import Phase, Plan
 from skylift.engine.runner import RunResult, rollback as engine_rollback, run_plan
 from skylift.errors import Refused, SkyliftError
@@ -41,6 +40,7 @@ from skylift.upgrade.run import journal_path, run_dir
 from skylift.upgrade.run_state import STATE_FILE, RunState
 from skylift.upgrade.steps import ha_members as each
 from skylift.upgrade.steps import preflight, protect, reconnect, verify_cloud
+from skylift.upgrade.steps.protect import INVENTORY_FILE
 from skylift.upgrade.steps.verify_ha import ProveCloud, ProveHaCluster
 
 PLAN_ID = "upgrade-multi-mn"
@@ -205,11 +205,14 @@ def _in_cluster(ctx: UpgradeContext, address: str) -> bool:
 
 # --- replication of the journal ---------------------------------------------------------------
 class Replicator:
-    """After every journal record, the journal and the run state written on every MN
-    (best effort: an MN that cannot be reached is tried again 30 s later)."""
+    """After every step's end (done, failed) and the run's, the journal and the run folder's
+    other files written on every MN, one SSH command per MN, the MNs in parallel (best effort:
+    an MN that cannot be reached is tried again 30 s later). A copy a step behind is enough:
+    a resume from it re-checks the step that follows with its `is_done`."""
 
     RETRY = 30.0
-    EVENTS = (StepStarted, StepDone, StepFailed, StepSkipped, RunFinished)
+    EVENTS = (StepDone, StepFailed, RunFinished)
+    FILES = ("journal.jsonl", STATE_FILE, INVENTORY_FILE)
 
     def __init__(self, run: HaUpgradeRun) -> None:
         self.run = run
@@ -220,22 +223,26 @@ class Replicator:
             self.push()
 
     def push(self) -> None:
-        journal = journal_path(self.run.ctx.home)
-        state = self.run.run_dir / STATE_FILE
-        if not journal.exists():
+        from concurrent.futures import ThreadPoolExecutor
+
+        folder = self.run.run_dir
+        data = [(name, (folder / name).read_bytes()) for name in self.FILES
+                if (folder / name).exists()]
+        if not data or not (folder / "journal.jsonl").exists():
             return
-        data = [(journal.name, journal.read_bytes())]
-        if state.exists():
-            data.append((state.name, state.read_bytes()))
-        for m in self.run.members.peers():
-            if time.monotonic() < self.away.get(m.name, 0):
-                continue
+        peers = [m for m in self.run.members.peers()
+                 if time.monotonic() >= self.away.get(m.name, 0)]
+
+        def one(m) -> None:
             try:
-                for fname, blob in data:
-                    self.run.members.write(m, f"{m.home}/upgrade/current/{fname}", blob)
+                self.run.members.write_many(m, f"{m.home}/upgrade/current", data)
                 self.away.pop(m.name, None)
             except SkyliftError:
                 self.away[m.name] = time.monotonic() + self.RETRY
+
+        if peers:
+            with ThreadPoolExecutor(len(peers)) as pool:
+                list(pool.map(one, peers))
 
 
 # --- run, resume, rollback, status ------------------------------------------------------------

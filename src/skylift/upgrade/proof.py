@@ -27,7 +27,10 @@ def agents_text(by_kind: dict[str, int]) -> str:
 class Proof:
     """Each claim with the evidence against it (empty lists = proven)."""
 
-    inventory_changed: list[str] = field(default_factory=list)  # kinds whose digest differs
+    inventory_changed: list[str] = field(default_factory=list)  # kinds with a resource gone
+    # resources created during the upgrade (through the API, while it answered): nothing of
+    # what was recorded is gone, so they are named, not counted against the proof
+    inventory_added: dict[str, int] = field(default_factory=dict)
     vms_checked: int = 0
     vms_restarted: list[str] = field(default_factory=list)  # boot id changed
     vms_missing: list[str] = field(default_factory=list)  # ran before, not running after
@@ -100,8 +103,8 @@ class Proof:
             out.append(f"{len(self.mn_listeners)} processes listen on the MN port (pids "
                        f"{', '.join(map(str, self.mn_listeners)) or 'none'}), not one")
         if self.live_heartbeats is not None and len(self.live_heartbeats) != self.expected_mns:
-            out.append(f"{len(self.live_heartbeats)} MN heartbeats are alive, not "
-                       f"{self.expected_mns}: "
+            want = "one" if self.expected_mns == 1 else self.expected_mns
+            out.append(f"{len(self.live_heartbeats)} MN heartbeats are alive, not {want}: "
                        f"{'; '.join(self.live_heartbeats) or 'none'}")
         return out
 
@@ -114,17 +117,26 @@ class Proof:
 
 def prove(before_digests: dict[str, str], after_digests: dict[str, str], before: CloudView,
           after: CloudView, target_version: str,
-          pending: dict[str, str] | None = None, code_digest: str | None = None) -> Proof:
+          pending: dict[str, str] | None = None, code_digest: str | None = None,
+          before_keys: dict[str, list[str]] | None = None,
+          after_keys: dict[str, list[str]] | None = None) -> Proof:
     """Compare inventory digests, VM boot ids and the versions of every agent (hosts,
     primary and backup storages, vRouters), and the code an agent installed from a package
     runs with the repository's package (code_digest). pending: uuid -> "<kind> <name>" of
     resources the operator finished without; they and the VMs they ran are named, not
-    checked."""
+    checked. before_keys/after_keys: every kind's keys, to tell resources added during the
+    upgrade (named) from resources gone (a failure) where a digest differs."""
     proof = Proof()
     pending = pending or {}
     proof.pending = sorted(pending.values())
-    proof.inventory_changed = sorted(k for k in before_digests
-                                     if before_digests[k] != after_digests.get(k))
+    changed = sorted(k for k in before_digests if before_digests[k] != after_digests.get(k))
+    for kind in changed:
+        was_keys = set((before_keys or {}).get(kind, ()))
+        now_keys = set((after_keys or {}).get(kind, ()))
+        if before_keys is not None and kind in before_keys and was_keys <= now_keys:
+            proof.inventory_added[kind] = len(now_keys - was_keys)
+        else:
+            proof.inventory_changed.append(kind)
     was, now = before.running(), after.running()
     unverified = {vm for vm, places in was.items() if any(h in pending for h, _ in places)}
     proof.vms_unverified = len(unverified)

@@ -21,8 +21,10 @@ def _proof_rows(proof: dict, state) -> list[list]:
     by_kind = proof.get("agents_by_kind")
     return [
         ["verdict", proof.get("verdict", "ok" if proof.get("ok") else "not proven")],
-        ["inventory digests equal", "yes" if not proof.get("inventory_changed") else
-         ", ".join(proof["inventory_changed"])],
+        ["every recorded resource still there", "yes" if not proof.get("inventory_changed")
+         else "no: " + ", ".join(proof["inventory_changed"])],
+        ["created during the upgrade", ", ".join(f"{n} {kind}" for kind, n in sorted(
+            (proof.get("inventory_added") or {}).items())) or "none"],
         ["VMs checked", proof.get("vms_checked")],
         ["VMs restarted / missing / running twice",
          f"{len(proof.get('vms_restarted', []))} / {len(proof.get('vms_missing', []))} / "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pathlib import Path
 
 from skylift.db.backup import dump
-from skylift.db.inventory import resource_digests
+from skylift.db.inventory import digest_of, resource_keys
 from skylift.db.rehearsal import MAX_ROWS, drop_scratch, keep_verified_copy, rehearse
 from skylift.errors import Refused
 from skylift.files import copy_atomic, sha256
@@ -62,12 +62,37 @@ class RecordCloud(UpgradeStep):
 
     def run(self, run: UpgradeRun) -> None:
         with run.ctx.facts.engine.connect() as conn:
-            digests = resource_digests(conn)
+            keys = resource_keys(conn)
+        digests = {kind: digest_of(k) for kind, k in keys.items()}
+        save_keys(run.run_dir / INVENTORY_FILE, keys)
         view = read_cloud(run.ctx.facts, events=run.events, trust=run.ctx.agent_trust)
         assets = run.console_assets()
         run.state.set("before", {"digests": digests, "cloud": view.to_dict(),
                                  "console_assets": assets,
                                  "mn_release": run.mn.version().get("release")})
+
+
+INVENTORY_FILE = "inventory-before.json.gz"  # every kind's keys, for the proof
+
+
+def save_keys(path: Path, keys: dict[str, list[str]]) -> None:
+    import gzip
+    import json
+
+    from skylift.files import write_atomic
+
+    write_atomic(path, gzip.compress(json.dumps(keys).encode(), mtime=0), mode=0o600)
+
+
+def load_keys(path: Path) -> dict[str, list[str]] | None:
+    """The keys RecordCloud saved (None: a run recorded before they were kept)."""
+    import gzip
+    import json
+
+    try:
+        return json.loads(gzip.decompress(path.read_bytes()))
+    except (OSError, ValueError):
+        return None
 
 
 # The dump whose verified copy BackupDatabase kept for RehearseMigration (None: no copy kept).

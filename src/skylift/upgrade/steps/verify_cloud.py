@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from skylift.db.backup import running_management_nodes
-from skylift.db.inventory import resource_digests
+from skylift.db.inventory import digest_of, resource_keys
 from skylift.mn.settings import HA_HELD_OFF_BY
 from skylift.processes import listening_pids
 from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import OperationFailed
 from skylift.upgrade.cloud_view import CloudView, read_settled
 from skylift.upgrade.proof import prove
-from skylift.upgrade.steps.protect import release_vm_ha
+from skylift.upgrade.steps.protect import INVENTORY_FILE, load_keys, release_vm_ha
 from skylift.upgrade.steps.reconnect import ACCEPTED
 
 if TYPE_CHECKING:
@@ -38,14 +38,16 @@ class Prove(UpgradeStep):
     def run(self, run: UpgradeRun) -> None:
         before = run.state.get("before")
         with run.ctx.facts.engine.connect() as conn:
-            digests = resource_digests(conn)
+            keys = resource_keys(conn)
+        digests = {kind: digest_of(k) for kind, k in keys.items()}
         pending = {i["uuid"]: f"{i['kind']} {i['name']}"
                    for i in run.state.get(ACCEPTED) or []}
         after = read_settled(run.ctx.facts, run.ctx.target.version, timeout=SETTLE_SECONDS,
                              trust=run.ctx.agent_trust,
                              events=run.events, skip=set(pending))
         proof = prove(before["digests"], digests, CloudView.from_dict(before["cloud"]), after,
-                      run.ctx.target.version, pending, code_digest=_package_code(run))
+                      run.ctx.target.version, pending, code_digest=_package_code(run),
+                      before_keys=load_keys(run.run_dir / INVENTORY_FILE), after_keys=keys)
         old_assets, new_assets = before.get("console_assets"), run.console_assets()
         if old_assets is not None and new_assets is not None:
             proof.console_assets_renamed = old_assets != new_assets
