@@ -32,9 +32,8 @@ For each starting release, one after the other (never two labs up at once):
    - every VM probed with its boot id (rounds every 0.5 s): probes lost, boot ids changed;
    - with --writes zones (the default), a writer creating zones through the VIP
      (skylift.lab.failover.ProbeWrites, one name each, 50 ms apart): every acknowledged one
-     must exist afterwards (writes lost). The zones the writer adds are inventory, which the
-     run's proof compares with what it recorded before: a zone written while the upgraded
-     MNs serve fails the proof ("inventory changed: zones"). --writes none measures the run
+     must exist afterwards (writes lost). The run's proof names the zones created during
+     the upgrade (nothing recorded before is gone); --writes none measures the run
      without them.
    The run's per-phase seconds come from its `phase_finished` events, its total from
    `run_finished`, the migration's seconds from the `management-nodes/migrate-database`

@@ -44,25 +44,31 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         return _fail(2, "the order on stdin is not one this MN understands", str(exc)[:200],
                      "run the member operations from `skylift upgrade` on the VIP holder")
-    lock = None
     try:
-        lock = None if argv[0] == "status" else _one_at_a_time(skylift_home())
-        run = member_ops.member_run(skylift_home(), order, readonly=argv[0] == "status")
-        try:
-            done = member_ops.OPS[argv[0]](run, order)
-        finally:
-            run.ctx.close()
+        done = run_here(skylift_home(), argv[0], order)
     except Refused as exc:
         return _fail(2, exc.what, exc.why or "", exc.next or "")
     except SkyliftError as exc:
         return _fail(1, exc.what, exc.why or "", exc.next or "")
     except Exception as exc:  # noqa: BLE001 - the coordinator needs one line, not a trace
         return _fail(1, f"{argv[0]} failed", error_text(exc)[:500], "read the MN's logs")
+    print(json.dumps(done, default=str))
+    return 0
+
+
+def run_here(home, op: str, order: Order) -> dict:
+    """One operation on this MN, in this process (the coordinator's own MN is driven so:
+    no interpreter to start while the VIP's MN changes hands)."""
+    lock = None if op == "status" else _one_at_a_time(home)
+    try:
+        run = member_ops.member_run(home, order, readonly=op == "status")
+        try:
+            return member_ops.OPS[op](run, order)
+        finally:
+            run.ctx.close()
     finally:
         if lock is not None:
             os.close(lock)
-    print(json.dumps(done, default=str))
-    return 0
 
 
 def _one_at_a_time(home, timeout: float = LOCK_WAIT) -> int:

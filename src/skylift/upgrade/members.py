@@ -143,6 +143,8 @@ class Members:
     def call(self, m: HaMember, op: str, order: dict, timeout: float = OP_TIMEOUT) -> dict:
         """Run one member operation on m; its answer, or MemberRefused / OperationFailed /
         MemberUnreachable saying what went wrong there."""
+        if self.me is not None and m.name == self.me.name:
+            return self._call_here(m, op, order)
         env = [f"SKYLIFT_HOME={m.home}", f"PYTHONPATH={m.home}/mn/slots/current"]
         done = self._run(m, ["env", *env, self.python_of(m), "-m", "skylift.upgrade.member",
                              op], f"`{op}`", input=json.dumps(order), timeout=timeout)
@@ -156,6 +158,17 @@ class Members:
         raise cls(f"{op} on {m.name} ({m.address}): {err.get('what')}",
                   why=err.get("why", ""), next=err.get("next", "") or
                   "fix the cause there, then `skylift upgrade resume`")
+
+    def _call_here(self, m: HaMember, op: str, order: dict) -> dict:
+        """This MN's own operation, in this process (skylift.upgrade.member.run_here)."""
+        from skylift.upgrade.member import run_here
+        from skylift.upgrade.member_ops import Order
+
+        try:
+            return run_here(Path(m.home), op, Order(**order))
+        except Refused as exc:
+            raise MemberRefused(f"{op} on {m.name} ({m.address}): {exc.what}", why=exc.why,
+                                next=exc.next) from None
 
     def put(self, m: HaMember, local: Path, remote: str) -> None:
         """A file copied to the MN (a temporary name, then renamed)."""

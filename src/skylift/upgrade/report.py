@@ -82,10 +82,16 @@ def write_report(plan: Plan, state, run_dir: Path, journal: Journal) -> Path:
     report.add_section("Proof", columns=["claim", "result"], rows=_proof_rows(proof, state),
                        data=proof or None)
     window = maintenance_window(journal, plan)
-    if window is not None:
-        report.add_section("Availability", columns=["measure", "value"],
-                           rows=[["MN API in maintenance (drain to new MN up), s",
-                                  round(window, 2)]])
+    rows = [] if window is None else [["MN API in maintenance (drain to new MN up), s",
+                                       round(window, 2)]]
+    opened, closed = state.get("vip_window_opened"), state.get("vip_window_closed")
+    if opened and closed and closed > opened:  # an HA cloud: what users of the VIP saw
+        rows = [["API in maintenance on the VIP (the VIP holder's handover to its new MN), s",
+                 round(closed - opened, 2)],
+                ["MNs in maintenance (the first handover to the last switch), s",
+                 round(window, 2) if window is not None else None]]
+    if rows:
+        report.add_section("Availability", columns=["measure", "value"], rows=rows)
     pending, accepted = state.get(PENDING) or [], state.get(ACCEPTED)
     if accepted is not None or pending:
         shown = accepted if accepted is not None else pending

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import time
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,9 @@ class EachMember(UpgradeStep):
 
     op = ""
     holder_last = True  # False: the VIP holder (this MN) first
+    # "opened"/"closed": the VIP holder's own MN handing over opens/closes the API's
+    # maintenance window on the VIP (the report's figure)
+    vip_window: str | None = None
     undo_op: str | None = None
 
     def rough_seconds(self, rows: int, nodes: int) -> float:
@@ -55,6 +59,9 @@ class EachMember(UpgradeStep):
                 run.record(self.id, m.name, self.on(run, m))
             except MemberUnreachable as exc:
                 run.unreachable(m, exc)
+                continue
+            if m.name == run.me.name and self.vip_window:
+                run.state.set(f"vip_window_{self.vip_window}", time.time())
 
     def on(self, run: HaUpgradeRun, m: HaMember) -> dict:
         return run.call(m, self.op)
@@ -156,6 +163,7 @@ class EachToMaintenance(EachMember):
     description = ("on every MN, the peers first and the VIP holder last: the new software "
                    "takes the port in maintenance before the old MN drains and stops")
     op = "to-maintenance"
+    vip_window = "opened"
     undo_op = "to-old"
     undo_summary = "the previous MN serves again on every MN"
     opens_api_window = True
@@ -239,6 +247,7 @@ class EachToNew(EachMember):
     description = ("on every MN, the VIP holder first: the new MN in normal mode takes the "
                    "port from the maintenance one (point of no return)")
     op = "to-new"
+    vip_window = "closed"
     holder_last = False
     point_of_no_return = True
     closes_api_window = True
