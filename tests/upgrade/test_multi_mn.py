@@ -184,16 +184,43 @@ def test_the_upgrade_from_371_keeps_the_vip_answering_and_loses_nothing(cloud, t
 
 
 # --- faults -----------------------------------------------------------------------------------
+def started(journal: Path, key: str) -> bool:
+    """Whether the journal records that step as started (in any run of it)."""
+    if not journal.exists():
+        return False
+    for line in journal.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a torn last line
+        if rec.get("type") == "step_started" and rec.get("step") == key:
+            return True
+    return False
+
+
+def kill_inside(proc, journal: Path, key: str, rng: random.Random) -> None:
+    """kill -9 of the upgrade (its whole process group) a random moment after `key` starts."""
+    wait_for(lambda: started(journal, key) or proc.poll() is not None, 600,
+             f"step {key} to start")
+    time.sleep(rng.uniform(0.0, 1.0))
+    kill_group(proc)
+
+
 def test_kill_at_random_moments_inside_steps_then_resume_converges(at_home):
+    from skylift.upgrade import multi_mn
+
     rng = random.Random(int(os.environ.get("SKYLIFT_KILL_SEED", "1203")))
+    keys = [ps.key for ps in multi_mn.build_plan().steps()]
+    changing = keys[keys.index("protect/ship-artefacts"):keys.index("reconnect/reconnect-agents")]
+    first = rng.randrange(len(changing) - 1)
+    second = rng.randrange(first + 1, len(changing))
     with ha_cloud(KILL) as state:
+        journal = Path(ha_lab.holder(state)["home"]) / "upgrade" / "current" / "journal.jsonl"
         proc = skylift(state, *run_args(state), "--json", popen=True)
-        time.sleep(rng.uniform(20, 70))
-        kill_group(proc)
+        kill_inside(proc, journal, changing[first], rng)
         assert upgrade_status(state)["status"] not in ("ok", "refused")
         resumed = skylift(state, "upgrade", "resume", "--json", popen=True)
-        time.sleep(rng.uniform(5, 30))
-        kill_group(resumed)
+        kill_inside(resumed, journal, changing[second], rng)
         done = skylift(state, "upgrade", "resume")
         assert done.returncode == 0, done.stderr[-3000:]
         assert upgrade_status(state)["resumes"] >= 2

@@ -156,17 +156,19 @@ def dump(run: UpgradeRun, order: Order) -> dict:
     return have
 
 
-def backup_tool(run: UpgradeRun, order: Order) -> dict:
-    step = protect.BackupTool()
+def _ensure(step, run: UpgradeRun):
+    """A single-MN step's work on this MN, unless it is done here already."""
     if not step.is_done(run):
         step.run(run)
-    return {"tool": str(step._dest(run))}
+    return step
+
+
+def backup_tool(run: UpgradeRun, order: Order) -> dict:
+    return {"tool": str(_ensure(protect.BackupTool(), run)._dest(run))}
 
 
 def refresh_repo(run: UpgradeRun, order: Order) -> dict:
-    step = repo.RefreshLocalRepo()
-    if not step.is_done(run):
-        step.run(run)
+    _ensure(repo.RefreshLocalRepo(), run)
     return {"repo": order.target}
 
 
@@ -236,9 +238,7 @@ def _mn_python(run: UpgradeRun) -> str:
 
 # --- the MN software --------------------------------------------------------------------------
 def install_software(run: UpgradeRun, order: Order) -> dict:
-    step = mn_steps.InstallSoftware()
-    if not step.is_done(run):
-        step.run(run)
+    _ensure(mn_steps.InstallSoftware(), run)
     return {"slot": order.target}
 
 
