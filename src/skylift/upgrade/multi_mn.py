@@ -256,6 +256,7 @@ def run(ctx: UpgradeContext, *, events: EventBus | None = None, resume: bool = F
     plan = build_plan()
     bus = events or EventBus()
     journal = single_mn._journal(ctx)
+    journal.register_secret(ctx.ssh_password)
     state = journal.state
     up = HaUpgradeRun(ctx, run_dir(ctx.home), bus,
                       run_id=state.run_id if resume and state else "")
