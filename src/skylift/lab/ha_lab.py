@@ -15,7 +15,8 @@
    folder, and the release's HA suite verified and installed there (skylift.ha.suite);
 5. keepalived on every node (skylift.lab.vip_lab), configured from the HA suite's template,
    holding the VIP 198.18.B.250 where the health check (skylift.ha.check) finds an MN
-   serving.
+   serving; its files are in the MN's own HA folder ($SKYLIFT_HOME/ha), where `skylift ha`
+   and the multi-MN upgrade find it and make it reload.
 
 The first MN's state folder is the lab's `mn-home`, where `skylift ha status` and the other
 commands find the HA record. A node is killed (every process in it, as a power cut would)
