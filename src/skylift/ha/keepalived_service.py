@@ -29,6 +29,11 @@ UNITS_DIR = Path("/etc/systemd/system")
 START_TIMEOUT = 10.0
 
 
+def ha_folder(home: Path) -> Path:
+    """Where an MN's keepalived keeps its files: $SKYLIFT_HOME/ha."""
+    return Path(home) / "ha"
+
+
 def files(folder: Path) -> dict[str, Path]:
     folder = Path(folder)
     return {"conf": folder / "keepalived.conf", "pid": folder / "keepalived.pid",

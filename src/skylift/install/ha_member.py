@@ -42,6 +42,7 @@ from skylift.db.engine import Database
 from skylift.db.wsrep import status as wsrep_status
 from skylift.errors import Refused, SkyliftError
 from skylift.ha import keepalived_service
+from skylift.ha.keepalived_service import ha_folder
 from skylift.ha.keepalived import VipSpec, render
 from skylift.ha.suite import install_suite, installed_suite
 from skylift.install import record
@@ -59,10 +60,6 @@ LISTEN = "0.0.0.0"
 
 class HaRefused(Refused):
     """This MN cannot be made (or unmade) a member of the HA cloud as asked; nothing changed."""
-
-
-def ha_folder(home: Path) -> Path:
-    return Path(home) / "ha"
 
 
 def _installed(home: Path) -> tuple[dict, MnCommand]:

@@ -249,7 +249,7 @@ def vip_spec(state: dict, release: str | None = None) -> VipSpec:
 def _start_keepalived(state: dict, net: LabNetwork, node: NsNode) -> dict:
     from skylift.ha.keepalived import render
 
-    from skylift.install.ha_member import ha_folder
+    from skylift.ha.keepalived_service import ha_folder
 
     home = Path(next(m["home"] for m in state["ha"]["mns"] if m["name"] == node.name))
     # in the MN's own HA folder, where `skylift ha` and the upgrade find and reload it

@@ -26,7 +26,7 @@ from skylift.errors import OperationFailed, Refused
 from skylift.ha import keepalived_service
 from skylift.ha.keepalived import VipSpec, render
 from skylift.ha.suite import install_suite, installed_suite, kept_artefact
-from skylift.install.ha_member import ha_folder
+from skylift.ha.keepalived_service import ha_folder
 from skylift.lineage import release as release_of
 from skylift.pki.authority import CA_CERT, pki_dir
 from skylift.release.verify import verify_artefacts
