@@ -13,6 +13,7 @@ journal (which is replicated into `upgrade/current/`).
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -210,7 +211,7 @@ def _apply_suite(run: UpgradeRun, suite) -> dict:
     me = _me(cfg)
     cfg = replace(cfg, ha_suite={"release": suite.release, "sha256": suite.sha256})
     cfg.save(home)
-    python = cfg.check_python or _mn_python(run)
+    python = cfg.check_python or sys.executable
     spec = VipSpec(vip=cfg.vip, mn_addresses=[m.address for m in cfg.members],
                    mn_port=cfg.mn_port, virtual_router_id=cfg.virtual_router_id,
                    python=python, ca=str(pki_dir(home) / CA_CERT), release=suite.release)
@@ -228,12 +229,6 @@ def _me(cfg):
         raise Refused("this machine is none of the HA record's members",
                       next="run the member operations on the HA cloud's MNs")
     return me
-
-
-def _mn_python(run: UpgradeRun) -> str:
-    import sys
-
-    return sys.executable
 
 
 # --- the MN software --------------------------------------------------------------------------

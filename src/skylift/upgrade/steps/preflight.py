@@ -104,8 +104,12 @@ class Checks(UpgradeStep):
     def rough_seconds(self, rows: int, nodes: int) -> float:
         return 1.0
 
+    def checks(self) -> list:
+        """The checks this procedure runs."""
+        return ALL_CHECKS
+
     def run(self, run: UpgradeRun) -> None:
-        report = run_checks(ALL_CHECKS, run.ctx, events=run.events)
+        report = run_checks(self.checks(), run.ctx, events=run.events)
         run.state.set("checks", report.to_dict())
         if report.inhibitors:
             raise Refused("the preflight checks found what blocks the upgrade",
