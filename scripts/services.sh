@@ -16,6 +16,10 @@ command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] || need_apt+=(keepalived)
 # Galera's arbitrator: the third vote of a two-MN HA cloud (skylift.lab.galera_lab)
 command -v garbd >/dev/null 2>&1 || need_apt+=(galera-arbitrator-4)
+# a real headless browser for the UI tests (tests/browser_kit.py): Debian's chromium and its
+# chromedriver, since Selenium must never download a browser of its own
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "services: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

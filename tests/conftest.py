@@ -73,3 +73,15 @@ def make_db(tmp_path):
 def fresh_db(request, make_db) -> Database:
     """A clean database on each dialect in turn."""
     return make_db(request.param)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (tests/browser_kit.py) for the whole session, quit at its end.
+
+    Shared state (cookies, storage, the console log) is the tests' own business.
+    """
+    from browser_kit import chrome  # here, not at the top: only the browser tests need Selenium
+
+    with chrome() as driver:
+        yield driver

@@ -1,0 +1,114 @@
+"""A real headless browser for the tests: Debian's chromium driven by its chromedriver through Selenium.
+
+Why Debian's packages, named by path: the test machines reach package registries only, so a
+browser Selenium would fetch for itself (selenium-manager downloading Chrome and a matching
+driver) cannot work here. scripts/services.sh installs `chromium` and `chromium-driver`; this
+module points Selenium at /usr/bin/chromium and /usr/bin/chromedriver and makes sure
+selenium-manager is never asked. A missing browser is a broken setup: RuntimeError, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterator, Union
+from unittest import mock
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.selenium_manager import SeleniumManager
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+# The flags, and why each one:
+FLAGS = (
+    "--headless=new",  # the real browser without a display (not the old headless shell)
+    "--no-sandbox",  # the tests run as root, and Chromium refuses root with its sandbox on
+    "--disable-dev-shm-usage",  # shared memory in /tmp: a container's small /dev/shm crashes tabs
+    "--disable-gpu",  # no GPU here; software rendering without probing for one
+    "--no-first-run",  # no first-run page or import of another browser's settings
+    "--no-default-browser-check",
+    "--disable-extensions",  # no extensions, whatever the profile holds
+    "--disable-component-update",  # no phoning home for components (there is no internet)
+    "--disable-background-networking",
+    "--disable-default-apps",
+    "--disable-sync",
+)
+
+
+def _require(path: str, package: str) -> None:
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise RuntimeError(f"{path} is missing (Debian package {package}): "
+                           "run scripts/services.sh")
+
+
+def chrome_options(width: int = 1366, height: int = 900) -> webdriver.ChromeOptions:
+    """The options of chrome(): headless Debian chromium at this window size, console logged.
+
+    `goog:loggingPrefs` {"browser": "ALL"} is what makes driver.get_log("browser") (and so
+    severe_console_errors) return the page's console messages and uncaught exceptions.
+    """
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return options
+
+
+def _no_selenium_manager(*_args, **_kwargs):
+    raise RuntimeError("selenium-manager was asked for a browser; tests/browser_kit.py must name "
+                       f"{CHROMIUM} and {CHROMEDRIVER} itself (run scripts/services.sh)")
+
+
+@contextmanager
+def chrome(width: int = 1366, height: int = 900) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium session; the driver is always quit on exit, and with it the browser.
+
+    Selenium is given the driver's path in its Service (and the browser's in the options), so it
+    never runs selenium-manager; should a later Selenium ask it anyway, the call raises instead of
+    trying to download Chrome. SE_CHROMEDRIVER, which Selenium would prefer to the path given,
+    is hidden while the driver starts.
+    """
+    _require(CHROMIUM, "chromium")
+    _require(CHROMEDRIVER, "chromium-driver")
+    with ExitStack() as guards:
+        guards.enter_context(mock.patch.dict(os.environ))
+        os.environ.pop("SE_CHROMEDRIVER", None)
+        for name in ("binary_paths", "driver_location"):  # its entry point, newer and older
+            if hasattr(SeleniumManager, name):
+                guards.enter_context(mock.patch.object(SeleniumManager, name, _no_selenium_manager))
+        driver = webdriver.Chrome(options=chrome_options(width, height),
+                                  service=Service(executable_path=CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()  # ends the session (chromedriver closes chromium), then stops chromedriver
+
+
+def severe_console_errors(driver) -> list[dict]:
+    """The SEVERE entries of the browser's console log: JavaScript errors, uncaught exceptions,
+    failed loads. A test asserts a page ran clean with `assert not severe_console_errors(driver)`.
+
+    Reading the log empties it, so this returns what was logged since the previous call; with the
+    session-wide `browser` fixture, call it once before loading a page to drop an earlier test's
+    entries. Each entry is chromedriver's dict: level, message, source, timestamp.
+    """
+    return [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
+
+
+def wait_for(driver, predicate_or_css: Union[str, Callable], timeout: float = 10):
+    """Wait up to timeout s: for a CSS selector, until its element is visible (the element is
+    returned); for a callable, until predicate(driver) is truthy (its value is returned).
+    Raises selenium's TimeoutException otherwise.
+    """
+    wait = WebDriverWait(driver, timeout)
+    if isinstance(predicate_or_css, str):
+        return wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, predicate_or_css)),
+                          f"no visible element {predicate_or_css!r} after {timeout} s")
+    return wait.until(predicate_or_css, f"{predicate_or_css!r} not true after {timeout} s")
