@@ -27,6 +27,14 @@ def skylift_home() -> Path:
     return home
 
 
+def upgrade_run_dir(home: Path) -> Path:
+    """The folder of the current (or last) upgrade run: its journal, state, plan and report.
+
+    Here, below the procedures, because the MN reads it too (its console's upgrade page).
+    """
+    return home / "upgrade" / "current"
+
+
 @dataclass
 class Config:
     """The settings read from config.toml."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from skylift.errors import NotAuthorized
+
 # the kinds a tenant can own (kept in step with the migration r4312a, which gives every
 # existing one to the admin account)
 OWNABLE = ("vm_instances", "volumes", "volume_snapshots", "images", "l3_networks",
@@ -30,6 +32,7 @@ TENANT_CALLS: tuple[tuple[str, re.Pattern], ...] = tuple(
         ("POST", rf"/v1/volumes{_ONE}/(?:attach|detach)"),
         ("DELETE", rf"/v1/(?:vm_instances|volumes){_ONE}"),
         ("GET", r"/v1/tokens"),
+        ("GET", r"/v1/session"),
         ("DELETE", rf"/v1/tokens{_ONE}"),
     ))
 
@@ -54,3 +57,13 @@ def tenant_may(method: str, path: str) -> bool:
     """Whether an account's token may make this call at all (the rows are checked later)."""
     method = "GET" if method == "HEAD" else method
     return any(method == want and pattern.fullmatch(path) for want, pattern in TENANT_CALLS)
+
+
+def caller_of(request) -> Caller:
+    """Who makes this call, as the gate found it; a call the gate did not identify gets no
+    rights at all (fail closed), never the admin's."""
+    caller = request.scope.get("state", {}).get("caller")
+    if caller is None:
+        raise NotAuthorized("this call was not authenticated",
+                            next="send 'Authorization: Bearer <token>'")
+    return caller

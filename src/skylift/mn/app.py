@@ -21,6 +21,7 @@ from skylift.mn.api import cluster as api_cluster
 from skylift.mn.api import errors as api_errors
 from skylift.mn.api import settings as api_settings
 from skylift.mn.api import system as api_system
+from skylift.mn.api import upgrade as api_upgrade
 from skylift.mn.body_limit import MAX_BODY, BodyLimitMiddleware
 from skylift.mn.gate import GateMiddleware
 from skylift.mn.headers import SecurityHeadersMiddleware
@@ -64,10 +65,12 @@ def create_app(mn: MnState) -> FastAPI:
     app.include_router(api_cluster.router)
     app.include_router(api_settings.router)
     app.include_router(api_settings.ha_router)
+    app.include_router(api_upgrade.router)
     app.include_router(console.router(release=mn.run.release))
     if not mn.run.maintenance:
         for name in ("infrastructure", "network", "hosts", "connections", "catalog", "vms",
-                     "volumes", "tokens", "management_nodes", "inventory"):  # the generic reader last
+                     "volumes", "tokens", "management_nodes", "overview",
+                     "inventory"):  # the generic reader last
             module = importlib.import_module(f"skylift.mn.api.{name}")
             app.include_router(module.router)
     # the node's local package repository; hosts install from it without a token

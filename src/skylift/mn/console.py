@@ -1,5 +1,8 @@
 """The web console: one page, and assets under content-hashed names (no Ctrl+F5).
 
+The page itself (skylift/mn/console/*.js) watches /v1/console/assets and moves an open page
+onto a new release's assets by itself (upgrade.js).
+
 At start the MN hashes each asset shipped in skylift/mn/console/ and serves it as
 /static/<stem>.<sha256-12><suffix> with a year-long immutable cache; the page (no-cache)
 names the hashed files. A release whose assets changed serves new names, so a browser that
@@ -19,7 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from skylift.errors import NoSuchResource
 
 CONSOLE_DIR = Path(__file__).parent / "console"
-ASSETS = ("app.js", "app.css")
+ASSETS = ("api.js", "ui.js", "pages.js", "upgrade.js", "app.js", "app.css")
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -72,6 +75,11 @@ def router(folder: Path = CONSOLE_DIR, release: str = "") -> APIRouter:
             return Response(status_code=304, headers=headers)
         return HTMLResponse(page, headers=headers)
 
+    @api.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        """No icon (a browser asks for one; a 404 would be an error in its console)."""
+        return Response(status_code=204, headers={"Cache-Control": IMMUTABLE})
+
     @api.get("/static/{name}", include_in_schema=False)
     def static(name: str, request: Request) -> Response:
         asset = assets.get(name)
@@ -87,6 +95,7 @@ def router(folder: Path = CONSOLE_DIR, release: str = "") -> APIRouter:
     @api.get("/v1/console/assets", tags=["console"])
     def asset_names() -> dict:
         """The console's current assets: name -> hashed URL (compare before/after an upgrade)."""
-        return {"assets": {a.name: f"/static/{a.hashed}" for a in assets.values()}}
+        return {"release": release,
+                "assets": {a.name: f"/static/{a.hashed}" for a in assets.values()}}
 
     return api

@@ -44,7 +44,7 @@ OPEN_PREFIX = ("/static/", "/repo/")
 MAINTENANCE_OPEN = [("GET", "/v1/health"), ("GET", "/v1/version"), ("POST", "/v1/drain"),
                     (None, "/v1/global-settings"), (None, "/v1/global-settings/"),
                     ("GET", "/v1/api-calls"), ("GET", "/v1/console/assets"), ("GET", "/v1/ha"),
-                    ("GET", "/v1/cluster"),
+                    ("GET", "/v1/cluster"), ("GET", "/v1/session"), ("GET", "/v1/upgrade"),
                     ("GET", "/"), ("GET", "/static/"), ("GET", "/openapi.json"),
                     # the local repository is files: hosts install from it whatever the mode
                     # (an MN of an older release serves it as its web server did)

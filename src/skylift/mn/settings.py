@@ -40,6 +40,16 @@ DEFAULTS: dict[tuple[str, str], str] = {
     ("ha", "enable"): "false",  # VM HA only where it was turned on
 }
 
+# What the settings the product acts on mean, for a row the cloud left without a description
+MEANINGS: dict[tuple[str, str], str] = {
+    ("host", "agentPort"): "TCP port the management node reaches each host's agent on",
+    ("host", "pingInterval"): "Seconds between the management node's pings of each agent",
+    ("host", "maxMissedPings"): "Pings missed in a row before a host counts as disconnected",
+    ("host", "updatePkgWhenConnect"): "Upgrade a host's agent when it (re)connects and runs "
+                                      "an older version",
+    ("ha", "enable"): "VM high availability: restart a NeverStop VM elsewhere when its host "
+                      "is lost (an upgrade holds it off while it runs)",
+}
 
 # Set by an upgrade while it holds VM HA off (the run's id), cleared when it puts VM HA back:
 # the MN, `upgrade status` and the console can then say why VM HA is off.
@@ -64,7 +74,8 @@ def held_off_message(upgrade: str) -> str:
 
 def _row(row) -> dict:
     return {"category": row.category, "name": row.name, "value": row.value,
-            "default_value": row.default_value, "description": row.description}
+            "default_value": row.default_value,
+            "description": row.description or MEANINGS.get((row.category, row.name))}
 
 
 def list_settings(engine: sa.Engine) -> list[dict]:

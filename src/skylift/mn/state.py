@@ -10,11 +10,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from skylift.config import skylift_home
 from skylift.db.engine import Database
 from skylift.mn.auth_limit import FailureLimiter
 from skylift.mn.heartbeat import Heartbeat
 from skylift.mn.inflight import InFlight
 from skylift.mn.mode import RunMode
+from skylift.mn.upgrade_view import UpgradeView
 
 
 @dataclass
@@ -38,6 +40,8 @@ class MnState:
     tls: dict | None = None  # uvicorn's ssl_certfile/ssl_keyfile when it serves HTTPS
     share_hosts: bool = False  # one of several MNs on the database (skylift.mn.ownership)
     inflight: InFlight = field(default_factory=InFlight)
+    # the upgrade run folder of this machine's state folder, for the console's upgrade page
+    upgrade_view: UpgradeView = field(default_factory=lambda: UpgradeView(skylift_home()))
     auth_failures: FailureLimiter = field(default_factory=FailureLimiter)
     started_at: dt.datetime = field(
         default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))

@@ -35,7 +35,7 @@ from skylift.processes import ProcessId
 from skylift.upgrade import single_mn
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.ha_run import HaUpgradeRun
-from skylift.upgrade.report import collect_measured, write_report
+from skylift.upgrade.report import collect_measured, write_plan, write_report
 from skylift.upgrade.run import journal_path, run_dir
 from skylift.upgrade.run_state import STATE_FILE, RunState
 from skylift.upgrade.steps import ha_members as each
@@ -259,6 +259,7 @@ def run(ctx: UpgradeContext, *, events: EventBus | None = None, resume: bool = F
     stop_replicating = bus.subscribe(replicate)
     stop_collecting = bus.subscribe(collect_measured(up.state))
     bus.subscribe(_on_start(up, journal))
+    write_plan(plan, up.run_dir)
     try:
         try:
             result = run_plan(plan, up, journal, events=bus, resume=resume,

@@ -10,6 +10,7 @@ from skylift.engine.events import Event, Measured, Subscriber
 from skylift.engine.journal import Journal
 from skylift.engine.plan import Plan
 from skylift.engine.report import RunReport
+from skylift.files import write_json
 from skylift.mn.connect_failures import describe
 from skylift.upgrade.proof import agents_text
 from skylift.upgrade.steps.reconnect import ACCEPTED, PENDING
@@ -60,6 +61,20 @@ def _rehearsal_text(rehearsal: dict | None) -> str:
 
 
 MEASURED = "measured"  # the run state's key: sections by title
+PLAN_FILE = "plan.json"
+
+
+def write_plan(plan: Plan, run_dir: Path) -> None:
+    """The run's plan beside its journal (0600): every step in order, with the ones that open
+    and close the API's maintenance window, so a reader of the run folder (the console's
+    upgrade page, served by the MN) can show the steps still to come and the window live."""
+    data = plan.to_dict()
+    for phase in data["phases"]:
+        for line in phase["steps"]:
+            step = plan.step(line["key"]).step
+            line["opens_api_window"] = bool(getattr(step, "opens_api_window", False))
+            line["closes_api_window"] = bool(getattr(step, "closes_api_window", False))
+    write_json(run_dir / PLAN_FILE, data, indent=1)
 
 
 def collect_measured(state) -> Subscriber:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from skylift.config import load_config
+from skylift.config import load_config, upgrade_run_dir
 from skylift.engine.events import EventBus
 from skylift.mn.launch import mn_client
 from skylift.upgrade.context import UpgradeContext
@@ -42,7 +42,7 @@ class UpgradeRun:
 
 
 def run_dir(home: Path) -> Path:
-    return home / "upgrade" / "current"
+    return upgrade_run_dir(home)
 
 
 def journal_path(home: Path) -> Path:

@@ -20,7 +20,7 @@ from skylift.errors import OperationFailed, Refused, SkyliftError
 from skylift.upgrade.context import UpgradeContext
 from skylift.mn.settings import held_off_message
 from skylift.upgrade.mn_instances import MnInstances, describe
-from skylift.upgrade.report import collect_measured, write_report
+from skylift.upgrade.report import collect_measured, write_plan, write_report
 from skylift.upgrade.run import UpgradeRun, journal_path, run_dir
 from skylift.upgrade.run_state import RunState
 from skylift.upgrade.steps import management_node as mn_steps
@@ -127,6 +127,7 @@ def run(ctx: UpgradeContext, *, incremental: bool, events: EventBus | None = Non
     params = params_of(ctx, incremental)
     if accept_pending:
         params["accept_pending"] = True  # the journal records the operator's choice
+    write_plan(plan, up.run_dir)
     try:
         try:
             result = run_plan(plan, up, journal, events=up.events, resume=resume,

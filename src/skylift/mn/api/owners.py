@@ -15,22 +15,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from skylift.db.models.identity import Account, AccountResourceRef
-from skylift.errors import Forbidden, NoSuchResource, NotAuthorized
-from skylift.mn.access import OWNABLE, Caller
+from skylift.errors import Forbidden, NoSuchResource
+from skylift.mn.access import OWNABLE, Caller, caller_of  # noqa: F401 - the routes' import
 from skylift.mn.api import mn_of
 from skylift.mn.api.rows import get_or_404, session
 from skylift.mn.state import MnState
 from skylift.mn.tokens import ADMIN_TYPE
-
-
-def caller_of(request: Request) -> Caller:
-    """Who makes this call, as the gate found it; a call the gate did not identify gets no
-    rights at all (fail closed), never the admin's."""
-    caller = request.scope.get("state", {}).get("caller")
-    if caller is None:
-        raise NotAuthorized("this call was not authenticated",
-                            next="send 'Authorization: Bearer <token>'")
-    return caller
 
 
 def owned_uuids(kind: str, account_uuid: str | None) -> sa.Select:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from skylift import __version__
 from skylift.mn.api import mn_of
+from skylift.mn.access import caller_of
 from skylift.mn.parts import stop_parts
 from skylift.mn.state import MnState
 
@@ -35,6 +36,14 @@ def version(mn: MnState = Depends(mn_of)) -> dict:
             "reason": mn.reason, "code_version": __version__,
             "pid": mn.pid, "started_at": mn.started_at.isoformat() + "Z",
             "mn_uuid": mn.heartbeat.uuid if mn.heartbeat else None}
+
+
+@router.get("/session")
+def session_of(request: Request) -> dict:
+    """Who the token of this call belongs to: the admin, or an account (the console's sign-in
+    asks this to check a token before it keeps it)."""
+    caller = caller_of(request)  # which token is never said: a token's id is for its owner
+    return {"admin": caller.admin, "account_uuid": caller.account_uuid}
 
 
 @router.get("/api-calls")

@@ -1,83 +1,117 @@
-// skylift console: inventory counts and global settings, through the MN's /v1 API.
+// skylift console: sign in and out, the header, and the router (#/page) that shows one page
+// at a time and stops its polling when it is left.
 "use strict";
 
-const TOKEN_KEY = "skylift-admin-token";
+const ROUTES = ["overview", "hosts", "vms", "volumes", "networks", "accounts", "settings", "upgrade"];
+let current = { timers: [] };
+let release = "";
 
-function token() {
-  let value = localStorage.getItem(TOKEN_KEY);
-  if (!value) {
-    value = prompt("Admin token (from $SKYLIFT_HOME/mn/admin-token):") || "";
-    if (value) localStorage.setItem(TOKEN_KEY, value.trim());
+// The page's handle: every(ms, fn) runs fn now and then every ms until the page is left.
+function pageHandle() {
+  const handle = { timers: [], left: false };
+  handle.every = (ms, fn, { now = true } = {}) => {
+    const tick = async () => {
+      if (handle.left) return;
+      try {
+        await fn();
+      } catch (err) {
+        console.warn("skylift console: refresh failed", err);
+      }
+    };
+    if (now) tick();
+    handle.timers.push(setInterval(tick, ms));
+  };
+  return handle;
+}
+
+async function show() {
+  for (const t of current.timers) clearInterval(t);
+  current.left = true;
+  const view = document.getElementById("view");
+  if (!SK.token()) {
+    signInView(view);
+    return;
   }
-  return value;
-}
-
-async function api(path, options = {}) {
-  const headers = Object.assign({ "Authorization": "Bearer " + token() }, options.headers || {});
-  const resp = await fetch(path, Object.assign({}, options, { headers }));
-  const body = await resp.json().catch(() => ({}));
-  if (resp.status === 401) localStorage.removeItem(TOKEN_KEY);
-  if (!resp.ok) {
-    const err = new Error(body.what || resp.statusText);
-    err.status = resp.status;
-    throw err;
+  const name = (location.hash.match(/^#\/([a-z]+)/) || [])[1];
+  const route = ROUTES.includes(name) ? name : "overview";
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.getAttribute("href") === `#/${route}`) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
   }
-  return body;
+  current = pageHandle();
+  document.title = `skylift · ${route}`;
+  await SK.pages[route](view, current);
+  view.focus({ preventScroll: true });
 }
 
-function banner(text) {
-  const el = document.getElementById("banner");
-  el.textContent = text || "";
-  el.hidden = !text;
-}
-
-function fill(tableId, rows) {
-  const body = document.querySelector(`#${tableId} tbody`);
-  body.replaceChildren(...rows.map((cells) => {
-    const tr = document.createElement("tr");
-    for (const cell of cells) {
-      const td = document.createElement("td");
-      td.textContent = String(cell);
-      tr.appendChild(td);
+function signInView(view, message) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("sign-out").hidden = true;
+  document.getElementById("who").textContent = "";
+  const input = SK.h("input", { type: "password", id: "token", name: "token", autocomplete: "off", required: true });
+  const out = SK.h("div", { id: "sign-in-error" }, message ? SK.errorBox(message) : null);
+  const form = SK.h("form", { id: "sign-in", class: "card" },
+    SK.h("h1", {}, "Sign in"),
+    SK.h("p", {}, "With an account's API token, or the admin token (",
+      SK.h("code", {}, "$SKYLIFT_HOME/mn/admin-token"), " on the MN machine)."),
+    SK.h("label", { for: "token" }, "Token"), input,
+    SK.h("button", { type: "submit", class: "primary" }, "Sign in"), out);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await SK.signIn(input.value.trim());
+    } catch (err) {
+      out.replaceChildren(SK.errorBox(err));
+      input.select();
+      return;
     }
-    return tr;
-  }));
+    signedIn();
+    if (!location.hash) location.hash = "#/overview";
+    else show();
+  });
+  view.replaceChildren(form);
+  input.focus();
 }
 
-async function refresh() {
-  const version = await fetch("/v1/version").then((r) => r.json());
-  document.getElementById("version").textContent = `release ${version.release} (${version.mode})`;
+async function signedIn() {
+  document.getElementById("nav").hidden = false;
+  document.getElementById("sign-out").hidden = false;
   try {
-    const settings = await api("/v1/global-settings");
-    fill("settings", settings.settings.map((s) => [s.category, s.name, s.value]));
-    const ha = settings.settings.find((s) => s.category === "ha" && s.name === "enable");
-    document.getElementById("ha-enable").checked = !!ha && ha.value === "true";
-    const counts = await api("/v1/inventory/counts");
-    fill("inventory", Object.entries(counts.counts));
-    banner("");
-  } catch (err) {
-    banner(err.status === 503 ? "Upgrade in progress: the console will be back shortly." : err.message);
-  }
+    const who = await SK.api("/v1/session");
+    document.getElementById("who").textContent = who.admin ? "admin" : `account ${SK.short(who.account_uuid)}`;
+  } catch (err) { /* a 401 signs out (SK.onSignedOut); anything else: shown on the pages */ }
 }
 
-document.getElementById("token-button").addEventListener("click", () => {
-  localStorage.removeItem(TOKEN_KEY);
-  token();
-  refresh();
+SK.onSignedOut = (err) => {
+  SK.forgetToken();
+  signInView(document.getElementById("view"), err);
+};
+
+document.getElementById("sign-out").addEventListener("click", () => {
+  SK.forgetToken();
+  SK.notice("Signed out.");
+  show();
 });
 
-document.getElementById("ha-enable").addEventListener("change", async (event) => {
+// The header's release and mode, refreshed; the mode tells why lists may be unavailable.
+async function header() {
   try {
-    await api("/v1/global-settings/ha/enable", {
-      method: "PUT",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ value: event.target.checked }),
-    });
-  } catch (err) {
-    banner(err.message);
-  }
-  refresh();
-});
+    const v = await SK.open("/v1/version");
+    release = v.release;
+    const el = document.getElementById("release");
+    el.replaceChildren(`release ${v.release} `, SK.h("span", { class: `mode ${v.mode}` }, v.mode));
+  } catch (err) { /* shown by the pages; try again on the next tick */ }
+}
 
-refresh();
-setInterval(refresh, 10000);
+window.addEventListener("hashchange", show);
+const note = SK.takeUpdateNote();
+if (note) {
+  SK.notice(`The console moved itself onto release ${note.to}` + (note.from ? ` (from ${note.from})` : "") +
+    `: new ${note.changed.join(", ")}. No reload needed.`, "ok");
+  document.getElementById("notice").dataset.updatedTo = note.to;
+}
+header();
+setInterval(header, 5000);
+SK.watchRelease(() => release);
+if (SK.token()) signedIn();
+show();
