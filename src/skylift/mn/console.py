@@ -12,6 +12,7 @@ reloads the page after an upgrade can never run the old code.
 from __future__ import annotations
 
 import hashlib
+import html
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,10 @@ def load_assets(folder: Path = CONSOLE_DIR, release: str = "") -> dict[str, Asse
     return out
 
 
-def render_page(assets: dict[str, Asset], folder: Path = CONSOLE_DIR) -> str:
-    """The page with {{app.js}}-style placeholders replaced by the hashed asset URLs."""
-    page = (folder / "index.html").read_text()
+def render_page(assets: dict[str, Asset], folder: Path = CONSOLE_DIR, release: str = "") -> str:
+    """The page with {{app.js}}-style placeholders replaced by the hashed asset URLs, and
+    {{release}} by the release whose assets it names (what an open page says it moved from)."""
+    page = (folder / "index.html").read_text().replace("{{release}}", html.escape(release))
     for asset in assets.values():
         page = page.replace("{{" + asset.name + "}}", f"/static/{asset.hashed}")
     return page
@@ -64,7 +66,7 @@ def render_page(assets: dict[str, Asset], folder: Path = CONSOLE_DIR) -> str:
 def router(folder: Path = CONSOLE_DIR, release: str = "") -> APIRouter:
     """The console routes: the page, the hashed assets, and their list."""
     assets = load_assets(folder, release)
-    page = render_page(assets, folder)
+    page = render_page(assets, folder, release)
     page_etag = f'"{hashlib.sha256(page.encode()).hexdigest()}"'
     api = APIRouter()
 

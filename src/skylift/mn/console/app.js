@@ -107,11 +107,13 @@ window.addEventListener("hashchange", show);
 const note = SK.takeUpdateNote();
 if (note) {
   SK.notice(`The console moved itself onto release ${note.to}` + (note.from ? ` (from ${note.from})` : "") +
-    `: new ${note.changed.join(", ")}. No reload needed.`, "ok");
+    `: new ${note.changed.join(", ")}. No Ctrl+F5 needed.`, "ok");
   document.getElementById("notice").dataset.updatedTo = note.to;
 }
 header();
 setInterval(header, 5000);
-SK.watchRelease(() => release);
+// the release this page's assets are of (the header's may already be the next one's)
+const loadedRelease = document.querySelector("meta[name='skylift-release']").content;
+SK.watchRelease(() => loadedRelease);
 if (SK.token()) signedIn();
 show();

@@ -1,0 +1,85 @@
+"""A console page left open across a whole lab upgrade, in headless Chromium: it follows the
+run live (steps, the API's maintenance window), moves itself onto the new release's assets
+with no reload by hand, and ends on the run's proof — the figures the run measured."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from browser_kit import wait_for
+from console_kit import go, open_console, script_errors, sign_in, text
+from skylift.lineage import NEWEST
+from skylift.upgrade.single_mn import build_plan
+from upgrade_world import World
+
+LOADED_APP_JS = "return document.querySelector(\"script[src^='/static/app.']\").getAttribute('src')"
+HOW_LOADED = "return performance.getEntriesByType('navigation')[0].type"
+
+
+@pytest.fixture
+def world():
+    w = World("conup")
+    yield w
+    from skylift.lab.installation import down
+
+    down(w.state["name"])
+
+
+def test_a_console_left_open_follows_the_upgrade_and_moves_onto_the_new_assets(browser, world):
+    url = world.state["mn"]["url"]
+    open_console(browser, url)
+    sign_in(browser, Path(world.state["mn"]["token_file"]).read_text().strip())
+    go(browser, "upgrade", "#upgrade-none")
+    before = httpx.get(f"{url}/v1/console/assets").json()
+    assert browser.execute_script(LOADED_APP_JS) == before["assets"]["app.js"]
+
+    upgrade = world.popen_upgrade()
+    steps_seen, window_seen_open = [], False
+    deadline = time.monotonic() + 600
+    while upgrade.poll() is None and time.monotonic() < deadline:
+        now = text(browser, "#upgrade-now")
+        if now and (not steps_seen or steps_seen[-1] != now):
+            steps_seen.append(now)
+        window_seen_open |= "so far" in (text(browser, "#upgrade-window") or "")
+        time.sleep(0.2)
+    assert upgrade.wait(timeout=5) == 0
+
+    # the page moved itself onto the new release's assets: nobody reloaded it
+    after = httpx.get(f"{url}/v1/console/assets").json()
+    assert after["release"] == NEWEST.version and after["assets"] != before["assets"]
+    wait_for(browser, lambda d: d.execute_script(LOADED_APP_JS) == after["assets"]["app.js"],
+             timeout=30)
+    assert browser.execute_script(HOW_LOADED) == "reload"  # by the page itself, not driver.get
+    notice = wait_for(browser, "#notice")
+    assert notice.get_attribute("data-updated-to") == NEWEST.version
+    assert f"release {NEWEST.version} (from {before['release']})" in notice.text
+
+    # it followed the run live: several steps in flight one after another, the window open
+    plan = [ps.key for ps in build_plan(False).steps()]
+    assert len(steps_seen) >= 3 and all(s in plan for s in steps_seen)  # it polls each second
+    assert [plan.index(s) for s in steps_seen] == sorted(plan.index(s) for s in steps_seen)
+    assert window_seen_open
+
+    # and it ends on the run's own figures: status, every step done, the window, the proof
+    wait_for(browser, lambda d: text(d, "#upgrade-status") == "ok", timeout=15)
+    assert f"{len(plan)} of {len(plan)} steps done" in text(browser, "#upgrade-run")
+    run_dir = world.mn_home / "upgrade" / "current"
+    report = json.loads((run_dir / "report.json").read_text())
+    measured = {row["measure"]: row["value"] for s in report["sections"]
+                if s["title"] == "Availability" for row in s["table"]}
+    window = measured["MN API in maintenance (drain to new MN up), s"]
+    assert f"API was in maintenance for {window:.2f} s" in text(browser, "#upgrade-window")
+    proof = json.loads((run_dir / "state.json").read_text())["proof"]
+    shown = text(browser, "#upgrade-proof")
+    assert proof["ok"] and "every recorded resource still there" in shown
+    assert f"VMs checked (boot ids){proof['vms_checked']}, restarted 0, missing 0" in shown
+    assert proof["vms_checked"] == len(world.state["vms"])
+    agents = proof["agents_checked"]
+    assert f"Agents on the new version{agents} of {agents}" in shown
+    assert text(browser, "#upgrade-report caption")  # the report's tables, as a page
+    assert not script_errors(browser)
