@@ -46,7 +46,8 @@ def _require(path: str, package: str) -> None:
                            "run scripts/services.sh")
 
 
-def chrome_options(width: int = 1366, height: int = 900) -> webdriver.ChromeOptions:
+def chrome_options(width: int = 1366, height: int = 900,
+                   extra: tuple[str, ...] = ()) -> webdriver.ChromeOptions:
     """The options of chrome(): headless Debian chromium at this window size, console logged.
 
     `goog:loggingPrefs` {"browser": "ALL"} is what makes driver.get_log("browser") (and so
@@ -57,6 +58,8 @@ def chrome_options(width: int = 1366, height: int = 900) -> webdriver.ChromeOpti
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
+    for flag in extra:
+        options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return options
 
@@ -67,7 +70,8 @@ def _no_selenium_manager(*_args, **_kwargs):
 
 
 @contextmanager
-def chrome(width: int = 1366, height: int = 900) -> Iterator[webdriver.Chrome]:
+def chrome(width: int = 1366, height: int = 900,
+           extra: tuple[str, ...] = ()) -> Iterator[webdriver.Chrome]:
     """A headless Chromium session; the driver is always quit on exit, and with it the browser.
 
     Selenium is given the driver's path in its Service (and the browser's in the options), so it
@@ -83,7 +87,7 @@ def chrome(width: int = 1366, height: int = 900) -> Iterator[webdriver.Chrome]:
         for name in ("binary_paths", "driver_location"):  # its entry point, newer and older
             if hasattr(SeleniumManager, name):
                 guards.enter_context(mock.patch.object(SeleniumManager, name, _no_selenium_manager))
-        driver = webdriver.Chrome(options=chrome_options(width, height),
+        driver = webdriver.Chrome(options=chrome_options(width, height, extra),
                                   service=Service(executable_path=CHROMEDRIVER))
     try:
         yield driver
@@ -112,3 +116,21 @@ def wait_for(driver, predicate_or_css: Union[str, Callable], timeout: float = 10
         return wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, predicate_or_css)),
                           f"no visible element {predicate_or_css!r} after {timeout} s")
     return wait.until(predicate_or_css, f"{predicate_or_css!r} not true after {timeout} s")
+
+
+def trusting(*pem_files) -> tuple[str, ...]:
+    """The flag that has Chromium accept exactly the certificates of these PEM files (an MN's
+    own CA-issued certificate, by its public key) — not every certificate, as
+    --ignore-certificate-errors would."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    pins = []
+    for path in pem_files:
+        for cert in x509.load_pem_x509_certificates(open(path, "rb").read()):
+            spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+            pins.append(base64.b64encode(hashlib.sha256(spki).digest()).decode())
+    return (f"--ignore-certificate-errors-spki-list={','.join(pins)}",)

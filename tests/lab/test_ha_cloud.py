@@ -109,6 +109,40 @@ def test_a_4312_ha_cloud_is_healthy_with_one_vip_holder_and_hosts_shared(
     assert lab["mn"]["alive"] and lab["vms_same_boot_id"] == lab["vms"]
 
 
+def test_the_console_at_the_vip_shows_the_holder_and_every_mn(cloud, at_home, capsys,
+                                                              monkeypatch):
+    from pathlib import Path
+
+    from browser_kit import chrome, trusting, wait_for
+    from console_kit import open_console, script_errors, sign_in, text
+
+    state = read_state(cloud)
+    holder = wait_healthy(capsys, monkeypatch, state)["vip_holder"]
+    homes = [Path(m["home"]) for m in state["ha"]["mns"]]
+    certs = [p for home in homes for p in (home / "mn" / "pki").glob("*.pem")
+             if "BEGIN CERTIFICATE" in p.read_text()]
+    with chrome(extra=trusting(*certs)) as browser:
+        open_console(browser, state["mn"]["url"])  # the VIP: the holder answers
+        sign_in(browser, (homes[0] / "mn" / "admin-token").read_text().strip())
+        wait_for(browser, "#vip-holder", timeout=20)
+        assert text(browser, "#vip-holder").endswith(f"held by this MN, {holder}")
+        rows = browser.execute_script(
+            "return [...document.querySelectorAll('#management-nodes table:first-of-type "
+            "tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent));")
+        assert [r[0].removesuffix(" (this one)") for r in rows] == ["mn-1", "mn-2", "mn-3"]
+        assert [r[1] for r in rows] == [m["address"] for m in state["ha"]["mns"]]
+        assert [r[2] for r in rows].count("holds it") == 1
+        assert next(r for r in rows if r[2] == "holds it")[0] == f"{holder} (this one)"
+        # the live MNs (their heartbeats), each on its release, sharing the hosts out
+        live = wait_for(browser, lambda d: d.execute_script(
+            "const t = document.querySelectorAll('#management-nodes table')[1];"
+            "return t && [...t.querySelectorAll('tbody tr')].map((tr) =>"
+            " [...tr.children].map((td) => td.textContent));"))
+        assert len(live) == 3 and all(r[1] == "4.3.12" for r in live)
+        assert sum(int(r[3]) for r in live) == len(state["nodes"])
+        assert not script_errors(browser)
+
+
 def test_upgrade_check_on_an_ha_cloud_is_the_multi_mn_procedures(cloud, at_home, capsys,
                                                                  monkeypatch):
     """On an MN of an HA cloud `upgrade check` runs the multi-MN procedure's checks (every MN

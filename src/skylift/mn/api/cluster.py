@@ -42,6 +42,8 @@ def _view(mn: MnState) -> dict:
     return {"ha": ha is not None, "name": me.name if me else None,
             "address": me.address if me else None,
             "vip": ha.vip if ha else None, "holds_vip": bool(ha and ha.vip in mine),
+            "members": [{"name": m.name, "address": m.address, "self": m is me}
+                        for m in ha.members] if ha else [],
             "mode": mn.mode, "release": mn.run.release,
             "mn_uuid": mn.heartbeat.uuid if mn.heartbeat else None, "galera": galera}
 

@@ -33,13 +33,18 @@ SK.pages.overview = async (view, page) => {
 
 function mnCard(version, cluster, mns) {
   const rows = mns ? mns.items : [];
-  const vip = cluster && cluster.ha ? h("p", {}, `VIP ${cluster.vip}: `,
-    cluster.holds_vip ? `held by this MN (${cluster.name})` : `held by another MN (this is ${cluster.name})`) : null;
+  const vip = cluster && cluster.ha ? h("p", { id: "vip-holder" }, `VIP ${cluster.vip}: `,
+    cluster.holds_vip ? `held by this MN, ${cluster.name}` : `held by another MN (this is ${cluster.name})`) : null;
+  const members = cluster && cluster.ha ? SK.table("MNs of this HA cloud", [
+    { label: "Name", value: (m) => m.name + (m.self ? " (this one)" : "") },
+    { label: "Address", value: (m) => m.address },
+    { label: "VIP", value: (m) => (m.self && cluster.holds_vip ? "holds it" : "") },
+  ], cluster.members) : null;
   return h("section", { class: "card wide", id: "management-nodes" },
     h("h2", {}, "Management nodes"),
     h("p", {}, `This MN: release ${version.release}, `, h("span", { class: `mode ${version.mode}` }, version.mode),
       version.mode !== "normal" ? ` — ${version.reason}` : ""),
-    vip,
+    vip, members,
     mns ? SK.table("Live management nodes", [
       { label: "Host name", value: (m) => m.hostname + (m.self ? " (this one)" : "") },
       { label: "Release", value: (m) => m.release },
