@@ -82,4 +82,15 @@ def test_a_console_left_open_follows_the_upgrade_and_moves_onto_the_new_assets(b
     agents = proof["agents_checked"]
     assert f"Agents on the new version{agents} of {agents}" in shown
     assert text(browser, "#upgrade-report caption")  # the report's tables, as a page
+    # the preflight's findings, each with its severity and remedy (from 3.7.1 it always has
+    # some: what moves to Enterprise Management, how VM HA is handled)
+    findings = json.loads((run_dir / "state.json").read_text())["checks"]["findings"]
+    assert findings
+    shown = browser.execute_script(
+        "return [...document.querySelectorAll('#upgrade-findings li')].map((li) => ["
+        "li.querySelector('.sev').textContent, li.querySelector('b').textContent,"
+        "(li.querySelector('.remedy') || {textContent: ''}).textContent]);")
+    assert shown == [[f["severity"], f["title"],
+                      f"Remedy: {f['remediation']}" if f["remediation"] else ""]
+                     for f in findings]
     assert not script_errors(browser)
