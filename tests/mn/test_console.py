@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -35,11 +36,15 @@ def connected(client: httpx.Client, uuid: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    """An MN on a seeded 4.3.12 cloud (its hosts have no agents: they show Disconnected)."""
-    folder = tmp_path_factory.mktemp("console")
-    db = seeded_sqlite(folder, "4.3.12", hosts=HOSTS, vms=VMS)
-    with running_mn(db, folder / "home") as mn:
+def cloud_db(tmp_path_factory):
+    """A seeded 4.3.12 cloud (its hosts have no agents: they show Disconnected)."""
+    return seeded_sqlite(tmp_path_factory.mktemp("console-db"), "4.3.12", hosts=HOSTS, vms=VMS)
+
+
+@pytest.fixture(scope="module")
+def cloud(cloud_db, tmp_path_factory):
+    """An MN on that cloud."""
+    with running_mn(cloud_db, tmp_path_factory.mktemp("console-home")) as mn:
         yield mn, mn.client()
 
 
@@ -199,6 +204,34 @@ def test_vm_stop_and_start_from_the_console_reach_the_hypervisor(browser, mn_clo
         assert not script_errors(browser)
     finally:
         stop_mn(mn)
+
+
+def test_an_account_sees_only_its_vms_and_volumes(browser, cloud, cloud_db):
+    mn, client = cloud
+    account = next(a for a in client.get("/v1/accounts").json()["items"]
+                   if a["type"] != "SystemAdmin")
+    vms = client.get("/v1/vm_instances", params={"limit": 3}).json()["items"]
+    engine = cloud_db.engine()
+    with engine.begin() as conn:  # the account owns three VMs (every VM was the admin's)
+        for vm in vms:
+            conn.execute(sa.text("UPDATE account_resource_refs SET account_uuid = :a "
+                                 "WHERE resource_type = 'vm_instances' AND resource_uuid = :u"),
+                         {"a": account["uuid"], "u": vm["uuid"]})
+    engine.dispose()
+    token = client.post(f"/v1/accounts/{account['uuid']}/tokens", json={}).json()["token"]
+    open_console(browser, mn.url)
+    sign_in(browser, token)
+    wait_for(browser, "#list-vm_instances table")  # an account starts on its VMs
+    assert text(browser, "#who") == f"account {account['uuid'][:8]}"
+    shown = browser.execute_script(
+        "return [...document.querySelectorAll('#nav a')].filter((a) => a.offsetParent)"
+        ".map((a) => a.textContent);")
+    assert shown == ["VMs", "Volumes"]
+    assert caption_total(browser, "list-vm_instances") == 3
+    assert sorted(column(browser, "#list-vm_instances", 0)) == sorted(v["name"] for v in vms)
+    browser.get(mn.url + "/#/hosts")  # a page of the admin's: back to its own VMs
+    wait_for(browser, "#list-vm_instances table")
+    assert not script_errors(browser)
 
 
 def test_the_upgrade_page_says_when_no_upgrade_ran(page, cloud):

@@ -3,6 +3,9 @@
 "use strict";
 
 const ROUTES = ["overview", "hosts", "vms", "volumes", "networks", "accounts", "settings", "upgrade"];
+// what an account's token may read (skylift.mn.access): its own VMs and volumes
+const ACCOUNT_ROUTES = ["vms", "volumes"];
+const routes = () => (SK.who && !SK.who.admin ? ACCOUNT_ROUTES : ROUTES);
 let current = { timers: [] };
 let release = "";
 
@@ -33,7 +36,7 @@ async function show() {
     return;
   }
   const name = (location.hash.match(/^#\/([a-z]+)/) || [])[1];
-  const route = ROUTES.includes(name) ? name : "overview";
+  const route = routes().includes(name) ? name : routes()[0];
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.getAttribute("href") === `#/${route}`) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -65,30 +68,38 @@ function signInView(view, message) {
       input.select();
       return;
     }
-    signedIn();
-    if (!location.hash) location.hash = "#/overview";
-    else show();
+    await signedIn();
+    show();
   });
   view.replaceChildren(form);
   input.focus();
 }
 
+// Who the token is decides the pages: the admin sees them all, an account its VMs and volumes.
 async function signedIn() {
+  try {
+    SK.who = await SK.api("/v1/session");
+  } catch (err) {
+    SK.who = null;  // a 401 signed out (SK.onSignedOut); anything else: shown on the pages
+    return;
+  }
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.hidden = !routes().includes(a.getAttribute("href").slice(2));
+  }
+  document.getElementById("who").textContent = SK.who.admin ? "admin" : `account ${SK.short(SK.who.account_uuid)}`;
   document.getElementById("nav").hidden = false;
   document.getElementById("sign-out").hidden = false;
-  try {
-    const who = await SK.api("/v1/session");
-    document.getElementById("who").textContent = who.admin ? "admin" : `account ${SK.short(who.account_uuid)}`;
-  } catch (err) { /* a 401 signs out (SK.onSignedOut); anything else: shown on the pages */ }
 }
 
 SK.onSignedOut = (err) => {
   SK.forgetToken();
+  SK.who = null;
   signInView(document.getElementById("view"), err);
 };
 
 document.getElementById("sign-out").addEventListener("click", () => {
   SK.forgetToken();
+  SK.who = null;
   SK.notice("Signed out.");
   show();
 });
@@ -115,5 +126,7 @@ setInterval(header, 5000);
 // the release this page's assets are of (the header's may already be the next one's)
 const loadedRelease = document.querySelector("meta[name='skylift-release']").content;
 SK.watchRelease(() => loadedRelease);
-if (SK.token()) signedIn();
-show();
+(async () => {
+  if (SK.token()) await signedIn();
+  show();
+})();
