@@ -35,7 +35,7 @@ from skylift.processes import ProcessId
 from skylift.upgrade import single_mn
 from skylift.upgrade.context import UpgradeContext
 from skylift.upgrade.ha_run import HaUpgradeRun
-from skylift.upgrade.report import collect_measured, write_plan, write_report
+from skylift.upgrade.report import PLAN_FILE, collect_measured, write_plan, write_report
 from skylift.upgrade.run import journal_path, run_dir
 from skylift.upgrade.run_state import STATE_FILE, RunState
 from skylift.upgrade.steps import ha_members as each
@@ -205,7 +205,8 @@ class Replicator:
 
     RETRY = 30.0
     EVENTS = (StepDone, StepFailed, RunFinished)
-    FILES = ("journal.jsonl", STATE_FILE, INVENTORY_FILE)
+    # the plan too: every MN's console shows the steps to come (skylift.mn.upgrade_view)
+    FILES = ("journal.jsonl", STATE_FILE, INVENTORY_FILE, PLAN_FILE)
 
     def __init__(self, run: HaUpgradeRun) -> None:
         self.run = run
