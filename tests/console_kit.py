@@ -3,6 +3,9 @@ read what a table or a card shows."""
 
 from __future__ import annotations
 
+import time
+
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -63,6 +66,19 @@ def bars(driver, card_id: str) -> dict[str, int]:
         " [dt.textContent, dt.nextElementSibling.querySelector('.n').textContent]);",
         f"#{card_id}")
     return {label: int(n.replace(",", "")) for label, n in pairs}
+
+
+def click(driver, css: str, timeout: float = 10) -> None:
+    """Click what css finds; again if the page re-rendered it between finding and clicking."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except (StaleElementReferenceException, NoSuchElementException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def script_errors(driver) -> list[dict]:

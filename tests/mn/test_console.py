@@ -9,12 +9,13 @@ import time
 import httpx
 import pytest
 import sqlalchemy as sa
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from browser_kit import wait_for
-from console_kit import (bars, caption_total, column, go, open_console, script_errors, sign_in,
-                         text)
+from console_kit import (bars, caption_total, click, column, go, open_console, script_errors,
+                         sign_in, text)
 from mn_kit import db_url, running_mn, seeded_sqlite
 
 from skylift.agent.launch import free_port
@@ -29,6 +30,19 @@ def wait_until(check, timeout: float = 20.0, what: str = "condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def type_into(driver, field_id: str, value: str) -> None:
+    """Replace a field's text and press Enter; again if the page re-rendered it meanwhile."""
+    for _ in range(50):
+        try:
+            field = driver.find_element(By.ID, field_id)
+            field.clear()
+            field.send_keys(value, Keys.ENTER)
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"#{field_id} never stayed long enough to type into")
 
 
 def connected(client: httpx.Client, uuid: str) -> bool:
@@ -146,6 +160,15 @@ def test_vm_ha_switched_in_settings_is_what_the_api_says(page, cloud):
     assert f"ha.enable is now {str(not before).lower()}" in notice.text
     page.find_element(By.ID, "ha-enable").click()
     wait_for(page, lambda d: client.get("/v1/ha").json()["enabled"] is before)
+    # a bad value is refused with the MN's words and changes nothing; a good one is kept
+    type_into(page, "set-host-pingInterval", "soon")
+    error = wait_for(page, "#settings .error")
+    assert "host.pingInterval" in error.text or "pingInterval" in error.text
+    assert client.get("/v1/global-settings/host/pingInterval").json()["value"] == "60"
+    type_into(page, "set-host-pingInterval", "30")
+    wait_for(page, lambda d: client.get("/v1/global-settings/host/pingInterval").json()
+             ["value"] == "30")
+    client.put("/v1/global-settings/host/pingInterval", json={"value": 60})
     # every setting is listed with its meaning
     rows = client.get("/v1/global-settings").json()["settings"]
     shown = column(page, "#settings", 0)
@@ -162,14 +185,14 @@ def test_a_refused_vm_action_shows_the_apis_what_why_next_and_cancel_does_nothin
     name = column(page, "#list-vm_instances", 0)[0]
     vm = client.get("/v1/vm_instances", params={"q": name}).json()["items"]
     vm = next(v for v in vm if v["name"] == name)
-    page.find_element(By.CSS_SELECTOR, f"button[aria-label='Stop {name}']").click()
+    click(page, f"button[aria-label='Stop {name}']")
     dialog = wait_for(page, "#confirm")
     assert name in dialog.text
     dialog.find_element(By.XPATH, ".//button[normalize-space()='Cancel']").click()
     wait_for(page, lambda d: not d.find_element(By.ID, "confirm").is_displayed())
     assert client.get(f"/v1/vm_instances/{vm['uuid']}").json()["state"] == "Running"
     # confirmed: the MN refuses (its host has no agent) and the page says what, why, next
-    page.find_element(By.CSS_SELECTOR, f"button[aria-label='Stop {name}']").click()
+    click(page, f"button[aria-label='Stop {name}']")
     wait_for(page, "#confirm").find_element(By.ID, "confirm-ok").click()
     error = wait_for(page, "#view > .error")
     refused = client.post(f"/v1/vm_instances/{vm['uuid']}/stop").json()
@@ -179,8 +202,9 @@ def test_a_refused_vm_action_shows_the_apis_what_why_next_and_cancel_does_nothin
     assert client.get(f"/v1/vm_instances/{vm['uuid']}").json()["state"] == "Running"
 
 
-def test_vm_stop_and_start_from_the_console_reach_the_hypervisor(browser, mn_cloud, tmp_path):
-    cloud = mn_cloud(hosts=1, vms=2)
+def test_vm_migrate_stop_and_start_from_the_console_reach_the_hypervisor(browser, mn_cloud,
+                                                                          tmp_path):
+    cloud = mn_cloud(hosts=2, vms=2)
     mn = start_mn(db_url(cloud.db), port=free_port(), agent_port=cloud.port,
                   env={"SKYLIFT_HOME": str(tmp_path / "home")})
     try:
@@ -191,9 +215,23 @@ def test_vm_stop_and_start_from_the_console_reach_the_hypervisor(browser, mn_clo
         open_console(browser, mn.url)
         sign_in(browser, mn.token())
         go(browser, "vms", "#list-vm_instances table")
+        # migrate: the dialog offers the other connected host of its cluster
+        target = next(n for n in cloud.hosts if n.uuid != vm["host_uuid"])
+        for h in cloud.hosts:
+            wait_until(lambda h=h: connected(client, h.uuid), what=f"{h.name} connected")
+        click(browser, f"button[aria-label='Migrate {vm['name']}']")
+        dialog = wait_for(browser, "#confirm")
+        options = [o.get_attribute("value")
+                   for o in dialog.find_elements(By.CSS_SELECTOR, "#migrate-to option")]
+        assert options == [target.uuid]
+        dialog.find_element(By.ID, "confirm-ok").click()
+        wait_for(browser, lambda d: f"{vm['name']} migrated" in text(d, "#notice"), timeout=20)
+        assert client.get(f"/v1/vm_instances/{vm['uuid']}").json()["host_uuid"] == target.uuid
+        with cloud.client(target.uuid) as agent:
+            assert vm["uuid"] in {v["uuid"] for v in agent.list_vms()}
+        host = target.uuid
         for label, state in (("Stop", "Stopped"), ("Start", "Running")):
-            browser.find_element(By.CSS_SELECTOR,
-                                 f"button[aria-label='{label} {vm['name']}']").click()
+            click(browser, f"button[aria-label='{label} {vm['name']}']")
             wait_for(browser, "#confirm").find_element(By.ID, "confirm-ok").click()
             wait_for(browser, lambda d: f"{vm['name']}: {label.lower()} done"
                      in d.find_element(By.ID, "notice").text, timeout=20)
@@ -237,6 +275,32 @@ def test_an_account_sees_only_its_vms_and_volumes(browser, cloud, cloud_db):
 def test_the_upgrade_page_says_when_no_upgrade_ran(page, cloud):
     go(page, "upgrade", "#upgrade-none")
     assert "skylift upgrade run" in page.find_element(By.ID, "upgrade-none").text
+    assert not script_errors(page)
+
+
+ACCESSIBLE_NAMES = """
+const unnamed = [];
+for (const el of document.querySelectorAll("main input, main select, main button, main a")) {
+  const labelled = el.id && document.querySelector(`label[for="${el.id}"]`);
+  const name = el.getAttribute("aria-label") || (labelled && labelled.textContent.trim())
+    || (el.tagName !== "INPUT" && el.textContent.trim());
+  if (!name) unnamed.push(el.outerHTML.slice(0, 120));
+}
+return unnamed;
+"""
+
+
+@pytest.mark.parametrize("route,ready", [
+    ("overview", "#agents-by-version"), ("hosts", "#list-hosts table"),
+    ("vms", "#list-vm_instances table"), ("volumes", "#list-volumes table"),
+    ("networks", "#list-vpc_vrouters table"), ("accounts", "#list-accounts table"),
+    ("settings", "#settings table"), ("upgrade", "#upgrade-none")])
+def test_every_control_of_every_page_has_a_name_a_screen_reader_can_say(page, route, ready):
+    if route == "overview":  # where signing in lands: come back to it from another page
+        go(page, "upgrade", "#upgrade-none")
+    go(page, route, ready)
+    assert page.execute_script(ACCESSIBLE_NAMES) == []
+    assert page.execute_script("return document.activeElement.id") == "view"  # focus moved
     assert not script_errors(page)
 
 
