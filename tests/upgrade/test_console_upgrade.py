@@ -5,6 +5,7 @@ with no reload by hand, and ends on the run's proof — the figures the run meas
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from browser_kit import wait_for
 from console_kit import go, open_console, script_errors, sign_in, text
-from skylift.lineage import NEWEST
+from skylift.lineage import NEWEST, RELEASES, version_key
 from skylift.upgrade.single_mn import build_plan
 from upgrade_world import World
 
@@ -58,6 +59,12 @@ def test_a_console_left_open_follows_the_upgrade_and_moves_onto_the_new_assets(b
     notice = wait_for(browser, "#notice")
     assert notice.get_attribute("data-updated-to") == NEWEST.version
     assert f"release {NEWEST.version} (from {before['release']})" in notice.text
+    # and what changed since the release it was loaded with, from the lineage's notes
+    notes = browser.execute_script(
+        "return [...document.querySelectorAll('#release-notes li')].map((li) => li.textContent);")
+    assert notes == [f"{r.version}: {'; '.join(r.notes)}" for r in RELEASES
+                     if version_key(r.version) > version_key(before["release"])]
+    assert len(notes) >= 2
 
     # it followed the run live: several steps in flight one after another, the window open
     plan = [ps.key for ps in build_plan(False).steps()]
@@ -73,7 +80,9 @@ def test_a_console_left_open_follows_the_upgrade_and_moves_onto_the_new_assets(b
     measured = {row["measure"]: row["value"] for s in report["sections"]
                 if s["title"] == "Availability" for row in s["table"]}
     window = measured["MN API in maintenance (drain to new MN up), s"]
-    assert f"API was in maintenance for {window:.2f} s" in text(browser, "#upgrade-window")
+    shown_window = re.match(r"API was in maintenance for ([0-9.]+) s",
+                            text(browser, "#upgrade-window"))
+    assert shown_window and abs(float(shown_window.group(1)) - window) <= 0.01
     proof = json.loads((run_dir / "state.json").read_text())["proof"]
     shown = text(browser, "#upgrade-proof")
     assert proof["ok"] and "every recorded resource still there" in shown

@@ -20,7 +20,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from skylift.errors import NoSuchResource
+from skylift.errors import NoSuchResource, UsageError
+from skylift.lineage import RELEASES, version_key
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 ASSETS = ("api.js", "ui.js", "pages.js", "upgrade.js", "app.js", "app.css")
@@ -63,11 +64,22 @@ def render_page(assets: dict[str, Asset], folder: Path = CONSOLE_DIR, release: s
     return page
 
 
+def _key(release: str) -> tuple[int, ...]:
+    try:
+        return version_key(release)
+    except UsageError:  # not a release number (a development build): every release's notes
+        return (10**9,)
+
+
 def router(folder: Path = CONSOLE_DIR, release: str = "") -> APIRouter:
     """The console routes: the page, the hashed assets, and their list."""
     assets = load_assets(folder, release)
     page = render_page(assets, folder, release)
     page_etag = f'"{hashlib.sha256(page.encode()).hexdigest()}"'
+    # what each release of the lineage up to this one changed: an open page that moves onto
+    # this release says what is new since the one it was loaded with
+    changes = [{"release": r.version, "notes": list(r.notes)} for r in RELEASES
+               if not release or version_key(r.version) <= _key(release)]
     api = APIRouter()
 
     @api.get("/", include_in_schema=False)
@@ -96,8 +108,10 @@ def router(folder: Path = CONSOLE_DIR, release: str = "") -> APIRouter:
 
     @api.get("/v1/console/assets", tags=["console"])
     def asset_names() -> dict:
-        """The console's current assets: name -> hashed URL (compare before/after an upgrade)."""
+        """The console's current assets: name -> hashed URL (compare before/after an upgrade),
+        and what each release up to this one changed."""
         return {"release": release,
-                "assets": {a.name: f"/static/{a.hashed}" for a in assets.values()}}
+                "assets": {a.name: f"/static/{a.hashed}" for a in assets.values()},
+                "changes": changes}
 
     return api

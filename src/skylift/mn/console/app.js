@@ -117,8 +117,11 @@ async function header() {
 window.addEventListener("hashchange", show);
 const note = SK.takeUpdateNote();
 if (note) {
-  SK.notice(`The console moved itself onto release ${note.to}` + (note.from ? ` (from ${note.from})` : "") +
-    `: new ${note.changed.join(", ")}. No Ctrl+F5 needed.`, "ok");
+  SK.notice(SK.h("span", {},
+    `The console moved itself onto release ${note.to}` + (note.from ? ` (from ${note.from})` : "") +
+    `: new ${note.changed.join(", ")}. No Ctrl+F5 needed.`,
+    (note.notes || []).length ? SK.h("ul", { id: "release-notes" }, note.notes.map((r) =>
+      SK.h("li", {}, SK.h("b", {}, r.release), ": ", r.notes.join("; ") || "no notes"))) : null), "ok");
   document.getElementById("notice").dataset.updatedTo = note.to;
 }
 header();

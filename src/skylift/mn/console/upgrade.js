@@ -80,7 +80,8 @@ function windowLine(window, now) {
     return h("p", { id: "upgrade-window", class: "warn" },
       `API in maintenance for ${SK.seconds(now - window.opened)} so far (since ${SK.when(window.opened)}): calls get 503 "upgrade in progress", VMs keep running`);
   }
-  return h("p", { id: "upgrade-window" }, `API was in maintenance for ${SK.seconds(window.closed - window.opened)} (${SK.when(window.opened)}–${SK.when(window.closed)})`);
+  // to the hundredth, as the report measures it
+  return h("p", { id: "upgrade-window" }, `API was in maintenance for ${(window.closed - window.opened).toFixed(2)} s (${SK.when(window.opened)}–${SK.when(window.closed)})`);
 }
 
 function proofCard(proof) {
@@ -155,8 +156,9 @@ SK.watchRelease = (release, onChange) => {
       await Promise.all(Object.values(now.assets).map((url) => fetch(url).then((r) => {
         if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
       })));
+      const since = (r) => newer(r.release, release());
       sessionStorage.setItem(UPDATED_KEY, JSON.stringify({ from: release(), to: now.release,
-        changed, at: Date.now() }));
+        changed, notes: (now.changes || []).filter(since), at: Date.now() }));
       if (onChange) onChange(now);
       location.reload();
     } catch (err) {
@@ -166,6 +168,16 @@ SK.watchRelease = (release, onChange) => {
   setInterval(check, 2000);
   return check;
 };
+
+// Whether dotted release a is newer than b ("4.3.12" > "3.7.1"; no b: every release is).
+function newer(a, b) {
+  if (!b) return true;
+  const x = a.split(".").map(Number), y = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    if ((x[i] || 0) !== (y[i] || 0)) return (x[i] || 0) > (y[i] || 0);
+  }
+  return false;
+}
 
 // What the page says once after it moved itself onto new assets (null if it did not).
 SK.takeUpdateNote = () => {
