@@ -16,6 +16,7 @@ def open_console(driver, url: str) -> None:
     """A fresh console at url: signed out, nothing left of an earlier test in this tab."""
     driver.get(url + "/")
     driver.execute_script("sessionStorage.clear(); localStorage.clear();")
+    driver.get("about:blank")  # a new document: nothing of the last page still running
     driver.get(url + "/#/overview")
     severe_console_errors(driver)  # drop what an earlier test left in the log
     wait_for(driver, "#token")

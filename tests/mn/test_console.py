@@ -313,6 +313,11 @@ def test_pages_are_reached_by_keyboard_alone(page, cloud):
     focused = page.switch_to.active_element
     assert focused.tag_name in ("input", "button", "a")
     assert page.find_element(By.CSS_SELECTOR, "label[for='list-hosts-q']").text == "Search hosts"
+    # "Skip to content" moves the focus to the page and leaves the page where it is
+    page.find_element(By.CSS_SELECTOR, "a.skip").send_keys(Keys.ENTER)
+    assert page.execute_script("return [document.activeElement.id, location.hash]") == \
+        ["view", "#/hosts"]
+    assert text(page, "#view h1") == "Hosts"
 
 
 def test_a_page_of_an_unknown_route_falls_back_to_the_overview(page, cloud):

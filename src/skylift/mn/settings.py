@@ -49,9 +49,12 @@ MEANINGS: dict[tuple[str, str], str] = {
                                       "an older version",
     ("ha", "enable"): "VM high availability: restart a NeverStop VM elsewhere when its host "
                       "is lost (an upgrade holds it off while it runs)",
+    ("upgrade", "vmHaHeldOffBy"): "Set by an upgrade while it holds VM HA off, cleared when it "
+                                  "puts VM HA back as it was (the upgrade's own record)",
 }
 
-# Set by an upgrade while it holds VM HA off (the run's id), cleared when it puts VM HA back:
+# Set by an upgrade while it holds VM HA off ("upgrade to <release>"), cleared when it puts
+# VM HA back:
 # the MN, `upgrade status` and the console can then say why VM HA is off.
 HA_HELD_OFF_BY = ("upgrade", "vmHaHeldOffBy")
 

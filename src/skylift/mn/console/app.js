@@ -41,10 +41,10 @@ async function show() {
     if (a.getAttribute("href") === `#/${route}`) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  current = pageHandle();
+  const mine = current = pageHandle();
   document.title = `skylift · ${route}`;
-  await SK.pages[route](view, current);
-  view.focus({ preventScroll: true });
+  await SK.pages[route](view, mine);
+  if (current === mine && SK.token()) view.focus({ preventScroll: true });  // not if left since
 }
 
 function signInView(view, message) {
@@ -115,6 +115,11 @@ async function header() {
 }
 
 window.addEventListener("hashchange", show);
+// "Skip to content" moves the focus; it is not a page (the router would take #view for one)
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  document.getElementById("view").focus();
+});
 const note = SK.takeUpdateNote();
 if (note) {
   SK.notice(SK.h("span", {},
@@ -125,7 +130,7 @@ if (note) {
   document.getElementById("notice").dataset.updatedTo = note.to;
 }
 header();
-setInterval(header, 5000);
+setInterval(header, 2000);  // the mode changes quickly during an upgrade
 // the release this page's assets are of (the header's may already be the next one's)
 const loadedRelease = document.querySelector("meta[name='skylift-release']").content;
 SK.watchRelease(() => loadedRelease);

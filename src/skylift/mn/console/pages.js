@@ -24,7 +24,7 @@ SK.pages.overview = async (view, page) => {
       mnCard(version, cluster, mns),
       h("section", { class: "card", id: "hosts-by-status" }, SK.bars("Hosts by status", data.hosts_by_status)),
       h("section", { class: "card", id: "vms-by-state" }, SK.bars("VMs by state", data.vms_by_state)),
-      h("section", { class: "card", id: "agents-by-version" }, SK.bars("Agents by version", data.agents_by_version)),
+      h("section", { class: "card", id: "agents-by-version" }, SK.bars("Host and vRouter agents by version", data.agents_by_version)),
       h("section", { class: "card wide" }, SK.table("Resources by kind",
         [{ label: "Kind", value: (r) => r[0] }, { label: "Count", value: (r) => SK.fmt(r[1]), class: () => "num" }],
         Object.entries(data.counts))));
@@ -89,7 +89,7 @@ function listOf(spec) {
     const section = h("section", { class: "list" },
       spec.heading === false ? null : h("h1", {}, spec.title),
       h("form", { class: "search", role: "search", onsubmit: (e) => { e.preventDefault(); state.q = search.value; state.offset = 0; load(); } },
-        h("label", { for: search.id }, `Search ${spec.title.toLowerCase()}`), search),
+        h("label", { for: search.id }, `Search ${spec.noun}`), search),
       body);
     if (spec.into) spec.into.append(section); else view.replaceChildren(section);
     await load();
@@ -100,31 +100,31 @@ function listOf(spec) {
 const col = (label, key, fn) => ({ label, value: (r) => (fn ? fn(r[key], r) : r[key] ?? "") });
 const statusCol = (label, key) => ({ label, value: (r) => h("span", { class: `status s-${String(r[key]).toLowerCase()}` }, r[key] ?? ""), });
 
-SK.pages.hosts = listOf({ kind: "hosts", title: "Hosts", refreshMs: 10000, columns: [
+SK.pages.hosts = listOf({ kind: "hosts", title: "Hosts", noun: "hosts", refreshMs: 10000, columns: [
   col("Name", "name"), col("Address", "management_ip"), statusCol("Status", "status"), col("State", "state"),
   col("Agent", "agent_version"), col("OS", "os_release"), col("QEMU", "qemu_version"),
   col("Cluster", "cluster_uuid", SK.short)] });
 
-SK.pages.vms = listOf({ kind: "vm_instances", title: "VMs", columns: [
+SK.pages.vms = listOf({ kind: "vm_instances", title: "VMs", noun: "VMs", columns: [
   col("Name", "name"), statusCol("State", "state"), col("Host", "host_uuid", SK.short),
   col("HA", "ha_level"), col("vCPUs", "cpu_num"),
   col("Memory", "memory_size", (m) => (m ? `${Math.round(m / 1048576)} MiB` : ""))],
   actions: (vm, reload) => vmActions(vm, reload) });
 
-SK.pages.volumes = listOf({ kind: "volumes", title: "Volumes", columns: [
+SK.pages.volumes = listOf({ kind: "volumes", title: "Volumes", noun: "volumes", columns: [
   col("Name", "name"), col("Type", "type"), col("Size", "size", (s) => (s ? `${(s / 1073741824).toFixed(1)} GiB` : "")),
   statusCol("Status", "status"), col("State", "state"), col("VM", "vm_uuid", SK.short)] });
 
 SK.pages.networks = async (view, page) => {
   view.replaceChildren(h("h1", {}, "Networks"));
-  await listOf({ kind: "l3_networks", title: "L3 networks", heading: false, into: view, columns: [
+  await listOf({ kind: "l3_networks", title: "L3 networks", noun: "L3 networks", heading: false, into: view, columns: [
     col("Name", "name"), col("Category", "category"), col("Type", "type"), col("DNS domain", "dns_domain")] })(view, page);
-  await listOf({ kind: "vpc_vrouters", title: "VPC vRouters", heading: false, into: view, refreshMs: 10000, columns: [
+  await listOf({ kind: "vpc_vrouters", title: "VPC vRouters", noun: "VPC vRouters", heading: false, into: view, refreshMs: 10000, columns: [
     col("Name", "name"), col("Address", "management_ip"), statusCol("Status", "status"), col("State", "state"),
     col("HA", "ha_status"), col("Agent", "agent_version")] })(view, page);
 };
 
-SK.pages.accounts = listOf({ kind: "accounts", title: "Accounts", columns: [
+SK.pages.accounts = listOf({ kind: "accounts", title: "Accounts", noun: "accounts", columns: [
   col("Name", "name"), col("Type", "type"), col("UUID", "uuid"), col("Created", "created_at")] });
 
 // ---- VM actions -----------------------------------------------------------------------------
@@ -145,13 +145,20 @@ function vmActions(vm, reload) {
       onclick: () => migrate(vm, reload) }, "Migrate") : null);
 }
 
+// An error replaces the last one shown above the list (they do not pile up).
+function showError(err) {
+  const view = document.getElementById("view");
+  for (const old of view.querySelectorAll(":scope > .error")) old.remove();
+  view.prepend(SK.errorBox(err));
+}
+
 async function vmCall(path, json, done, reload) {
   try {
     await SK.api(path, { method: "POST", json });
     SK.notice(done, "ok");
   } catch (err) {
     SK.notice("");
-    document.getElementById("view").prepend(SK.errorBox(err));
+    showError(err);
   }
   await reload();
 }
@@ -162,7 +169,7 @@ async function migrate(vm, reload) {
     hosts = (await SK.api(`/v1/hosts?cluster_uuid=${encodeURIComponent(vm.cluster_uuid)}&status=Connected&limit=500`))
       .items.filter((x) => x.uuid !== vm.host_uuid);
   } catch (err) {
-    document.getElementById("view").prepend(SK.errorBox(err));
+    showError(err);
     return;
   }
   if (!hosts.length) {
@@ -208,6 +215,7 @@ function vmHaSwitch(ha, reload) {
 }
 
 function editor(s, reload) {
+  if (s.category === "upgrade") return h("span", { class: "muted" }, s.value || "(none)");  // the upgrade's record
   const id = `set-${s.category}-${s.name}`.replace(/[^A-Za-z0-9_-]/g, "-");
   if (BOOLEAN.has(String(s.value))) {
     const box = h("input", { type: "checkbox", id, checked: s.value === "true",

@@ -32,7 +32,8 @@ function renderUpgrade(data, stale) {
     return [h("p", { id: "upgrade-none" }, "No upgrade has run on this management node's machine. ",
       "Start one with ", h("code", {}, "skylift upgrade run"), " on the MN machine; this page follows it live.")];
   }
-  const now = stale ? run.updated : data.now;
+  // a run that stopped is measured to its last record, not to the clock
+  const now = stale || !["running", "rolling_back"].includes(run.status) ? run.updated : data.now;
   const steps = data.phases.flatMap((p) => p.steps);
   const done = steps.filter((s) => s.status === "done" || s.status === "skipped").length;
   const progress = h("progress", { id: "upgrade-progress", max: steps.length || 1, value: done,
@@ -40,7 +41,8 @@ function renderUpgrade(data, stale) {
   return [
     h("section", { class: "card wide", id: "upgrade-run" },
       h("h2", {}, `Upgrade to ${run.target || "?"}: `, h("span", { id: "upgrade-status", class: `run-${run.status}` }, run.status.replace("_", " "))),
-      h("p", {}, `Run ${run.run_id}, started ${SK.when(run.started)}, ${SK.seconds(now - run.started)} so far`,
+      h("p", {}, `Run ${run.run_id}, started ${SK.when(run.started)}, ${SK.seconds(now - run.started)}`,
+        now === data.now ? " so far" : "",
         run.resumes ? `, resumed ${run.resumes}×` : "", stale ? " (last seen)" : ""),
       h("p", {}, progress, ` ${done} of ${steps.length} steps done`),
       run.in_flight ? h("p", {}, "Now: ", h("code", { id: "upgrade-now" }, run.in_flight)) : null,
