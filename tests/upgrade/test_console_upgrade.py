@@ -13,11 +13,15 @@ import httpx
 import pytest
 
 from browser_kit import wait_for
-from console_kit import go, open_console, script_errors, sign_in, text
+from console_kit import bars, caption_total, column, go, open_console, script_errors, sign_in, text
+from selenium.webdriver.common.by import By
 from skylift.lineage import NEWEST, RELEASES, version_key
 from skylift.upgrade.single_mn import build_plan
 from upgrade_world import World
 
+LISTS = [("hosts", "list-hosts", "hosts"), ("vms", "list-vm_instances", "vm_instances"),
+         ("volumes", "list-volumes", "volumes"), ("networks", "list-l3_networks", "l3_networks"),
+         ("networks", "list-vpc_vrouters", "vpc_vrouters"), ("accounts", "list-accounts", "accounts")]
 LOADED_APP_JS = "return document.querySelector(\"script[src^='/static/app.']\").getAttribute('src')"
 HOW_LOADED = "return performance.getEntriesByType('navigation')[0].type"
 
@@ -102,4 +106,26 @@ def test_a_console_left_open_follows_the_upgrade_and_moves_onto_the_new_assets(b
     assert shown == [[f["severity"], f["title"],
                       f"Remedy: {f['remediation']}" if f["remediation"] else ""]
                      for f in findings]
+    assert not script_errors(browser)
+
+    # every page of the upgraded lab cloud shows what its API says
+    token = Path(world.state["mn"]["token_file"]).read_text().strip()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api:
+        go(browser, "overview", "#agents-by-version dd", timeout=20)
+        overview = api.get("/v1/overview").json()
+        # the rollout is over: every host's and vRouter's agent on the new release, and Connected
+        agents = wait_for(browser, lambda d: (lambda b: b if b == overview["agents_by_version"]
+                                              else None)(bars(d, "agents-by-version")))
+        assert list(agents) == [NEWEST.version]
+        hosts = [n for n in world.state["nodes"] if n["kind"] == "host"]
+        assert bars(browser, "hosts-by-status") == {"Connected": len(hosts)}
+        for route, list_id, kind in LISTS:
+            go(browser, route, f"#{list_id} table")
+            listed = api.get(f"/v1/{kind}", params={"limit": 50}).json()
+            assert caption_total(browser, list_id) == listed["total"] > 0, kind
+            assert sorted(column(browser, f"#{list_id}", 0)) == \
+                sorted(r["name"] for r in listed["items"]), kind
+        go(browser, "settings", "#ha-enable")
+        assert browser.find_element(By.ID, "ha-enable").is_selected() == \
+            api.get("/v1/ha").json()["enabled"] is True  # put back as it was: on
     assert not script_errors(browser)
