@@ -95,6 +95,9 @@ def test_a_console_left_open_follows_the_upgrade_and_moves_onto_the_new_assets(b
     agents = proof["agents_checked"]
     assert f"Agents on the new version{agents} of {agents}" in shown
     assert text(browser, "#upgrade-report caption")  # the report's tables, as a page
+    # the rollout's chart: every agent of the lab's hosts and vRouters on the new release
+    rolled = [n for n in world.state["nodes"] if n["kind"] in ("host", "vrouter")]
+    wait_for(browser, lambda d: bars(d, "upgrade-agents") == {NEWEST.version: len(rolled)})
     # the preflight's findings, each with its severity and remedy (from 3.7.1 it always has
     # some: what moves to Enterprise Management, how VM HA is handled)
     findings = json.loads((run_dir / "state.json").read_text())["checks"]["findings"]

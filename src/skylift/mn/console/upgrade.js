@@ -9,7 +9,19 @@ const STEP_MARK = { done: "✓", skipped: "↷", running: "…", failed: "✗", 
   undone: "↺", undoing: "↺", "undo failed": "✗" };
 
 SK.pages.upgrade = async (view, page) => {
-  view.replaceChildren(h("h1", {}, "Upgrade"), h("div", { id: "upgrade" }, "Loading…"));
+  view.replaceChildren(h("h1", {}, "Upgrade"), h("section", { class: "card", id: "upgrade-agents" }),
+    h("div", { id: "upgrade" }, "Loading…"));
+  // the agents' rollout as bars, while the MN can count them (not in its maintenance window)
+  page.every(2000, async () => {
+    const box = document.getElementById("upgrade-agents");
+    try {
+      const data = await SK.api("/v1/overview");
+      box.replaceChildren(SK.bars("Host and vRouter agents by version", data.agents_by_version));
+    } catch (err) {
+      box.replaceChildren(h("p", { class: "muted" }, "Agents by version: counted again when the MN serves (",
+        err.what, ")"));
+    }
+  });
   let last = null;
   page.every(1000, async () => {
     const box = document.getElementById("upgrade");
