@@ -71,17 +71,21 @@ function listOf(spec) {
       clearTimeout(timer);
       timer = setTimeout(() => { state.q = search.value; state.offset = 0; load(); }, 250);
     });
+    let asked = 0;  // the newest load: an older answer that arrives later is dropped
     const load = async () => {
+      const mine = ++asked;
       body.setAttribute("aria-busy", "true");
       const params = new URLSearchParams({ limit: state.limit, offset: state.offset });
       if (state.q.trim()) params.set("q", state.q.trim());
       try {
         const data = await SK.api(`/v1/${spec.kind}?${params}`);
+        if (mine !== asked) return;
         const columns = spec.columns.concat(spec.actions ? [{ label: "Actions",
           value: (row) => spec.actions(row, load) }] : []);
         body.replaceChildren(SK.table(`${spec.title}: ${SK.fmt(data.total)}`, columns, data.items),
           SK.pager(state, data.total, (offset) => { state.offset = offset; load(); }));
       } catch (err) {
+        if (mine !== asked) return;
         body.replaceChildren(SK.errorBox(err));
       }
       body.setAttribute("aria-busy", "false");
