@@ -76,12 +76,20 @@ def fresh_db(request, make_db) -> Database:
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium (tests/browser_kit.py) for the whole session, quit at its end.
-
-    Shared state (cookies, storage, the console log) is the tests' own business.
-    """
+def chromium():
+    """One headless Chromium (tests/browser_kit.py) for the whole session, quit at its end."""
     from browser_kit import chrome  # here, not at the top: only the browser tests need Selenium
 
     with chrome() as driver:
         yield driver
+
+
+@pytest.fixture
+def browser(chromium):
+    """The session's Chromium for one test, left on a blank page after it: a console page
+    left open would keep polling (and costing CPU) through every later test.
+
+    Shared state (cookies, storage, the console log) is the tests' own business.
+    """
+    yield chromium
+    chromium.get("about:blank")
