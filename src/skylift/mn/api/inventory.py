@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 
 from skylift.db.inventory import resource_counts
+from skylift.errors import UsageError
+from skylift.mn.access import caller_of
 from skylift.mn.api import mn_of
 from skylift.mn.api.fields import INT64_MAX
-from skylift.mn.api.owners import caller_of, owned_uuids, require_owned
-from skylift.errors import UsageError
+from skylift.mn.api.owners import owned_uuids, require_owned
 from skylift.mn.api.rows import KINDS, as_dict, get_or_404, is_secret, kind_class, session
 from skylift.mn.state import MnState
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from skylift.db.models.identity import Account, AccountResourceRef
 from skylift.errors import Forbidden, NoSuchResource
-from skylift.mn.access import OWNABLE, Caller, caller_of  # noqa: F401 - the routes' import
+from skylift.mn.access import OWNABLE, Caller, caller_of
 from skylift.mn.api import mn_of
 from skylift.mn.api.rows import get_or_404, session
 from skylift.mn.state import MnState

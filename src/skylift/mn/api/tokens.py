@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 
 from skylift.db.models.identity import Account, ApiToken
 from skylift.errors import NoSuchResource, Refused
+from skylift.mn.access import caller_of
 from skylift.mn.api import mn_of
-from skylift.mn.api.owners import caller_of
 from skylift.mn.api.rows import get_or_404, session
 from skylift.mn.auth import rotate_token
 from skylift.mn.state import MnState

@@ -21,9 +21,10 @@ from skylift.db.models.infrastructure import Host, PrimaryStorage, PrimaryStorag
 from skylift.db.models.network import Eip, VmNicSecurityGroupRef
 from skylift.errors import NoSuchVm, Refused, UsageError
 from skylift.mn.access import Caller
+from skylift.mn.access import caller_of
 from skylift.mn.api import mn_of
 from skylift.mn.api.fields import Name, Uuid
-from skylift.mn.api.owners import (caller_of, forget_owner, owner_for_new, path_owner_check,
+from skylift.mn.api.owners import (forget_owner, owner_for_new, path_owner_check,
                                    record_owner)
 from skylift.mn.api.rows import as_dict, get_or_404, new_uuid, session
 from skylift.mn.api.hosts import manager_of

@@ -17,10 +17,10 @@ from skylift.db.models.compute import DiskOffering, VmInstance, Volume
 from skylift.db.models.infrastructure import PrimaryStorage
 from skylift.errors import Refused
 from skylift.mn.access import Caller
+from skylift.mn.access import caller_of
 from skylift.mn.api import mn_of
 from skylift.mn.api.fields import INT64_MAX, Name, Uuid
-from skylift.mn.api.owners import (caller_of, owner_for_new, path_owner_check, record_owner,
-                                   require_owned)
+from skylift.mn.api.owners import owner_for_new, path_owner_check, record_owner, require_owned
 from skylift.mn.api.rows import as_dict, delete_row, get_or_404, new_uuid, session
 from skylift.mn.api.hosts import manager_of
 from skylift.mn.state import MnState
