@@ -26,7 +26,8 @@ from skylift.engine.journal import Journal
 from skylift.lab.artefacts import build_for_upgrade
 from skylift.lab.demo import PROBE_PATH
 from skylift.lab.installation import LabSpec, down, up
-from skylift.lab.probes import Probes, report_when_finished, vm_targets
+from skylift.lab.probe_process import ProbesProcess
+from skylift.lab.probes import report_when_finished, vm_targets
 from skylift.upgrade import single_mn
 from skylift.upgrade.report import maintenance_window
 from skylift.upgrade.context import UpgradeContext
@@ -64,7 +65,8 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         arts = build_for_upgrade(mn_home)
         ctx = UpgradeContext.on_machine(mn_home, artefacts=arts)
         agent_urls = [n["url"] for n in state["nodes"] if n["kind"] == "host"]
-        probes = Probes(mn_home / "probes", api_url=ctx.mn_url, api_path=PROBE_PATH,
+        # the probes sample from a process of their own, as an outside watcher would
+        probes = ProbesProcess(mn_home / "probes", api_url=ctx.mn_url, api_path=PROBE_PATH,
                         token=ctx.mn_token, vms=vm_targets(agent_urls, trust=ctx.agent_trust),
                         vm_interval=0.5,
                         concurrency=64).start()
@@ -76,12 +78,15 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         phases = phase_seconds(journal)
         window = maintenance_window(journal, single_mn.build_plan(False))
         migrate = step_seconds(journal, "management-node/migrate-database")
+        steps = {r["step"]: float(r.get("seconds") or 0) for r in journal.run_records()
+                 if r.get("type") == "step_done" and r.get("step", "").split("/")[0]
+                 in ("protect", "verify")}
         journal.close()
         p, proof = probes.stop().to_dict(), RunState(single_mn.run_dir(mn_home)).get("proof", {})
         return {"release": release, "hosts": hosts, "vms": vms, "lab": lab_seconds,
                 "total": result.seconds, "window": window, "migrate": migrate,
                 "api": p.get("api_results"), "vm_sent": p.get("vm_probes_sent"),
-                "vm_lost": p.get("vm_probes_lost"), "proof": proof.get("ok"), "phases": phases}
+                "vm_lost": p.get("vm_probes_lost"), "proof": proof.get("ok"), "phases": phases, "steps": steps}
     finally:
         down(name)
         if not os.environ.get("SKYLIFT_BENCH_KEEP"):
@@ -112,6 +117,13 @@ def main() -> None:
     for r in rows:
         print(f"| {r['release']} | " + " | ".join(f"{v:.1f}" for v in r["phases"].values())
               + " |")
+
+    print()
+    print("| from | step | s |")
+    print("|---|---|---:|")
+    for r in rows:
+        for step, seconds in r["steps"].items():
+            print(f"| {r['release']} | {step} | {seconds:.1f} |")
 
 
 if __name__ == "__main__":

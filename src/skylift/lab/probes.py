@@ -93,6 +93,12 @@ class Summary:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Summary":
+        """The summary to_dict (or summary.json) holds."""
+        api = {name: ApiSummary(**a) for name, a in (data.get("api") or {}).items()}
+        return cls(**{**data, "api": api})
+
 
 def vm_targets(agent_urls: list[str], token: str | None = None,
                timeout: float = 10.0, trust: AgentTrust | None = None) -> list[VmTarget]:
