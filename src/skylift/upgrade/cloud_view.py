@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from skylift.agent.client import AsyncAgentClient, async_http_pool
+from skylift.agent.client import AsyncAgentClient
 from skylift.agent.wire import agent_url
 from skylift.engine.fan_out import fan_out
 from skylift.errors import SkyliftError
+from skylift.mn.agent_pool import AgentPool
 from skylift.pki.trust import AgentTrust
 from skylift.mn.resources import (BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER,
                                   storage_address)
@@ -128,10 +129,16 @@ def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None =
              if (only is None or u in only) and u not in skip]
 
     async def run() -> None:
-        async with async_http_pool(concurrency, timeout=15.0, trust=trust) as pool:
+        # the MN's sharded pools: one pool of every agent's connection is scanned whole on
+        # each request, which made reading 1,004 agents spend 65 % of its CPU in the scan
+        pool = AgentPool(max_concurrency=concurrency, timeout=15.0, token=token, trust=trust)
+        pool.open(len(views))
+        try:
             await fan_out(views, lambda v: _read_agent(
-                AsyncAgentClient(v.address, token, 15.0, http=pool, trust=trust), v),
+                pool.client(v.uuid, v.address, lambda: v.address), v),
                 concurrency=concurrency, events=events, label="reading agents")
+        finally:
+            await pool.close()
 
     asyncio.run(run())
     return CloudView({v.uuid: v for v in views})
