@@ -80,7 +80,7 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         migrate = step_seconds(journal, "management-node/migrate-database")
         steps = {r["step"]: float(r.get("seconds") or 0) for r in journal.run_records()
                  if r.get("type") == "step_done" and r.get("step", "").split("/")[0]
-                 in ("protect", "verify")}
+                 in ("protect", "management-node", "verify")}
         journal.close()
         p, proof = probes.stop().to_dict(), RunState(single_mn.run_dir(mn_home)).get("proof", {})
         return {"release": release, "hosts": hosts, "vms": vms, "lab": lab_seconds,

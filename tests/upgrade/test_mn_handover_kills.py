@@ -40,14 +40,20 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 180.0) -> None:
     proc.wait()
 
 
-def two_mns_in(world: World, step: str):
-    return lambda: world.in_flight() == step and world.mn_listeners() >= 2
+def two_mns_in(world: World, *steps: str):
+    return lambda: world.in_flight() in steps and world.mn_listeners() >= 2
 
 
-@pytest.mark.parametrize("step", ["management-node/drain-and-stop-mn",
-                                  "management-node/start-new-mn"])
-def test_kill_while_two_mns_listen_then_resume_leaves_exactly_one(world, step):
-    kill_when(world.popen_upgrade(), two_mns_in(world, step))  # two MNs listen at the kill
+# the old MN and the maintenance MN both listen from the end of the first to the end of the
+# second: one moment of the handover, whichever step the kill lands in
+HANDOVER = ("management-node/start-maintenance-mn", "management-node/drain-and-stop-mn")
+
+
+@pytest.mark.parametrize("steps", [HANDOVER,
+                                   ("management-node/start-new-mn",
+                                    "management-node/stop-maintenance-mn")])
+def test_kill_while_two_mns_listen_then_resume_leaves_exactly_one(world, steps):
+    kill_when(world.popen_upgrade(), two_mns_in(world, *steps))  # two MNs listen at the kill
 
     resumed = world.skylift("upgrade", "resume")
 
@@ -57,7 +63,7 @@ def test_kill_while_two_mns_listen_then_resume_leaves_exactly_one(world, step):
 
 def test_kill_while_two_mns_listen_then_rollback_leaves_the_old_release_alone(world):
     before = world.mn_version()
-    kill_when(world.popen_upgrade(), two_mns_in(world, "management-node/drain-and-stop-mn"))
+    kill_when(world.popen_upgrade(), two_mns_in(world, *HANDOVER))
 
     out = world.skylift("upgrade", "rollback", "--yes")
 
@@ -73,9 +79,10 @@ def test_kill_while_two_mns_listen_then_rollback_leaves_the_old_release_alone(wo
 
 
 def test_kill_of_the_resume_inside_the_handover_then_resume_again(world):
-    kill_when(world.popen_upgrade(), two_mns_in(world, "management-node/drain-and-stop-mn"))
+    kill_when(world.popen_upgrade(), two_mns_in(world, *HANDOVER))
     kill_when(world.popen_upgrade("upgrade", "resume"),
-              two_mns_in(world, "management-node/start-new-mn"))
+              two_mns_in(world, "management-node/start-new-mn",
+                         "management-node/stop-maintenance-mn"))
 
     resumed = world.skylift("upgrade", "resume")
 

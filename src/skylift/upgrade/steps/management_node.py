@@ -1,8 +1,10 @@
 """Upgrade the management node: new software beside the old, handover, migration, restart.
 
 The MN's port never refuses a connection: a maintenance MN (answering "upgrade in progress")
-takes the port over before the old MN stops, and the new MN takes it over from the
-maintenance one once the database is migrated. Each step ends with exactly one MN running,
+is started beside the old MN and takes the port over before the old MN stops, and the new MN
+takes it over from the maintenance one once the database is migrated; each is stopped by a
+step of its own after its successor serves, so the API's window holds only the migration and
+the new MN's start. Each step ends with exactly one MN running,
 chosen and checked by identity (upgrade.mn_instances), whatever a crash left behind.
 """
 
@@ -44,14 +46,39 @@ class InstallSoftware(UpgradeStep):
         slots.install(run.ctx.home, installer, run.ctx.target.version)
 
 
+class StartMaintenanceMn(UpgradeStep):
+    id = "start-maintenance-mn"
+    description = ("start a maintenance MN of the new software beside the old one; once it "
+                   "listens, new API connections reach it")
+    undo_summary = "the previous MN serves alone again"
+
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 2.0
+
+    def is_done(self, run: UpgradeRun) -> bool:
+        mns = MnInstances(run)
+        return mns.old() is not None and mns.ready("maintenance") is not None
+
+    def run(self, run: UpgradeRun) -> None:
+        # Started before the old MN is stopped, so its process start and imports are not part
+        # of the API's window: the old MN serves until the maintenance one listens.
+        mns = MnInstances(run)
+        mns.record_old()  # while it is the port's only listener: its identity, not a guess
+        mns.ready("maintenance") or mns.start("maintenance", maintenance=True,
+                                              slot=run.ctx.target.version)
+
+    def undo(self, run: UpgradeRun) -> None:
+        back_to_old(run)
+
+
 class DrainAndStopMn(UpgradeStep):
     id = "drain-and-stop-mn"
-    description = "drain the old MN and hand its port to a maintenance MN of the new software"
+    description = "stop the old MN (it drains its calls in flight); the maintenance MN serves"
     undo_summary = "the previous MN serves again"
     opens_api_window = True  # from here the API answers "upgrade in progress"
 
     def rough_seconds(self, rows: int, nodes: int) -> float:
-        return 3.0
+        return 1.0
 
     def is_done(self, run: UpgradeRun) -> bool:
         mns = MnInstances(run)
@@ -59,27 +86,27 @@ class DrainAndStopMn(UpgradeStep):
 
     def run(self, run: UpgradeRun) -> None:
         mns = MnInstances(run)
-        old = mns.record_old()
-        if old.proc is not None and mns.listeners() == {old.proc.pid}:
-            # the old MN is the port's only listener, so this call reaches it; otherwise a
-            # maintenance MN already took the port and the old one drains at its SIGTERM
-            run.mn.drain(wait=30.0)
         keep = mns.ready("maintenance") or mns.start("maintenance", maintenance=True,
                                                      slot=run.ctx.target.version)
-        mns.keep_only(keep)
+        mns.keep_only(keep)  # SIGTERM: the old MN finishes its calls in flight, then exits
 
     def undo(self, run: UpgradeRun) -> None:
-        """Start the MN of the previous software again and stop every other MN."""
-        mns = MnInstances(run)
-        old = mns.old()
-        if old is None:
-            return  # nothing was done to the MN
-        keep = mns.ready("restored")
-        if keep is None:
-            slots.switch(run.ctx.home, old.slot)
-            # it picks its mode from the database, restored by now if it was migrated
-            keep = mns.start("restored", maintenance=False, slot=old.slot)
-        mns.keep_only(keep)
+        back_to_old(run)
+
+
+def back_to_old(run: UpgradeRun) -> None:
+    """An MN of the previous software, started again from its slot, serves alone; every other
+    MN is stopped, the old one too (it may have been told to drain, which cannot be undone)."""
+    mns = MnInstances(run)
+    old = mns.old()
+    if old is None:
+        return  # nothing was done to the MN
+    keep = mns.ready("restored")
+    if keep is None:
+        slots.switch(run.ctx.home, old.slot)
+        # it picks its mode from the database, restored by now if it was migrated
+        keep = mns.start("restored", maintenance=False, slot=old.slot)
+    mns.keep_only(keep)
 
 
 class MigrateDatabase(UpgradeStep):
@@ -141,8 +168,7 @@ class StartNewMn(UpgradeStep):
     def is_done(self, run: UpgradeRun) -> bool:
         mns = MnInstances(run)
         new = mns.ready("new")
-        return bool(new and new.mode == "normal" and new.release == run.ctx.target.version
-                    and mns.only(new))
+        return bool(new and new.mode == "normal" and new.release == run.ctx.target.version)
 
     def run(self, run: UpgradeRun) -> None:
         mns = MnInstances(run)
@@ -155,6 +181,31 @@ class StartNewMn(UpgradeStep):
                 f"the new management node came up as {keep.release} in {keep.mode} mode",
                 why=f"expected {run.ctx.target.version} in normal mode",
                 next="read the MN log under $SKYLIFT_HOME/mn, fix the cause, then resume")
+        # the new MN now takes every new connection: the API's window ends here, and the
+        # maintenance MN is stopped by the next step
+        for other in mns.of_role("new"):
+            if other.id != keep.id and mns.alive(other):
+                mns.stop(other)
+
+
+class StopMaintenanceMn(UpgradeStep):
+    id = "stop-maintenance-mn"
+    description = "stop the maintenance MN (it drains its calls in flight); the new MN serves alone"
+
+    def rough_seconds(self, rows: int, nodes: int) -> float:
+        return 1.0
+
+    def is_done(self, run: UpgradeRun) -> bool:
+        mns = MnInstances(run)
+        return mns.only(mns.ready("new"))
+
+    def run(self, run: UpgradeRun) -> None:
+        mns = MnInstances(run)
+        keep = mns.ready("new")
+        if keep is None:
+            raise OperationFailed("the new management node is not running",
+                                  why="it was started by the previous step and is gone",
+                                  next="read the MN log under $SKYLIFT_HOME/mn, then resume")
         mns.keep_only(keep)
         if not mns.only(keep):
             # who else serves, by pid: another MN may share the port (SO_REUSEPORT), one this
