@@ -44,6 +44,29 @@ def phase_seconds(journal: Journal) -> dict[str, float]:
     return out
 
 
+# who spends the machine's CPU during the upgrade, by command line
+CPU_GROUPS = (("host farm", "skylift.lab.farm_server"),
+              ("sim hypervisor", "hypervisor.simd"), ("MNs", "skylift.mn serve"),
+              ("MariaDB", "mariadbd"))
+
+
+def cpu_by_group() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the live processes of each group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {name: 0.0 for name, _ in CPU_GROUPS}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        for name, needle in CPU_GROUPS:
+            if needle in argv:
+                out[name] += (int(fields[11]) + int(fields[12])) / tick
+                break
+    return out
+
+
 def step_seconds(journal: Journal, key: str) -> float:
     return next((float(r.get("seconds") or 0) for r in journal.run_records()
                  if r.get("type") == "step_done" and r.get("step") == key), 0.0)
@@ -73,7 +96,13 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         bus = EventBus()
         report_when_finished(probes, bus)
         print(f"  upgrading {release} -> 4.3.12", file=sys.stderr)
+        cpu0, own0 = cpu_by_group(), os.times()
         result, _ = single_mn.run(ctx, incremental=False, events=bus)
+        cpu = {k: v - cpu0.get(k, 0.0) for k, v in cpu_by_group().items()}
+        own = os.times()
+        cpu["upgrade tool"] = (own.user - own0.user) + (own.system - own0.system)
+        probes.stop()
+        cpu["VM and API probes"] = probes.cpu_seconds or 0.0  # the whole time they ran
         journal = Journal.open(single_mn.journal_path(mn_home))
         phases = phase_seconds(journal)
         window = maintenance_window(journal, single_mn.build_plan(False))
@@ -86,7 +115,7 @@ def run_one(release: str, hosts: int, vms: int, server: str) -> dict:
         return {"release": release, "hosts": hosts, "vms": vms, "lab": lab_seconds,
                 "total": result.seconds, "window": window, "migrate": migrate,
                 "api": p.get("api_results"), "vm_sent": p.get("vm_probes_sent"),
-                "vm_lost": p.get("vm_probes_lost"), "proof": proof.get("ok"), "phases": phases, "steps": steps}
+                "vm_lost": p.get("vm_probes_lost"), "proof": proof.get("ok"), "phases": phases, "steps": steps, "cpu": cpu}
     finally:
         down(name)
         if not os.environ.get("SKYLIFT_BENCH_KEEP"):
@@ -118,6 +147,14 @@ def main() -> None:
         print(f"| {r['release']} | " + " | ".join(f"{v:.1f}" for v in r["phases"].values())
               + " |")
 
+    print()
+    print("| from | CPU s by group (live processes; " + f"{os.cpu_count()} cores) | "
+          + " | ".join(rows[0]["cpu"]) + " | all | of cores x wall |")
+    print("|---|---|" + "---:|" * (len(rows[0]["cpu"]) + 2))
+    for r in rows:
+        used = sum(r["cpu"].values())
+        print(f"| {r['release']} | | " + " | ".join(f"{v:.1f}" for v in r["cpu"].values())
+              + f" | {used:.1f} | {used / (os.cpu_count() * r['total']):.0%} |")
     print()
     print("| from | step | s |")
     print("|---|---|---:|")

@@ -15,6 +15,7 @@ from skylift.engine.journal import Journal
 from skylift.engine.plan import Phase, Plan, step
 from skylift.engine.runner import run_plan
 from skylift.lab.demo import API_PROBES
+from skylift.lab.probe_process import ProbesProcess
 from skylift.lab.probes import Probes, report_when_finished
 from skylift.lab.seed import seed
 from skylift.mn.auth import token_path
@@ -100,3 +101,20 @@ def test_probes_watching_a_run_stop_when_it_ends_and_their_figures_reach_its_rep
     assert window["probe"] == "api"
     assert window["answers"] == {"refused": summary["api"]["api"]["refused"]}
     assert "Availability, as the probes saw it" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_probes_in_a_process_of_their_own_give_the_same_summary_and_their_cpu(tmp_path):
+    nothing_listens = f"http://127.0.0.1:{free_port()}"
+    probes = ProbesProcess(tmp_path / "probes", api_url=nothing_listens,
+                           api_interval=0.02).start()
+    assert not probes.stopped
+    time.sleep(0.5)
+
+    summary = probes.stop()
+
+    assert probes.stopped and probes.stop() is summary
+    api = summary.api["api"]
+    assert api.refused == api.samples == summary.api_samples > 5
+    on_disk = json.loads((tmp_path / "probes" / "summary.json").read_text())
+    assert summary.to_dict() == on_disk
+    assert probes.cpu_seconds is not None and probes.cpu_seconds > 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from pathlib import Path
 
 from skylift.lab.probes import Probes, Summary
@@ -23,6 +24,8 @@ def _watch(out_dir: Path, kwargs: dict, started, stop) -> None:
     started.set()
     stop.wait()
     probes.stop()  # writes summary.json, which the parent reads
+    used = os.times()
+    (out_dir / "cpu.json").write_text(json.dumps({"cpu_seconds": used.user + used.system}))
 
 
 class ProbesProcess:
@@ -36,6 +39,7 @@ class ProbesProcess:
         self._process = ctx.Process(target=_watch, name="skylift-probes", daemon=True,
                                     args=(self.out_dir, kwargs, self._started, self._stop))
         self._summary: Summary | None = None
+        self.cpu_seconds: float | None = None  # what the child used, once stopped
 
     def start(self) -> "ProbesProcess":
         """Start the child and return once it samples."""
@@ -58,4 +62,5 @@ class ProbesProcess:
                 raise RuntimeError(f"the probes' process ended with {self._process.exitcode}")
             data = json.loads((self.out_dir / "summary.json").read_text())
             self._summary = Summary.from_dict(data)
+            self.cpu_seconds = json.loads((self.out_dir / "cpu.json").read_text())["cpu_seconds"]
         return self._summary
