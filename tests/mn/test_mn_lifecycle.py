@@ -15,7 +15,8 @@ from skylift.agent.launch import free_port
 from skylift.db.backup import running_management_nodes
 from skylift.db.migrate import migrate
 from skylift.errors import OperationFailed
-from skylift.mn.launch import start_mn, stop_mn
+from skylift.mn.launch import await_mn, spawn_mn, start_mn, stop_mn
+from skylift.processes import listening_pids
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "mysql", "postgresql"])
@@ -162,3 +163,38 @@ def test_cli_status_reads_the_version(tmp_path):
                              timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["release"] == "4.3.12"
+
+
+def test_a_standby_mn_neither_listens_nor_reads_the_database_until_told_then_serves(tmp_path):
+    """What the upgrade prepares before its API window: the process, its code loaded."""
+    db = seeded_sqlite(tmp_path, "4.3.12", hosts=1, vms=0)
+    port = free_port()
+    started = spawn_mn(db_url(db), port=port, env={"SKYLIFT_HOME": str(tmp_path / "home")},
+                       standby=True)
+    try:
+        time.sleep(1.5)
+        assert started.popen.poll() is None
+        assert listening_pids(port) == set()
+        assert heartbeats(db) == []
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/v1/version", timeout=2.0)
+
+        mn = await_mn(started, timeout=30.0)
+
+        assert mn.pid == started.pid and (mn.mode, mn.release) == ("normal", "4.3.12")
+        assert listening_pids(port) == {mn.pid}
+        assert httpx.get(f"{mn.url}/v1/version", timeout=5.0).json()["pid"] == mn.pid
+        assert [r["state"] for r in heartbeats(db)] == ["running"]
+    finally:
+        started.popen.terminate()
+        started.popen.wait(30)
+
+
+def test_a_standby_mn_never_told_leaves_on_sigterm_at_once(tmp_path):
+    db = seeded_sqlite(tmp_path, "4.3.12", hosts=1, vms=0)
+    started = spawn_mn(db_url(db), port=free_port(),
+                       env={"SKYLIFT_HOME": str(tmp_path / "home")}, standby=True)
+    time.sleep(0.5)
+    started.popen.terminate()
+    assert started.popen.wait(10) == -15
+    assert heartbeats(db) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from skylift.db.engine import PASSWORD_ENV, split_password
 from skylift.errors import OperationFailed
 from skylift.mn.auth import bearer_headers, read_token, token_path
 from skylift.mn.https import client_verify
-from skylift.mn.server import READY_ENV
+from skylift.mn.server import GO_ENV, READY_ENV
 from skylift.processes import pid_alive, terminate
 
 MN_MARKER = "skylift.mn\x00serve"  # argv as in /proc/PID/cmdline
@@ -106,6 +107,24 @@ def mn_argv(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: boo
     return argv
 
 
+@dataclass
+class MnStart:
+    """An MN process started, not yet known ready (see spawn_mn and await_mn)."""
+
+    popen: subprocess.Popen
+    host: str
+    port: int
+    log_path: Path
+    home: Path
+    ready: Path  # the file it writes once it listens
+    go: Path | None  # a standby MN serves once this file exists (None: not a standby)
+    reach_at: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
 def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,
              password_file: Path | None = None, env: dict[str, str] | None = None,
              timeout: float = 30.0, release: str | None = None, node_root: Path | None = None,
@@ -123,6 +142,25 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
     previous MN may be answering there too. instance: the identity to give it (32 hex; it
     is on its command line, so the process can be found again after a crash of the caller).
     """
+    started = spawn_mn(db_url, port=port, host=host, maintenance=maintenance,
+                       password_file=password_file, env=env, release=release,
+                       node_root=node_root, agent_port=agent_port, instance=instance, tls=tls,
+                       share_hosts=share_hosts, wrap=wrap, reach_at=reach_at)
+    return await_mn(started, timeout)
+
+
+def spawn_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bool = False,
+             password_file: Path | None = None, env: dict[str, str] | None = None,
+             release: str | None = None, node_root: Path | None = None,
+             agent_port: int | None = None, instance: str | None = None,
+             tls: str | None = None, share_hosts: bool = False,
+             wrap: list[str] | None = None, reach_at: str | None = None,
+             standby: bool = False) -> MnStart:
+    """Start an MN process (the options of start_mn) and return at once.
+
+    standby: the process loads its code, then waits until await_mn tells it to serve: its
+    start-up costs are paid before the moment it is needed (the new MN of an upgrade, while
+    the database is still being migrated)."""
     child_env = dict(os.environ)
     child_env.update(env or {})
     db_url, password = split_password(db_url)
@@ -131,15 +169,28 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
     home = Path(child_env["SKYLIFT_HOME"]) if child_env.get("SKYLIFT_HOME") else skylift_home()
     (home / "mn").mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = home / "mn" / f"mn-{port}.log"
-    ready = Path(tempfile.mkdtemp(prefix="mn-ready-", dir=home / "mn")) / "ready.json"
+    folder = Path(tempfile.mkdtemp(prefix="mn-ready-", dir=home / "mn"))
+    ready, go = folder / "ready.json", (folder / "go" if standby else None)
     child_env[READY_ENV] = str(ready)
+    child_env.pop(GO_ENV, None)
+    if go is not None:
+        child_env[GO_ENV] = str(go)
     argv = mn_argv(db_url, port=port, host=host, maintenance=maintenance,
                    password_file=password_file, release=release, node_root=node_root,
                    agent_port=agent_port, instance=instance, tls=tls,
                    share_hosts=share_hosts)
     with open(log_path, "ab") as log:
-        popen = subprocess.Popen([*(wrap or []), *argv], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 env=child_env, start_new_session=True, cwd="/")
+        popen = subprocess.Popen([*(wrap or []), *argv], stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=log, env=child_env, start_new_session=True, cwd="/")
+    return MnStart(popen, host, port, log_path, home, ready, go, reach_at)
+
+
+def await_mn(started: MnStart, timeout: float = 30.0) -> MnHandle:
+    """Tell a standby MN to serve, then wait until it listens and answers (raises
+    OperationFailed if it does not within timeout, and then kills it)."""
+    popen, ready, port, log_path = started.popen, started.ready, started.port, started.log_path
+    if started.go is not None:
+        started.go.touch()
     deadline = time.monotonic() + timeout
     try:
         while not ready.exists():
@@ -154,14 +205,14 @@ def start_mn(db_url: str, *, port: int, host: str = "127.0.0.1", maintenance: bo
                 raise OperationFailed(f"the management node on port {port} did not start "
                                       f"within {timeout:.0f}s", why=log_tail(log_path),
                                       next=f"read {log_path}")
-            time.sleep(0.05)
+            time.sleep(0.02)
         info = json.loads(ready.read_text())
     finally:
-        ready.unlink(missing_ok=True)
-        ready.parent.rmdir()
-    handle = MnHandle(popen.pid, reach_at or host, port, info["mode"], info["release"], log_path, home, popen,
-                      info.get("instance"), info.get("scheme", "http"))
-    wait_ready(handle.url, timeout=max(1.0, deadline - time.monotonic()), home=home)
+        shutil.rmtree(ready.parent, ignore_errors=True)
+    handle = MnHandle(popen.pid, started.reach_at or started.host, port, info["mode"],
+                      info["release"], log_path, started.home, popen, info.get("instance"),
+                      info.get("scheme", "http"))
+    wait_ready(handle.url, timeout=max(1.0, deadline - time.monotonic()), home=started.home)
     return handle
 
 

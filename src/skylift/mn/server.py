@@ -7,9 +7,11 @@ connection manager, writes heartbeat state 'stopped' and exits 0.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import uvicorn
@@ -26,6 +28,10 @@ from skylift.mn.state import MnState
 
 log = logging.getLogger("skylift.mn")
 READY_ENV = "SKYLIFT_MN_READY_FILE"  # process.start_mn waits for this file
+# A standby MN (launch.spawn_mn(standby=True)) loads its code, then waits for this file before
+# it reads its mode from the database and listens; one never told leaves after STANDBY_LIMIT.
+GO_ENV = "SKYLIFT_MN_GO_FILE"
+STANDBY_LIMIT = 900.0
 GRACE = 30.0  # seconds the calls in flight get to finish after SIGTERM
 
 
@@ -62,6 +68,7 @@ def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenanc
     # in a storm of thousands of nodes that buries everything else
     for noisy in ("httpx", "httpcore", "asyncssh"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _stand_by()
     mn = build_state(db, maintenance=maintenance, release=release, node_root=node_root,
                      agent_port=agent_port, instance=instance, share_hosts=share_hosts)
     log.info("management node %s starting in %s mode (%s) on %s:%d", mn.run.release,
@@ -75,6 +82,22 @@ def serve(db: Database, *, host: str = "127.0.0.1", port: int = 8080, maintenanc
     finally:
         sock.close()
         mn.engine.dispose()
+
+
+def _stand_by() -> None:
+    """As a standby MN: load the app's code, then wait to be told to serve (GO_ENV)."""
+    go = os.environ.get(GO_ENV)
+    if not go:
+        return
+    importlib.import_module("skylift.mn.app")  # its imports are most of what a start costs
+
+    log.info("management node on standby until %s exists", go)
+    deadline = time.monotonic() + STANDBY_LIMIT
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            log.info("management node never told to serve: leaving")
+            raise SystemExit(0)
+        time.sleep(0.01)
 
 
 async def _run(mn: MnState, sock, host: str, port: int) -> None:

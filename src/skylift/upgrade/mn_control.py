@@ -16,7 +16,7 @@ import httpx
 
 from skylift.db.engine import PASSWORD_ENV
 from skylift.errors import OperationFailed
-from skylift.mn.launch import MnHandle, mn_client, start_mn, wait_ready
+from skylift.mn.launch import MnHandle, MnStart, await_mn, mn_client, spawn_mn, wait_ready
 from skylift.mn.settings import stored_value
 
 
@@ -36,6 +36,9 @@ class MnControl:
         # how the MNs it starts listen when the running one's command line says otherwise (an
         # HA MN: on 0.0.0.0, sharing the hosts): see launch_of
         self.launch: dict = {}
+        # MNs started on standby by this process, by instance id: only this process can tell
+        # one to serve (a standby left by a process that died is stopped, never adopted)
+        self.standby: dict[str, MnStart] = {}
 
     def adopt_launch(self, launch: dict) -> None:
         """Start the next MNs as the running one was started (its listen address, agent port,
@@ -92,6 +95,12 @@ class MnControl:
     def start_next(self, *, maintenance: bool, slot: Path | None,
                    instance: str | None = None) -> MnHandle:
         """Start an MN on the same port (from a slot of installed software, else this code)."""
+        return await_mn(self.spawn_next(maintenance=maintenance, slot=slot, instance=instance),
+                        timeout=60.0)
+
+    def spawn_next(self, *, maintenance: bool, slot: Path | None, instance: str | None = None,
+                   standby: bool = False) -> MnStart:
+        """start_next without waiting: the process, to be awaited (launch.await_mn)."""
         env = {"SKYLIFT_HOME": str(self.home)}
         if self._db_password is not None:
             env[PASSWORD_ENV] = self._db_password
@@ -100,11 +109,12 @@ class MnControl:
                 [str(slot)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                                if p])
         launch = self.launch
-        return start_mn(self.db_url, port=self.port, host=self.host, maintenance=maintenance,
-                        env=env, node_root=self.node_root, timeout=60.0, instance=instance,
+        return spawn_mn(self.db_url, port=self.port, host=self.host, maintenance=maintenance,
+                        env=env, node_root=self.node_root, instance=instance,
                         agent_port=launch.get("agent_port"), tls=launch.get("tls"),
                         share_hosts=bool(launch.get("share_hosts")),
-                        reach_at=urlparse(self.url).hostname if launch else None)
+                        reach_at=urlparse(self.url).hostname if launch else None,
+                        standby=standby)
 
     def wait_ready(self, timeout: float = 60.0) -> dict:
         return wait_ready(self.url, timeout)

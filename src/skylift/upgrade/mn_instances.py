@@ -12,6 +12,11 @@ them may answer a call there. So the upgrade never asks the port which MN runs. 
 
 A step then keeps exactly one of them and stops every other one by identity. An instance
 still 'starting' after a crash was never confirmed, so it is stopped, never adopted.
+
+An MN may also be prepared on 'standby' (its code loaded, waiting to be told to serve; it
+neither listens nor reads the database): it is not serving, and only the upgrade process
+that started it can tell it to serve. It becomes 'starting' before it is told, so one told
+by a process that then died is stopped like any other unconfirmed start.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class MnInstance:
     id: str  # its heartbeat uuid
     role: str  # old | maintenance | new | restored
     slot: str | None  # the software slot it runs from (None: the machine's installed code)
-    status: str  # starting | ready | stopped
+    status: str  # standby | starting | ready | stopped
     proc: ProcessId | None = None
     mode: str | None = None  # normal | maintenance, as it said when it was ready
     release: str | None = None
@@ -99,8 +104,14 @@ class MnInstances:
         return False
 
     def serving(self) -> list[MnInstance]:
-        """Every recorded MN that still runs."""
-        return [i for i in self.all() if self.alive(i)]
+        """Every recorded MN that still runs, but those on standby (never told to serve)."""
+        return [i for i in self.all() if i.status != "standby" and self.alive(i)]
+
+    def standby(self, role: str) -> MnInstance | None:
+        """A standby instance of `role` this process started and can tell to serve."""
+        live = [i for i in self.of_role(role) if i.status == "standby"
+                and i.id in self.run.mn.standby and self.alive(i)]
+        return live[-1] if live else None
 
     def ready(self, role: str) -> MnInstance | None:
         """A running instance of `role` that was seen ready (the newest, if several)."""
@@ -148,16 +159,47 @@ class MnInstances:
         self._save(old)
         return old
 
-    def start(self, role: str, *, maintenance: bool, slot: str | None) -> MnInstance:
-        """Record, then start, a new MN instance; recorded ready once it answers."""
+    def prepare(self, role: str, *, maintenance: bool, slot: str | None) -> MnInstance:
+        """Record, then start on standby, an MN instance that start(role) will tell to serve."""
         from skylift.upgrade import slots
 
-        inst = MnInstance(uuidlib.uuid4().hex, role, slot, "starting")
+        inst = MnInstance(uuidlib.uuid4().hex, role, slot, "standby")
         self._save(inst)  # before it exists: a crash from here on can still find it
+        started = self.run.mn.spawn_next(maintenance=maintenance,
+                                         slot=slots.path_of(self.run.ctx.home, slot),
+                                         instance=inst.id, standby=True)
+        inst.proc = ProcessId.of(started.pid)
+        if inst.proc is None:
+            inst.status = "stopped"
+        else:
+            self.run.mn.standby[inst.id] = started
+        self._save(inst)
+        return inst
+
+    def start(self, role: str, *, maintenance: bool, slot: str | None) -> MnInstance:
+        """Record, then start, a new MN instance (the one prepared on standby for this role
+        and slot by this process, if any); recorded ready once it answers."""
+        from skylift.mn.launch import await_mn
+        from skylift.upgrade import slots
+
+        inst = self.standby(role)
+        if inst is not None and inst.slot != slot:
+            self.stop(inst)
+            inst = None
+        for left in self.of_role(role):  # on standby, but not this process's to tell
+            if left.status == "standby" and (inst is None or left.id != inst.id):
+                self.stop(left)
+        started = self.run.mn.standby.pop(inst.id) if inst is not None else None
+        inst = inst or MnInstance(uuidlib.uuid4().hex, role, slot, "starting")
+        inst.status = "starting"
+        self._save(inst)  # before it is told (or exists): a crash from here on can find it
         try:
-            handle = self.run.mn.start_next(maintenance=maintenance,
-                                            slot=slots.path_of(self.run.ctx.home, slot),
-                                            instance=inst.id)
+            if started is not None:
+                handle = await_mn(started, timeout=60.0)
+            else:
+                handle = self.run.mn.start_next(maintenance=maintenance,
+                                                slot=slots.path_of(self.run.ctx.home, slot),
+                                                instance=inst.id)
         except BaseException:
             self.stop(inst)
             raise
@@ -175,15 +217,19 @@ class MnInstances:
         killed = False
         if self.alive(inst) and inst.proc is not None:
             killed = processes.stop(inst.proc, STOP_TIMEOUT)
+        self.run.mn.standby.pop(inst.id, None)
         if inst.status == "starting" or killed:
             self._mark_stopped(inst.id)  # it wrote no 'stopped' itself
         inst.status = "stopped"
         self._save(inst)
 
-    def keep_only(self, keep: MnInstance | None) -> None:
-        """Stop every recorded MN but `keep` (None: stop them all); then give the port a few
-        seconds to show `keep` as its only listener (a stopped MN's socket may linger)."""
+    def keep_only(self, keep: MnInstance | None, *, spare_standby: bool = False) -> None:
+        """Stop every recorded MN but `keep` (None: stop them all), and but those on standby
+        if spare_standby; then give the port a few seconds to show `keep` as its only
+        listener (a stopped MN's socket may linger)."""
         for inst in self.all():
+            if spare_standby and inst.status == "standby":
+                continue
             if keep is None or inst.id != keep.id:
                 if inst.status != "stopped" or self.alive(inst):
                     self.stop(inst)

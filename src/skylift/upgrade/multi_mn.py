@@ -40,7 +40,7 @@ from skylift.upgrade.run import journal_path, run_dir
 from skylift.upgrade.run_state import STATE_FILE, RunState
 from skylift.upgrade.steps import ha_members as each
 from skylift.upgrade.steps import preflight, protect, reconnect, verify_cloud
-from skylift.upgrade.steps.protect import INVENTORY_FILE
+from skylift.upgrade.steps.protect import CLOUD_FILE, INVENTORY_FILE
 from skylift.upgrade.steps.verify_ha import ProveCloud, ProveHaCluster
 
 PLAN_ID = "upgrade-multi-mn"
@@ -206,7 +206,7 @@ class Replicator:
     RETRY = 30.0
     EVENTS = (StepDone, StepFailed, RunFinished)
     # the plan too: every MN's console shows the steps to come (skylift.mn.upgrade_view)
-    FILES = ("journal.jsonl", STATE_FILE, INVENTORY_FILE, PLAN_FILE)
+    FILES = ("journal.jsonl", STATE_FILE, INVENTORY_FILE, CLOUD_FILE, PLAN_FILE)
 
     def __init__(self, run: HaUpgradeRun) -> None:
         self.run = run

@@ -10,11 +10,11 @@ from pathlib import Path
 from skylift.db.backup import dump
 from skylift.db.inventory import digest_of, resource_keys
 from skylift.db.rehearsal import MAX_ROWS, drop_scratch, keep_verified_copy, rehearse
-from skylift.errors import Refused
+from skylift.errors import OperationFailed, Refused
 from skylift.files import copy_atomic, sha256
 from skylift.mn.settings import HA_HELD_OFF_BY
 from skylift.upgrade.steps import UpgradeStep
-from skylift.upgrade.cloud_view import read_cloud
+from skylift.upgrade.cloud_view import CloudView, read_cloud
 
 if TYPE_CHECKING:
     from skylift.upgrade.run import UpgradeRun
@@ -64,28 +64,33 @@ class RecordCloud(UpgradeStep):
         with run.ctx.facts.engine.connect() as conn:
             keys = resource_keys(conn)
         digests = {kind: digest_of(k) for kind, k in keys.items()}
-        save_keys(run.run_dir / INVENTORY_FILE, keys)
+        save_record(run.run_dir / INVENTORY_FILE, keys)
         view = read_cloud(run.ctx.facts, events=run.events, trust=run.ctx.agent_trust)
+        # beside the run state, not in it: the state is rewritten whole at every change, and
+        # 10,000 VMs made each of those writes cost a JSON encoding of 2 MB
+        save_record(run.run_dir / CLOUD_FILE, view.to_dict())
         assets = run.console_assets()
-        run.state.set("before", {"digests": digests, "cloud": view.to_dict(),
+        run.state.set("before", {"digests": digests, "cloud_file": CLOUD_FILE,
                                  "console_assets": assets,
                                  "mn_release": run.mn.version().get("release")})
 
 
 INVENTORY_FILE = "inventory-before.json.gz"  # every kind's keys, for the proof
+CLOUD_FILE = "cloud-before.json.gz"  # every agent's version and VMs, for the proof
 
 
-def save_keys(path: Path, keys: dict[str, list[str]]) -> None:
+def save_record(path: Path, data) -> None:
+    """Keep what a step recorded for the proof (gzip JSON, 0600, atomically)."""
     import gzip
     import json
 
     from skylift.files import write_atomic
 
-    write_atomic(path, gzip.compress(json.dumps(keys).encode(), mtime=0), mode=0o600)
+    write_atomic(path, gzip.compress(json.dumps(data).encode(), mtime=0), mode=0o600)
 
 
-def load_keys(path: Path) -> dict[str, list[str]] | None:
-    """The keys RecordCloud saved (None: a run recorded before they were kept)."""
+def load_record(path: Path):
+    """What save_record kept (None: not kept, e.g. a run recorded before it was)."""
     import gzip
     import json
 
@@ -93,6 +98,17 @@ def load_keys(path: Path) -> dict[str, list[str]] | None:
         return json.loads(gzip.decompress(path.read_bytes()))
     except (OSError, ValueError):
         return None
+
+
+def recorded_cloud(run: UpgradeRun, before: dict) -> CloudView:
+    """The cloud RecordCloud recorded (in the run state itself for a run of an older tool)."""
+    data = before.get("cloud") or load_record(run.run_dir / before.get("cloud_file", CLOUD_FILE))
+    if data is None:
+        raise OperationFailed("the cloud recorded before the upgrade cannot be read",
+                              why=f"{run.run_dir / CLOUD_FILE} is missing or damaged",
+                              next="restore it from another MN's copy of the run folder, if "
+                                   "any; otherwise check the cloud by hand: the proof cannot")
+    return CloudView.from_dict(data)
 
 
 # The dump whose verified copy BackupDatabase kept for RehearseMigration (None: no copy kept).

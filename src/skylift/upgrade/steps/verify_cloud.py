@@ -10,9 +10,10 @@ from skylift.mn.settings import HA_HELD_OFF_BY
 from skylift.processes import listening_pids
 from skylift.upgrade.steps import UpgradeStep
 from skylift.errors import OperationFailed
-from skylift.upgrade.cloud_view import CloudView, read_settled
+from skylift.upgrade.cloud_view import read_settled
 from skylift.upgrade.proof import prove
-from skylift.upgrade.steps.protect import INVENTORY_FILE, load_keys, release_vm_ha
+from skylift.upgrade.steps.protect import (INVENTORY_FILE, load_record, recorded_cloud,
+                                           release_vm_ha)
 from skylift.upgrade.steps.reconnect import ACCEPTED
 
 if TYPE_CHECKING:
@@ -45,9 +46,9 @@ class Prove(UpgradeStep):
         after = read_settled(run.ctx.facts, run.ctx.target.version, timeout=SETTLE_SECONDS,
                              trust=run.ctx.agent_trust,
                              events=run.events, skip=set(pending))
-        proof = prove(before["digests"], digests, CloudView.from_dict(before["cloud"]), after,
+        proof = prove(before["digests"], digests, recorded_cloud(run, before), after,
                       run.ctx.target.version, pending, code_digest=_package_code(run),
-                      before_keys=load_keys(run.run_dir / INVENTORY_FILE), after_keys=keys)
+                      before_keys=load_record(run.run_dir / INVENTORY_FILE), after_keys=keys)
         old_assets, new_assets = before.get("console_assets"), run.console_assets()
         if old_assets is not None and new_assets is not None:
             proof.console_assets_renamed = old_assets != new_assets
