@@ -46,6 +46,9 @@ def setup() -> None:
     """ansible-core and the OpenSSH client, installed when missing."""
     if shutil.which("ssh") is None:
         subprocess.run(["apt-get", "install", "-y", "openssh-client"], check=True)
+    # pip puts ansible's scripts beside this interpreter (a venv's bin, often not on PATH)
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent),
+                                          os.environ.get("PATH", "")])
     if shutil.which("ansible") is None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ansible-core"], check=True)
 
