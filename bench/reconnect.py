@@ -2,6 +2,7 @@
 same push-and-restart done by Ansible (the old product's tool for it).
 
     python3 bench/reconnect.py [--sizes 100,1000,10000] [--connect-only-sizes 10000]
+                               [--self-upgrade-sizes 1000,10000]
                                [--ansible-hosts 200] [--forks 50] [--base /dev/shm/skylift-bench]
                                [--mn-loop asyncio|uvloop] [--tls both|on|off]
 
@@ -18,6 +19,11 @@ With --tls both (the default) every skylift row runs twice in the same run: over
 (agents without certificates) and with the cloud's CA (skylift.pki). A TLS upgrade row gives
 every old agent its certificate over SSH and reads it back over mutual TLS; a TLS connect-only
 row reconnects agents deployed with certificates. The last column is TLS time / plain time.
+
+"self-upgrade" rows (mutual TLS only) are the rollout of a hotfix build (4.3.12.1) to agents
+of 4.3.12, which upgrade themselves: the MN sends each one authenticated order
+(POST /v1/agent/upgrade, skylift.agent.self_upgrade) and waits for it to come back at the
+new build; no SSH. Ansible's row is the same per-host work (install, restart) over OpenSSH.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from skylift.mn.agent_pool import AgentPool
 from skylift.pki.trust import AgentTrust
 
 NEW, OLD = "4.3.12", "3.7.1"
+HOTFIX = "4.3.12.1"  # a build of the newest release's agent, for agents that upgrade themselves
 
 
 def setup() -> None:
@@ -92,35 +99,41 @@ def run_storm(coro, mn_loop: str):
 
 
 def skylift_run(n: int, base: Path, upgrade: bool, mn_loop: str = "asyncio",
-                tls: bool = False) -> dict:
-    work = base / f"cm-{n}-{'up' if upgrade else 'conn'}-{'tls' if tls else 'plain'}"
+                tls: bool = False, self_upgrade: bool = False) -> dict:
+    kind = "self" if self_upgrade else "up" if upgrade else "conn"
+    work = base / f"cm-{n}-{kind}-{'tls' if tls else 'plain'}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     db = Database.from_string(f"sqlite:///{work / 'cloud.db'}")
     trust = AgentTrust.of_home(work / "mn-home") if tls else None
-    nodes = seed_for_farm(db, n, agent_version=OLD if upgrade else NEW)
+    old = upgrade and not self_upgrade  # agents of a release before TLS, upgraded over SSH
+    nodes = seed_for_farm(db, n, agent_version=OLD if old else NEW)
     # an old release's agents have no certificate (the storm gives them theirs); current
     # agents were deployed with one
     farm = start_farm(len(nodes), base_dir=work / "farm", agent_port=0, ssh_port=0,
-                      release=OLD if upgrade else NEW, first_address="127.80.0.1",
+                      release=OLD if old else NEW, first_address="127.80.0.1",
                       uuids=[u for u, _ in nodes], roles=[r for _, r in nodes],
-                      pki_dir=trust.ca.folder if trust and not upgrade else None)
+                      pki_dir=trust.ca.folder if trust and not old else None)
+    want = HOTFIX if self_upgrade else NEW
     try:
         point_at_farm(db, farm, nodes)
         rss = farm.rss_bytes()
-        repo = write_mn_repo(work / "mn")
+        repo = write_mn_repo(work / "mn", agent_build=HOTFIX if self_upgrade else None)
         cpu = cpu_seconds(), cpu_seconds(farm.pid)
-        report = run_storm(reconnect_farm(db, farm, repo, trust=trust), mn_loop)
+        # a self-upgrade storm has no SSH at all: an agent not upgrading itself fails the row
+        report = run_storm(reconnect_farm(db, farm, repo, trust=trust,
+                                          over_ssh=not self_upgrade), mn_loop)
         mn_cpu, farm_cpu = cpu_seconds() - cpu[0], cpu_seconds(farm.pid) - cpu[1]
         seen = asyncio.run(versions(farm, trust))
         pinned = sum(trust.pinned(a) for a in farm.addresses) if trust else len(nodes)
     finally:
         stop_farm(farm)
         shutil.rmtree(work, ignore_errors=True)
-    ok = seen == {NEW: len(nodes)} and not report.failures and pinned == len(nodes)
+    ok = seen == {want: len(nodes)} and not report.failures and pinned == len(nodes)
     if not ok:
         print(seen, report.failures, pinned, file=sys.stderr)
-    tool = "skylift" if upgrade else "skylift (connect only)"
+    tool = ("skylift (self-upgrade)" if self_upgrade else "skylift" if upgrade
+            else "skylift (connect only)")
     tool += " [mutual TLS]" if tls else " [plain HTTP]"
     tool += " [MN loop: uvloop]" if mn_loop == "uvloop" else ""
     return {"tool": tool, "hosts": len(nodes), "tls": tls, "upgrade": upgrade,
@@ -129,6 +142,42 @@ def skylift_run(n: int, base: Path, upgrade: bool, mn_loop: str = "asyncio",
             # CPU per node on each side (the storm plus closing the pools)
             "mn_cpu_ms": round(1000 * mn_cpu / len(nodes), 2),
             "farm_cpu_ms": round(1000 * farm_cpu / len(nodes), 2)}
+
+
+def handshake_floor(base: Path, n: int = 500) -> dict:
+    """CPU of one mutual-TLS handshake on each side, the cloud's own contexts (the MN's client
+    context, an agent's server context), run in memory: no socket, no HTTP, no event loop.
+    An upgraded agent restarts, so it costs at least two: the old agent's and the new one's."""
+    import ssl
+
+    from skylift.pki.trust import install_node_tls, node_tls_files, server_context
+
+    work = base / "floor"
+    shutil.rmtree(work, ignore_errors=True)
+    trust = AgentTrust.of_home(work / "mn-home")
+    install_node_tls(work / "node", trust.issue("127.80.0.1"), durable=False)
+    server = server_context(*node_tls_files(work / "node"))
+    spent = [0.0, 0.0]
+    for _ in range(n):
+        bios = [ssl.MemoryBIO() for _ in range(4)]
+        ends = [trust.context.wrap_bio(bios[0], bios[1], server_hostname="127.80.0.1"),
+                server.wrap_bio(bios[2], bios[3], server_side=True)]
+        done = [False, False]
+        while not all(done):
+            for side in (0, 1):
+                started = time.process_time()
+                if not done[side]:
+                    try:
+                        ends[side].do_handshake()
+                        done[side] = True
+                    except ssl.SSLWantReadError:
+                        pass
+                spent[side] += time.process_time() - started
+                out = bios[1].read() if side == 0 else bios[3].read()
+                (bios[2] if side == 0 else bios[0]).write(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"mn_ms": 1000 * spent[0] / n, "agent_ms": 1000 * spent[1] / n,
+            "protocol": ends[0].version()}
 
 
 def ansible_run(n: int, base: Path, forks: int) -> dict:
@@ -168,6 +217,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--connect-only-sizes", default="10000")
+    parser.add_argument("--self-upgrade-sizes", default="1000,10000",
+                        help="rows of agents upgrading themselves (mutual TLS, no SSH)")
     parser.add_argument("--ansible-hosts", type=int, default=200)
     parser.add_argument("--forks", type=int, default=50)
     parser.add_argument("--mn-loop", choices=("asyncio", "uvloop"), default="uvloop",
@@ -189,21 +240,35 @@ def main() -> int:
                 rows.append(skylift_run(n, args.base, upgrade=upgrade, mn_loop=args.mn_loop,
                                         tls=tls))
                 print(rows[-1], file=sys.stderr)
+    for n in [int(x) for x in args.self_upgrade_sizes.split(",") if x]:
+        rows.append(skylift_run(n, args.base, upgrade=True, mn_loop=args.mn_loop, tls=True,
+                                self_upgrade=True))
+        print(rows[-1], file=sys.stderr)
     ansible_rate = next((r["hosts"] / r["seconds"] for r in rows if r["tool"].startswith("ansible")),
                         None)
     plain = {(r["hosts"], r["upgrade"]): r["seconds"] for r in rows
-             if "tls" in r and not r["tls"]}
+             if "tls" in r and not r["tls"]}  # a self-upgrade row has no plain twin
     print(f"{'tool':62} {'hosts':>6} {'seconds':>8} {'hosts/s':>8} {'vs ansible':>10} "
           f"{'TLS/plain':>9} {'MN CPU/node':>11} {'farm CPU/node':>13} ok")
     for r in rows:
         rate = r["hosts"] / r["seconds"]
         ratio = f"{rate / ansible_rate:.1f}x" if ansible_rate else "-"
-        base = plain.get((r["hosts"], r.get("upgrade"))) if r.get("tls") else None
+        base = (plain.get((r["hosts"], r.get("upgrade"))) if r.get("tls")
+                and "self-upgrade" not in r["tool"] else None)
         vs_plain = f"{r['seconds'] / base:.2f}" if base else "-"
         cpu = (f"{r['mn_cpu_ms']:.1f} ms", f"{r['farm_cpu_ms']:.1f} ms") if "mn_cpu_ms" in r \
             else ("-", "-")
         print(f"{r['tool']:62} {r['hosts']:>6} {r['seconds']:>8.1f} {rate:>8.1f} {ratio:>10} "
               f"{vs_plain:>9} {cpu[0]:>11} {cpu[1]:>13} {'yes' if r['ok'] else 'NO'}")
+    floor = handshake_floor(args.base)
+    print(f"\nTLS handshake floor ({floor['protocol']}, mutual, in memory): MN "
+          f"{floor['mn_ms']:.2f} ms, agent {floor['agent_ms']:.2f} ms of CPU per handshake; "
+          f"an upgraded node takes two (the old agent's, the restarted one's): MN floor "
+          f"{2 * floor['mn_ms']:.2f} ms per upgraded node")
+    for r in rows:
+        if "self-upgrade" in r["tool"]:
+            print(f"  {r['tool']} at {r['hosts']} hosts: MN CPU {r['mn_cpu_ms']:.1f} ms = "
+                  f"{r['mn_cpu_ms'] / (2 * floor['mn_ms']):.1f}x its floor")
     return 0 if all(r["ok"] for r in rows) else 1
 
 

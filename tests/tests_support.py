@@ -1,10 +1,12 @@
 """What the test folders share: the servers' admin URLs, the in-process CLI, a lock per lab
-block for the namespace tests."""
+block for the namespace tests, a node bootstrapped from a repository."""
 
 import fcntl
 import os
+import subprocess
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 ADMIN_URL = os.environ.get("SKYLIFT_TEST_MARIADB", "mysql://root@127.0.0.1:3306/")
 
@@ -49,3 +51,16 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.2):
             return last
         time.sleep(interval)
     raise AssertionError(f"{what} not within {timeout:g}s: {last!r}")
+
+
+# a bootstrapped node runs the machine's python, never the test run's venv
+NODE_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else "python3"
+
+
+def bootstrap(root: Path, url: str, ca_pem: str, timeout: float = 300):
+    """Bootstrap a bare node from the repository at url (its CompletedProcess)."""
+    from skylift.agent.bootstrap import bootstrap_argv, bootstrap_input
+
+    return subprocess.run(bootstrap_argv(str(root), url, "c74", python=NODE_PYTHON),
+                          input=bootstrap_input(ca_pem), capture_output=True, text=True,
+                          timeout=timeout, cwd="/", env={"PATH": "/usr/bin:/bin"})

@@ -97,6 +97,9 @@ NEWEST: Release = RELEASES[-1]
 # The first release whose agents are deployed with a certificate of the cloud's CA and speak
 # only TLS (skylift.pki); the agents of older ones speak plain HTTP until an upgrade.
 AGENT_TLS_SINCE = NEWEST.version
+# The first release whose agents upgrade themselves on the MN's order over mutual TLS
+# (skylift.agent.self_upgrade); older agents are upgraded over SSH.
+AGENT_SELF_UPGRADE_SINCE = NEWEST.version
 # An upgraded cloud keeps this QEMU on its existing hosts (SPEC §2, 4.3.12).
 UPGRADED_HOST_QEMU = "2.12.0"
 
@@ -132,3 +135,11 @@ def ships_agent_tls(version: str) -> bool:
 def older_releases() -> tuple[Release, ...]:
     """Every release an upgrade can start from."""
     return RELEASES[:-1]
+
+
+def upgrades_itself(version: str | None) -> bool:
+    """Whether an agent of this version can take an upgrade order (an odd version: no)."""
+    try:
+        return bool(version) and version_key(version) >= version_key(AGENT_SELF_UPGRADE_SINCE)
+    except UsageError:
+        return False

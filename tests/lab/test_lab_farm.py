@@ -136,3 +136,35 @@ def test_reconnect_of_1000_farm_hosts_upgrades_every_agent_onto_tls(farm_factory
                        json={"name": "qemu-kvm", "version": "0.0.1-evil"})
     print(f"\nreconnect + upgrade of {len(nodes)} farm hosts: {report.seconds:.1f}s",
           file=sys.stderr)
+
+
+def test_agents_that_upgrade_themselves_are_rolled_out_without_ssh(farm_factory, tmp_path):
+    db = Database.from_string(f"sqlite:///{tmp_path / 'cloud.db'}")
+    trust = AgentTrust.of_home(tmp_path / "mn-home")
+    nodes = seed_for_farm(db, 200, agent_version="4.3.12")
+    # deployed at 4.3.12 with certificates: they take an upgrade order over mutual TLS
+    farm = farm_factory(len(nodes), release="4.3.12", first_address="127.65.0.1",
+                        uuids=[u for u, _ in nodes], roles=[r for _, r in nodes],
+                        pki_dir=trust.ca.folder)
+    point_at_farm(db, farm, nodes)
+    before = asyncio.run(_boot_ids(farm, trust))
+    repo = write_mn_repo(tmp_path / "mn", agent_build="4.3.12.1")
+    # no SSH to any node in this storm: an agent not upgrading itself would fail it
+    report = asyncio.run(reconnect_farm(db, farm, repo, trust=trust, over_ssh=False))
+    assert report.failures == {}
+    assert report.connected == report.agents_upgraded == len(nodes)
+    assert asyncio.run(_tls_versions(farm, farm.addresses, trust)) == ["4.3.12.1"] * len(nodes)
+    after = asyncio.run(_boot_ids(farm, trust))
+    assert all(after[a] != before[a] for a in farm.addresses)  # each agent restarted
+
+
+async def _boot_ids(farm, trust) -> dict[str, str]:
+    pool = AgentPool(max_concurrency=100, timeout=30.0, token=None, trust=trust)
+    pool.open(len(farm.addresses))
+    try:
+        async def one(addr):
+            return (await pool.client(addr, addr, lambda: farm.url(addr)).boot_id())
+        docs = await asyncio.gather(*(one(a) for a in farm.addresses))
+        return {a: d["agent_boot_id"] for a, d in zip(farm.addresses, docs)}
+    finally:
+        await pool.close()

@@ -25,16 +25,20 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, 
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skylift.agent import packages as pkgs
+from skylift.agent import self_upgrade
 from skylift.agent import volumes as vols
 from skylift.agent.code import public_code
 from skylift.agent.hypervisor import HypervisorDriver, get_driver
 from skylift.agent.ids import (PACKAGE_NAME_PATTERN, PACKAGE_VERSION_PATTERN, RULES,
                                UUID_PATTERN, UUID_RULE)
 from skylift.agent.node import read_node
+from skylift.agent.service import spec_path
+from skylift.pki.trust import node_tls_files
 from skylift.agent.wire import TOKEN_HEADER
 from skylift.errors import NoSuchVm, Refused, SkyliftError, UsageError
 
@@ -66,6 +70,13 @@ class PackageInstall(BaseModel):
     version: Annotated[str, Field(pattern=PACKAGE_VERSION_PATTERN)]
 
 
+class SelfUpgrade(BaseModel):
+    """POST /v1/agent/upgrade: the skylift-agent version to run, and the MN's digest of it."""
+
+    version: Annotated[str, Field(pattern=PACKAGE_VERSION_PATTERN)]
+    sha256: Annotated[str | None, Field(pattern=r"^[0-9a-f]{64}$")] = None
+
+
 def node_boot_id() -> str:
     """The kernel's boot id of the machine the agent runs on."""
     try:
@@ -86,8 +97,12 @@ class ServedNode(Protocol):
     agent_boot_id: str  # new at every start of the agent
     started_at: float
     driver_name: str
+    serves_tls: bool  # only clients the cloud's CA certified reach it
+    restarts_itself: bool  # it can restart onto a newly installed version (self_upgrade)
 
     def driver(self) -> HypervisorDriver: ...
+
+    def restart_soon(self) -> object: ...
 
 
 # The node a request is for; raises HTTPException when none answers there.
@@ -114,9 +129,17 @@ class LocalNode:
                               ) or "unknown"
         self.agent_boot_id = uuidlib.uuid4().hex
         self.started_at = time.time()
+        # as skylift.agent.server serves it: TLS only once the node holds a certificate
+        self.serves_tls = node_tls_files(self.node_root) is not None
+        # run by the node's agent service, it can ask that service to restart it
+        self.restarts_itself = spec_path(self.node_root).is_file()
 
     def driver(self) -> HypervisorDriver:
         return self._driver
+
+    def restart_soon(self) -> None:
+        """Restart this agent onto the code now installed (after its answer is sent)."""
+        self_upgrade.restart_service_detached(self.node_root)
 
 
 def health_doc(node: ServedNode) -> dict:
@@ -129,7 +152,7 @@ def version_doc(node: ServedNode) -> dict:
             "os_release": node.os_release, "qemu": installed.get(pkgs.QEMU_PACKAGE),
             "libvirt": installed.get(pkgs.LIBVIRT_PACKAGE), "driver": node.driver_name,
             "installed_agent_version": installed.get(pkgs.AGENT_PACKAGE),
-            "code": public_code()}
+            "code": public_code(), "self_upgrade": self_upgrade.can_upgrade_itself(node)}
 
 
 def boot_doc(node: ServedNode, pid: int, kernel_boot_id: str) -> dict:
@@ -255,6 +278,16 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
     def install_package(request: Request, req: PackageInstall) -> dict:
         previous = pkgs.install(node_of(request).node_root, req.name, req.version)
         return {"name": req.name, "version": req.version, "previous": previous}
+
+    @app.post(self_upgrade.ROUTE, dependencies=auth, status_code=202)
+    def upgrade_itself(request: Request, req: SelfUpgrade) -> JSONResponse:
+        """Install skylift-agent req.version, answer, then restart onto it."""
+        node = node_of(request)
+        done = self_upgrade.upgrade_self(node, req.version, req.sha256, request.url.scheme)
+        # "close": the restart ends this connection anyway; a client that kept it would send
+        # its next request into it, only to be hung up on
+        return JSONResponse(done, status_code=202, headers={"Connection": "close"},
+                            background=BackgroundTask(node.restart_soon))
 
     return app
 

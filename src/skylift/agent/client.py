@@ -28,6 +28,7 @@ class Schemes:
         self.plain = urlunsplit(("http", parts.netloc, parts.path, "", ""))
         self.tls = urlunsplit(("https", parts.netloc, parts.path, "", ""))
         self.tls_first = False
+        self.last: str | None = None  # the base URL of the last answer
 
     def order(self) -> list[str]:
         """The base URLs to try, in order."""
@@ -37,6 +38,10 @@ class Schemes:
             return [self.tls]
         return [self.tls, self.plain] if self.tls_first else [self.plain, self.tls]
 
+    def over_tls(self) -> bool:
+        """Whether the agent's last answer came over TLS verified by the cloud's CA."""
+        return self.trust is not None and self.last == self.tls
+
     def expect_tls(self) -> None:
         """The agent was just given a certificate: try TLS first (a plain attempt would only
         be hung up on), still falling back while it is not pinned (its restart may not have
@@ -45,6 +50,7 @@ class Schemes:
 
     def answered(self, base: str) -> None:
         """The agent answered at base: a verified TLS answer pins it."""
+        self.last = base
         if base == self.tls and self.trust is not None:
             self.trust.pin(self.address)
 
@@ -249,6 +255,12 @@ class AsyncAgentClient:
 
     async def install_package(self, name: str, version: str) -> dict:
         return await self._call("POST", "/v1/packages", json={"name": name, "version": version})
+
+    async def upgrade_self(self, version: str, sha256: str | None = None) -> dict:
+        """Order the agent to install skylift-agent `version` and restart onto it
+        (skylift.agent.self_upgrade); it answers before it restarts."""
+        return await self._call("POST", "/v1/agent/upgrade",
+                                json={"version": version, "sha256": sha256})
 
     async def aclose(self) -> None:
         """Close the pool if this client owns it (a shared pool is closed by its owner)."""

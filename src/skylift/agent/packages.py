@@ -135,15 +135,22 @@ def install_package(node_root: Path, name: str, version: str, file: Path | None 
     repository) into the versioned code folder, then its version into the database.
 
     Returns {"name", "version", "previous"} and, for an unpacked code package, "code"
-    (code_install.install_code's answer)."""
+    (code_install.install_code's answer). A downloaded package whose SHA-256 is not sha256
+    (when given: the MN's own digest of it) is refused before anything is installed."""
     check_package(name, version)
     code = None
     deps = None
     if name in code_install.CODE_PACKAGES:
         if file is None and (Path(node_root) / REPO_FILE).is_file():
+            file, got = download(Path(node_root), name, version)
+            if sha256 and got != sha256:  # the node's repository is not the MN's
+                raise PackageDigestMismatch(
+                    f"the node's repository serves another {name} {version} than the MN's",
+                    why=f"its SHA-256 is {got}, the MN's repository says {sha256}",
+                    next="point the node at the MN's repository (NODE_ROOT/repo.json)")
+            sha256 = got
             if name == AGENT_PACKAGE:  # the agent of a release runs on that release's deps
                 deps = _deps_of(Path(node_root), version)
-            file, sha256 = download(Path(node_root), name, version)
         if file is not None:
             code = code_install.install_code(node_root, name, version, Path(file), sha256)
     out = {"name": name, "version": version, "previous": install(node_root, name, version)}

@@ -29,6 +29,7 @@ class FarmHost:
                  "agent_boot_id", "started_at", "restarts", "up", "connections", "_driver",
                  "tls_files", "_tls")
     driver_name = "sim"  # what the agent's version document reports, without making the driver
+    restarts_itself = True  # the farm restarts a host's agent in-process (restart_soon)
 
     def __init__(self, address: str, node_root: Path, uuid: str, role: str,
                  os_release: str) -> None:
@@ -52,6 +53,14 @@ class FarmHost:
         # connects): with a certificate, TLS only
         self.tls_files = node_tls_files(self.node_root)
         self._tls = server_context(*self.tls_files) if self.tls_files else None
+
+    @property
+    def serves_tls(self) -> bool:
+        return self._tls is not None
+
+    async def restart_soon(self) -> None:
+        """What an agent's self-upgrade restart does, on the farm's loop (its transports)."""
+        self.restart_agent()
 
     def tls_context(self) -> ssl.SSLContext | None:
         """This host's agent's server context, or None while it has no certificate."""

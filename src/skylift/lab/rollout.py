@@ -6,15 +6,20 @@ Shared by the lab tests and bench/reconnect.py, so both measure the same thing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from skylift.db.engine import Database
+from skylift.errors import AgentError
 from skylift.lab.farm import FarmHandle
 from skylift.lab.seed import seed
+from skylift.release.agent_code import agent_package_bytes, code_digest_of_package
 from skylift.release.build import os_image_content
+from skylift.release.manifest import PackageEntry, RepoIndex
+from skylift.release.packages import AGENT_PACKAGE
 
 # where the MN believes a node's root is; a farm host maps it to its own (see farm_ssh.py)
 NODE_ROOT = "/var/lib/skylift/node"
@@ -55,10 +60,13 @@ def point_at_farm(db: Database, farm: FarmHandle, nodes: list[tuple[str, str]]) 
 
 
 def write_mn_repo(node_root: Path, version: str = "4.3.12",
-                  oses: tuple[str, ...] = ("c74",)) -> Path:
-    """The MN's local repo (as skylift.repo.local lays it out) from the release's OS image."""
+                  oses: tuple[str, ...] = ("c74",), agent_build: str | None = None) -> Path:
+    """The MN's local repo (as skylift.repo.local lays it out) from the release's OS image;
+    given agent_build, it carries that skylift-agent build too (a hotfix of the release)."""
     for os_release in oses:
         _, files = os_image_content(version, os_release)
+        if agent_build:
+            files = with_agent_build(files, agent_build)
         entry = node_root / "repo" / os_release / "store" / f"{version}-lab"
         for name, data in files:
             (entry / name).parent.mkdir(parents=True, exist_ok=True)
@@ -70,11 +78,25 @@ def write_mn_repo(node_root: Path, version: str = "4.3.12",
     return node_root
 
 
+def with_agent_build(files: list[tuple[str, bytes]], build: str) -> list[tuple[str, bytes]]:
+    """An OS image's files plus the skylift-agent package of `build`, in its index."""
+    data = agent_package_bytes(build)
+    name = f"{AGENT_PACKAGE}-{build}.pkg"
+    index = RepoIndex.model_validate_json(dict(files)["repodata/index.json"])
+    index.packages.append(PackageEntry(name=AGENT_PACKAGE, version=build, file=name,
+                                       sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                                       code_digest=code_digest_of_package(data)))
+    rest = [(n, d) for n, d in files if n != "repodata/index.json"]
+    return [("repodata/index.json", index.model_dump_json(exclude_none=True).encode()),
+            *rest, (f"packages/{name}", data)]
+
+
 async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
                          max_concurrency: int = 200, ssh_concurrency: int = 200,
-                         trust=None):
+                         trust=None, over_ssh: bool = True):
     """One reconnect storm of the ConnectionManager over the farm, upgrading agents over SSH
-    (and, given the cloud's trust, bringing each onto TLS).
+    (and, given the cloud's trust, bringing each onto TLS). Without over_ssh the MN has no
+    transport to any node: only agents that upgrade themselves can be upgraded.
 
     Returns (ReconnectReport, versions): versions maps address -> agent_version reported now.
     """
@@ -88,6 +110,9 @@ async def reconnect_farm(db: Database, farm: FarmHandle, repo_root: Path, *,
                    share_loop=True, host_key_policy="strict")
 
     def transport_for(res):
+        if not over_ssh:
+            raise AgentError(f"no SSH to {res.kind} {res.name} in this storm",
+                             next="upgrade only agents that upgrade themselves")
         return pool.transport(SshTarget(res.address, farm.ssh_port, "root",
                                         key_path=farm.client_key))
 

@@ -3,7 +3,9 @@ how the MN installs it on a node through a transport.
 
 On every connect the MN compares the agent's reported `agent_version` with the skylift-agent
 package of its local repo; an older agent gets the package pushed and installed, then is
-restarted (its VMs keep running: they belong to the hypervisor). When the global setting
+restarted (its VMs keep running: they belong to the hypervisor). An agent that can
+(skylift.agent.self_upgrade: its release has it, it answered over mutual TLS) is instead
+ordered to install it from the MN's repository itself and restart: one request, no SSH. When the global setting
 host.updatePkgWhenConnect is true, the host's libvirt and QEMU are brought to the repo's
 versions too, with the lineage's rule that an existing host never goes past QEMU 2.12
 (`lineage.UPGRADED_HOST_QEMU`): QEMU 4.2 is for new installs only.
@@ -12,6 +14,7 @@ versions too, with the lineage's rule that an existing host never goes past QEMU
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import shlex
 import sys
@@ -42,6 +45,7 @@ NODE_NAME = {"qemu": node_pkgs.QEMU_PACKAGE, "libvirt": node_pkgs.LIBVIRT_PACKAG
              AGENT: AGENT}
 DEFAULT_NODE_ROOT = "/var/lib/skylift/node"  # on a real node reached over ssh
 DEFAULT_RESTART = ["systemctl", "restart", "skylift-agent"]
+log = logging.getLogger(__name__)
 
 
 def vkey(version: str | None) -> tuple[int, ...]:
@@ -326,16 +330,13 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
     touched = False  # whether the node's transport was used (then its connection is closed)
     try:
         if want and vkey(have) < vkey(want):
-            touched = True
             index = catalog.index(os)
             pkg = index.find(AGENT, want)
-            # a fresh certificate for the address the MN dialled: every upgrade rotates it,
-            # and an agent of a release before TLS gets its first. Once the restarted agent
-            # answers over TLS the client pins it (no plain answer is taken there again).
-            tls = trust.issue(res.address) if trust is not None else None
-            await ops.install_and_restart(res, pkg, catalog.package_file(os, pkg), tls=tls)
-            if tls is not None:
-                client.schemes.expect_tls()
+            file = catalog.package_file(os, pkg)
+            if not (reply.get("self_upgrade") and client.schemes.over_tls()
+                    and await _ordered(client, pkg)):
+                touched = True
+                await _upgrade_over_transport(res, pkg, file, client, ops, trust)
             outcome.reply = await wait_for_version(client, want, restart_timeout)
             outcome.agent_upgraded_from = have or "unknown"
         if update_packages and res.kind == HOST and res.libvirt_auto_upgrade:
@@ -351,3 +352,28 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
         if touched:
             await ops.release(res)
     return outcome
+
+
+async def _ordered(client: AsyncAgentClient, pkg: PackageEntry) -> bool:
+    """Order an agent that can to upgrade itself (one request over mutual TLS, no SSH);
+    False when it refused or failed before restarting (it is then upgraded over SSH)."""
+    try:
+        await client.upgrade_self(pkg.version, pkg.sha256)
+    except SkyliftError as exc:
+        log.warning("agent at %s did not take the upgrade order (%s): upgrading it over SSH",
+                    client.base_url, exc.what)
+        return False
+    return True
+
+
+async def _upgrade_over_transport(res: Resource, pkg: PackageEntry, file: Path | None,
+                                  client: AsyncAgentClient, ops: NodeOps,
+                                  trust: AgentTrust | None) -> None:
+    """Install the agent package on the node over its transport (SSH) and restart it."""
+    # a fresh certificate for the address the MN dialled: every such upgrade rotates it,
+    # and an agent of a release before TLS gets its first. Once the restarted agent
+    # answers over TLS the client pins it (no plain answer is taken there again).
+    tls = trust.issue(res.address) if trust is not None else None
+    await ops.install_and_restart(res, pkg, file, tls=tls)
+    if tls is not None:
+        client.schemes.expect_tls()

@@ -30,7 +30,9 @@ from skylift.agent.client import AsyncAgentClient
 from skylift.db.conflicts import retry_conflicts
 from skylift.errors import NoSuchResource, SkyliftError, error_text
 from skylift.mn.agent_pool import AgentPool
-from skylift.mn.agent_upgrade import ConnectOutcome, NodeOps, RepoCatalog, upgrade_on_connect
+from skylift.lineage import AGENT_TLS_SINCE
+from skylift.mn.agent_upgrade import (ConnectOutcome, NodeOps, RepoCatalog, upgrade_on_connect,
+                                      vkey)
 from skylift.pki.trust import AgentTrust
 from skylift.mn.connect_options import ConnectOptions
 from skylift.mn.connect_failures import describe, reason_of
@@ -244,6 +246,9 @@ class ConnectionManager:
     async def _connect_now(self, res: Resource) -> ConnectOutcome:
         self.states.set(res, CONNECTING)
         client = self.agent(res.uuid)
+        if self.trust is not None and vkey(res.agent_version) >= vkey(AGENT_TLS_SINCE):
+            # deployed with a certificate: a plain attempt first would only be hung up on
+            client.schemes.expect_tls()
         try:
             reply = await client.version()
             if self.catalog.repo is not None:

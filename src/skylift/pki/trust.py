@@ -36,6 +36,10 @@ def server_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
     ctx.load_cert_chain(str(cert), str(key))
     ctx.load_verify_locations(cafile=str(ca))
     ctx.verify_mode = ssl.CERT_REQUIRED
+    # no TLS 1.3 session tickets: the MN never resumes a session (and none outlives the
+    # agent's restart), and the two tickets sent by default cost the agent 40 % of every
+    # handshake (bench/reconnect.py, "TLS handshake floor")
+    ctx.num_tickets = 0
     return ctx
 
 
