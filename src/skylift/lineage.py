@@ -100,6 +100,8 @@ AGENT_TLS_SINCE = NEWEST.version
 # The first release whose agents upgrade themselves on the MN's order over mutual TLS
 # (skylift.agent.self_upgrade); older agents are upgraded over SSH.
 AGENT_SELF_UPGRADE_SINCE = NEWEST.version
+# The first release whose agents answer GET /v1/inventory (version and VMs in one request).
+AGENT_INVENTORY_SINCE = NEWEST.version
 # An upgraded cloud keeps this QEMU on its existing hosts (SPEC §2, 4.3.12).
 UPGRADED_HOST_QEMU = "2.12.0"
 
@@ -137,9 +139,18 @@ def older_releases() -> tuple[Release, ...]:
     return RELEASES[:-1]
 
 
-def upgrades_itself(version: str | None) -> bool:
-    """Whether an agent of this version can take an upgrade order (an odd version: no)."""
+def _since(version: str | None, first: str) -> bool:
     try:
-        return bool(version) and version_key(version) >= version_key(AGENT_SELF_UPGRADE_SINCE)
-    except UsageError:
+        return bool(version) and version_key(version) >= version_key(first)
+    except UsageError:  # an odd version ("unknown"): not known to have it
         return False
+
+
+def upgrades_itself(version: str | None) -> bool:
+    """Whether an agent of this version can take an upgrade order."""
+    return _since(version, AGENT_SELF_UPGRADE_SINCE)
+
+
+def answers_inventory(version: str | None) -> bool:
+    """Whether an agent of this version answers GET /v1/inventory."""
+    return _since(version, AGENT_INVENTORY_SINCE)

@@ -116,3 +116,16 @@ def test_agent_client_raises_typed_errors(make_node, agents):
         kill_agent(agent)
         with pytest.raises(AgentError, match="did not answer"):
             api.version()
+
+
+def test_inventory_is_version_and_vms_in_one_answer_from_4_3_12(make_node, agents):
+    new = agents.start(make_node("new", packages={"skylift-agent": "4.3.12"}))
+    old = agents.start(make_node("old", packages={"skylift-agent": "3.7.1"}))
+    with client(new) as api:
+        api.post("/v1/vms", json={"uuid": VM1, "name": "one"})
+        both = api.get("/v1/inventory").json()
+        assert both["version"] == api.get("/v1/version").json()
+        assert both["vms"] == api.get("/v1/vms").json() and both["vms"][0]["uuid"] == VM1
+    with client(old) as api:  # as an agent of a release before it answers
+        gone = api.get("/v1/inventory")
+        assert gone.status_code == 404 and gone.json()["error"] == "HttpError"

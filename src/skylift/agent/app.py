@@ -39,8 +39,9 @@ from skylift.agent.ids import (PACKAGE_NAME_PATTERN, PACKAGE_VERSION_PATTERN, RU
 from skylift.agent.node import read_node
 from skylift.agent.service import spec_path
 from skylift.pki.trust import node_tls_files
-from skylift.agent.wire import TOKEN_HEADER
+from skylift.agent.wire import INVENTORY_ROUTE, TOKEN_HEADER, UPGRADE_ROUTE
 from skylift.errors import NoSuchVm, Refused, SkyliftError, UsageError
+from skylift.lineage import answers_inventory
 
 # a uuid as the MN and the lab make them (uuid.uuid4().hex), in a body or in a path
 Uuid = Annotated[str, Field(pattern=UUID_PATTERN, description=UUID_RULE)]
@@ -224,6 +225,15 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
     def list_vms(request: Request) -> list[dict]:
         return [vm.to_dict() for vm in node_of(request).driver().list()]
 
+    @app.get(INVENTORY_ROUTE, dependencies=auth)
+    def inventory(request: Request) -> dict:
+        """/v1/version and /v1/vms in one answer: what the upgrade records and proves."""
+        node = node_of(request)
+        if not answers_inventory(node.agent_version):  # as an agent of its release answers
+            raise HTTPException(404, detail="Not Found")
+        return {"version": version_doc(node),
+                "vms": [vm.to_dict() for vm in node.driver().list()]}
+
     @app.post("/v1/vms", dependencies=auth)
     def create_vm(request: Request, req: VmCreate) -> dict:
         hv = node_of(request).driver()
@@ -279,7 +289,7 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
         previous = pkgs.install(node_of(request).node_root, req.name, req.version)
         return {"name": req.name, "version": req.version, "previous": previous}
 
-    @app.post(self_upgrade.ROUTE, dependencies=auth, status_code=202)
+    @app.post(UPGRADE_ROUTE, dependencies=auth, status_code=202)
     def upgrade_itself(request: Request, req: SelfUpgrade) -> JSONResponse:
         """Install skylift-agent req.version, answer, then restart onto it."""
         node = node_of(request)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from skylift import errors
-from skylift.agent.wire import token_headers
+from skylift.agent.wire import INVENTORY_ROUTE, UPGRADE_ROUTE, token_headers
 from skylift.pki.trust import AgentTrust
 
 
@@ -228,6 +228,11 @@ class AsyncAgentClient:
     async def list_vms(self) -> list[dict]:
         return await self._call("GET", "/v1/vms")
 
+    async def inventory(self) -> dict:
+        """{"version": the /v1/version document, "vms": the /v1/vms list} in one request
+        (agents since lineage.AGENT_INVENTORY_SINCE)."""
+        return await self._call("GET", INVENTORY_ROUTE)
+
     async def get_vm(self, uuid: str) -> dict:
         return await self._call("GET", f"/v1/vms/{uuid}")
 
@@ -259,7 +264,7 @@ class AsyncAgentClient:
     async def upgrade_self(self, version: str, sha256: str | None = None) -> dict:
         """Order the agent to install skylift-agent `version` and restart onto it
         (skylift.agent.self_upgrade); it answers before it restarts."""
-        return await self._call("POST", "/v1/agent/upgrade",
+        return await self._call("POST", UPGRADE_ROUTE,
                                 json={"version": version, "sha256": sha256})
 
     async def aclose(self) -> None:

@@ -21,7 +21,6 @@ from skylift.agent import packages as pkgs
 from skylift.errors import Refused
 from skylift.lineage import upgrades_itself
 
-ROUTE = "/v1/agent/upgrade"
 RESTART_LOG = "agent-restart.log"  # in NODE_ROOT: what the detached restart printed
 
 

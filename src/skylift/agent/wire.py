@@ -15,3 +15,7 @@ def agent_url(address: str, port: int) -> str:
 def token_headers(token: str | None) -> dict[str, str]:
     """The headers that carry an agent token (none without one)."""
     return {TOKEN_HEADER: token} if token else {}
+
+# routes the MN calls only on agents of a release that has them (skylift.lineage)
+INVENTORY_ROUTE = "/v1/inventory"  # version and VMs in one answer
+UPGRADE_ROUTE = "/v1/agent/upgrade"  # the order to upgrade itself (agent.self_upgrade)

@@ -113,6 +113,17 @@ def database_digests(conn: Connection) -> dict[str, TableDigest]:
     return digests
 
 
+def server_checksums(conn: Connection) -> dict[str, int | None]:
+    """MariaDB's own CHECKSUM TABLE of every table, by name: computed by the server, a
+    fraction of database_digests' cost, and equal only while a table's rows are."""
+    names = sorted(sa.inspect(conn).get_table_names())
+    if not names:
+        return {}
+    quote = conn.dialect.identifier_preparer.quote
+    rows = conn.exec_driver_sql("CHECKSUM TABLE " + ", ".join(quote(n) for n in names))
+    return {str(name).rsplit(".", 1)[-1]: checksum for name, checksum in rows}
+
+
 def read_revision(conn: Connection) -> tuple[str | None, str | None]:
     """The Alembic revision in table alembic_version and its release (None, None if absent)."""
     if not sa.inspect(conn).has_table("alembic_version"):

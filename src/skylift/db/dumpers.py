@@ -30,7 +30,8 @@ from typing import BinaryIO, Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from skylift.db.content_digest import VOLATILE_TABLES, TableDigest, database_digests, read_revision
+from skylift.db.content_digest import (VOLATILE_TABLES, TableDigest, database_digests,
+                                      read_revision, server_checksums)
 from skylift.db.engine import Database
 from skylift.files import create_private
 from skylift.errors import BackupError, DatabaseError, OperationFailed
@@ -274,34 +275,39 @@ def dump_postgresql(db: Database, sink: BinaryIO, work_dir: Path) -> Snapshot:
 
 
 def dump_mysql(db: Database, sink: BinaryIO, work_dir: Path) -> Snapshot:
-    """mariadb-dump in one transaction; digests read before and after must agree.
+    """mariadb-dump in one transaction; the server's table checksums read before the dump
+    and after the digests must agree.
 
     MariaDB cannot share a snapshot with another session, so a database that changed while
-    it was dumped is caught by comparing the two readings rather than trusted.
+    it was dumped is caught by comparing the two readings rather than trusted. The readings
+    are CHECKSUM TABLE (the server's, cheap); the digests of the dump's content are read
+    once, after it (reading them twice was a third of the step, docs/benchmarks.md).
     """
     eng = db.engine()
     try:
         with eng.connect() as conn:
-            before = _snapshot_of(conn)
+            before = server_checksums(conn)
             conn.rollback()
             argv = [_tool("mariadb-dump", "mysqldump"), *_conn_args(db), "--single-transaction",
                     "--quick", "--routines", "--triggers", "--hex-blob", "--no-tablespaces",
                     "--skip-dump-date", db.name]
             _run(db, argv, what="mariadb-dump", sink=sink)
-            after = _snapshot_of(conn)
+            snap = _snapshot_of(conn)
+            conn.rollback()
+            after = server_checksums(conn)
             conn.rollback()
     except sa.exc.SQLAlchemyError as exc:
         raise db.error("cannot read the database", exc) from None
     finally:
         eng.dispose()
-    changed = sorted(t for t in set(before.tables) | set(after.tables)
-                     if before.tables.get(t) != after.tables.get(t)
-                     and not (t in VOLATILE_TABLES and t in before.tables and t in after.tables))
+    changed = sorted(t for t in set(before) | set(after)
+                     if before.get(t) != after.get(t)
+                     and not (t in VOLATILE_TABLES and t in before and t in after))
     if changed:
         raise BackupError(f"the database {db.display()} changed while it was dumped",
                           why=f"tables changed: {', '.join(changed[:5])}",
                           next="stop the management node (or other writers) and take a new dump")
-    return after
+    return snap
 
 
 DUMPERS = {"sqlite": dump_sqlite, "postgresql": dump_postgresql, "mysql": dump_mysql}

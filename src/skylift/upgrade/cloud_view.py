@@ -18,6 +18,7 @@ from skylift.agent.client import AsyncAgentClient
 from skylift.agent.wire import agent_url
 from skylift.engine.fan_out import fan_out
 from skylift.errors import SkyliftError
+from skylift.lineage import answers_inventory
 from skylift.mn.agent_pool import AgentPool
 from skylift.pki.trust import AgentTrust
 from skylift.mn.resources import (BACKUP_STORAGE, HOST, PRIMARY_STORAGE, VROUTER,
@@ -83,14 +84,25 @@ def agent_port(facts: CloudFacts) -> int:
     return int(facts.number("host", "agentPort"))
 
 
-async def _read_agent(client: AsyncAgentClient, view: AgentView) -> AgentView:
+async def _read_agent(client: AsyncAgentClient, view: AgentView,
+                      one_request: bool = False) -> AgentView:
+    """Fill view from the agent: GET /v1/inventory when it should answer it (one_request),
+    else, or when it does not, /v1/version and /v1/vms."""
     try:
-        reply = await client.version()
+        reply = vms = None
+        if one_request:
+            try:
+                both = await client.inventory()
+                reply, vms = both["version"], both["vms"]
+            except SkyliftError:  # not yet at a release that has it: ask the old way
+                pass
+        if reply is None:
+            reply, vms = await client.version(), await client.list_vms()
         view.version = reply.get("agent_version")
         code = reply.get("code") or {}
         view.code_source, view.code_digest = code.get("source"), code.get("digest")
         view.vms = {v["uuid"]: {"boot_id": v.get("boot_id"), "state": v.get("state"),
-                                "endpoint": v.get("endpoint")} for v in await client.list_vms()}
+                                "endpoint": v.get("endpoint")} for v in vms}
     except SkyliftError as exc:
         view.error = exc.what
     except (ValueError, KeyError, TypeError) as exc:  # an answer that is not an agent's
@@ -120,9 +132,12 @@ def agent_addresses(facts: CloudFacts) -> list[tuple[str, str, str, str]]:
 
 def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None = None,
                events=None, only: set[str] | None = None,
-               skip: set[str] = frozenset(), trust: AgentTrust | None = None) -> CloudView:
+               skip: set[str] = frozenset(), trust: AgentTrust | None = None,
+               expected: str | None = None) -> CloudView:
     """Ask every agent (hosts, storages, vRouters), or those of the uuids in only, and none
-    of those in skip, for its version and VMs (over TLS, as the MN, given its trust)."""
+    of those in skip, for its version and VMs (over TLS, as the MN, given its trust); in
+    one request each where the agents are expected at a release that answers it."""
+    one_request = answers_inventory(expected)
     port = agent_port(facts)
     views = [AgentView(u, n, agent_url(ip, port), kind=kind)
              for kind, u, n, ip in agent_addresses(facts)
@@ -135,7 +150,7 @@ def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None =
         pool.open(len(views))
         try:
             await fan_out(views, lambda v: _read_agent(
-                pool.client(v.uuid, v.address, lambda: v.address), v),
+                pool.client(v.uuid, v.address, lambda: v.address), v, one_request),
                 concurrency=concurrency, events=events, label="reading agents")
         finally:
             await pool.close()
@@ -153,11 +168,12 @@ def read_settled(facts: CloudFacts, target_version: str, *, timeout: float,
     database records (hosts' and vRouters' versions): a storage agent may still be restarting
     when the proof begins. Only the agents not there yet are asked again.
     """
-    view = read_cloud(facts, events=events, skip=skip, trust=trust)
+    view = read_cloud(facts, events=events, skip=skip, trust=trust, expected=target_version)
     deadline = time.monotonic() + timeout
     while True:
         lagging = {u for u, a in view.agents.items() if a.error or a.version != target_version}
         if not lagging or time.monotonic() >= deadline:
             return view
         time.sleep(interval)
-        view.agents.update(read_cloud(facts, only=lagging, trust=trust).agents)
+        view.agents.update(read_cloud(facts, only=lagging, trust=trust,
+                                      expected=target_version).agents)
