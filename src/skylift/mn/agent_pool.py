@@ -8,6 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from skylift.agent.client import AsyncAgentClient
+from skylift.mn.agent_streams import loop_transport
 from skylift.pki.trust import AgentTrust
 
 POOL_SHARDS = 64
@@ -39,8 +40,10 @@ class AgentPool:
             limits = httpx.Limits(max_connections=self.max_concurrency,
                                   max_keepalive_connections=256)
             shards = min(MAX_POOL_SHARDS, max(POOL_SHARDS, agents // 4))
-            self._shards = [httpx.AsyncClient(timeout=self.timeout, limits=limits, verify=tls,
-                                              trust_env=False) for _ in range(shards)]
+            self._shards = [httpx.AsyncClient(timeout=self.timeout, trust_env=False,
+                                              transport=loop_transport(verify=tls,
+                                                                       limits=limits))
+                            for _ in range(shards)]
 
     @property
     def is_open(self) -> bool:
