@@ -24,6 +24,10 @@ row reconnects agents deployed with certificates. The last column is TLS time / 
 of 4.3.12, which upgrade themselves: the MN sends each one authenticated order
 (POST /v1/agent/upgrade, skylift.agent.self_upgrade) and waits for it to come back at the
 new build; no SSH. Ansible's row is the same per-host work (install, restart) over OpenSSH.
+
+Last, the floor of the same run: the CPU one mutual-TLS handshake costs each side (the
+cloud's own contexts, in memory), and each self-upgrade row's MN CPU as a multiple of two
+such handshakes (an upgraded agent restarts: the MN reaches the old one and the new one).
 """
 
 from __future__ import annotations
