@@ -106,7 +106,12 @@ def severe_console_errors(driver) -> list[dict]:
     return [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
 
 
-def wait_for(driver, predicate_or_css: Union[str, Callable], timeout: float = 10):
+# a guard against a page that never gets there, not a speed budget (those are benchmarks'):
+# a full CI run keeps both cores busy, and a page's first API calls then wait their turn
+WAIT_SECONDS = 30
+
+
+def wait_for(driver, predicate_or_css: Union[str, Callable], timeout: float = WAIT_SECONDS):
     """Wait up to timeout s: for a CSS selector, until its element is visible (the element is
     returned); for a callable, until predicate(driver) is truthy (its value is returned).
     Raises selenium's TimeoutException otherwise.

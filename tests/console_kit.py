@@ -9,7 +9,7 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from browser_kit import severe_console_errors, wait_for
+from browser_kit import WAIT_SECONDS, severe_console_errors, wait_for
 
 
 def open_console(driver, url: str) -> None:
@@ -30,7 +30,7 @@ def sign_in(driver, token: str) -> None:
     wait_for(driver, "#nav")
 
 
-def go(driver, page: str, ready_css: str, timeout: float = 15) -> None:
+def go(driver, page: str, ready_css: str, timeout: float = WAIT_SECONDS) -> None:
     """Follow the header's link to a page and wait for what it shows when loaded."""
     driver.find_element(By.CSS_SELECTOR, f"#nav a[href='#/{page}']").click()
     wait_for(driver, ready_css, timeout)
@@ -69,7 +69,7 @@ def bars(driver, card_id: str) -> dict[str, int]:
     return {label: int(n.replace(",", "")) for label, n in pairs}
 
 
-def click(driver, css: str, timeout: float = 10) -> None:
+def click(driver, css: str, timeout: float = WAIT_SECONDS) -> None:
     """Click what css finds; again if the page re-rendered it between finding and clicking."""
     deadline = time.monotonic() + timeout
     while True:
