@@ -118,3 +118,62 @@ def test_probes_in_a_process_of_their_own_give_the_same_summary_and_their_cpu(tm
     on_disk = json.loads((tmp_path / "probes" / "summary.json").read_text())
     assert summary.to_dict() == on_disk
     assert probes.cpu_seconds is not None and probes.cpu_seconds > 0
+
+
+class _VmEndpoints:
+    """VMs answering on one TCP port as a VM's endpoint does (a line of JSON with its boot
+    id), recording when each probe came; down() makes them stop answering for a while."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.port = self.sock.getsockname()[1]
+        self.seen: list[float] = []
+        self.answering = True
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.seen.append(time.monotonic())
+                if self.answering:
+                    conn.sendall(json.dumps({"boot_id": "boot-1"}).encode() + b"\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_vm_rounds_are_spread_over_the_interval_and_the_longest_gap_is_measured(tmp_path):
+    from skylift.lab.probes import VmTarget
+
+    vms = _VmEndpoints()
+    targets = [VmTarget(f"vm-{i}", f"tcp://127.0.0.1:{vms.port}", "boot-1") for i in range(40)]
+    try:
+        probes = Probes(tmp_path / "probes", vms=targets, vm_interval=1.0, vm_timeout=0.5,
+                        concurrency=8).start()
+        time.sleep(1.5)
+        vms.answering = False
+        silent = time.monotonic()
+        time.sleep(1.2)
+        vms.answering = True
+        back = time.monotonic()
+        time.sleep(1.5)
+        summary = probes.stop()
+    finally:
+        vms.close()
+
+    # the first round's 40 probes went out over most of its second, not in one burst
+    first_round = vms.seen[:40]
+    assert first_round[-1] - first_round[0] >= 0.7
+    assert summary.vm_probes_lost > 0  # the 1.2 s the VMs were silent
+    assert summary.vm_probes_sent == len(vms.seen)
+    # some VM went unanswered from before the silence to after it
+    assert summary.vm_longest_gap_seconds >= back - silent
+    assert summary.vm_longest_gap_seconds < back - silent + 2 * 1.0 + 1.0

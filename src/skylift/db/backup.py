@@ -28,7 +28,7 @@ from typing import Iterator
 import sqlalchemy as sa
 
 from skylift.db import dumpers
-from skylift.db.content_digest import database_digests
+from skylift.db.content_digest import DIGEST_METHODS, database_digests
 from skylift.db.engine import Database, create_database, drop_database
 from skylift.db.dump_manifest import (Manifest, TableCheck, compare, manifest_path,
                                     read_manifest, write_manifest)
@@ -141,7 +141,8 @@ def dump(db: Database, backup_dir: Path, file_name: str, keep: int | None = None
         manifest = Manifest(
             name=file_name, host=db.host, database=db.name, dialect=db.dialect,
             created_at=now.isoformat(), revision=snap.revision, release=snap.release,
-            tables=snap.tables, dump_file=final.name, dump_sha256=sha256(tmp),
+            tables=snap.tables, digest=snap.method, dump_file=final.name,
+            dump_sha256=sha256(tmp),
             dump_bytes=tmp.stat().st_size)
         replace(tmp, final)
     finally:
@@ -238,7 +239,7 @@ def verify(dump_file: Path, scratch_server: Database, *,
         keep = False
         try:
             dumpers.load(scratch, _chunks(dump_file), work, replace=False)
-            checks = compare(manifest.tables, _digests(scratch))
+            checks = compare(manifest.tables, _digests(scratch, manifest.digest))
             keep = keep_as is not None and all(c.ok for c in checks)
         finally:
             if not keep:
@@ -310,11 +311,15 @@ def _database_names(server: Database) -> list[str]:
         eng.dispose()
 
 
-def _digests(db: Database):
+def _digests(db: Database, method: str):
+    if method not in DIGEST_METHODS:
+        raise BackupError(f"the dump's manifest names a digest method this skylift does not know "
+                          f"({method!r})", why="it was written by a newer skylift",
+                          next="verify or restore it with the skylift release that made it")
     eng = db.engine()
     try:
         with eng.connect() as conn:
-            return database_digests(conn)
+            return database_digests(conn, method)
     except sa.exc.SQLAlchemyError as exc:
         raise db.error("cannot read the database", exc) from None
     finally:
@@ -387,7 +392,7 @@ def restore(dump_file: Path, db: Database, backup_dir: Path) -> RestoreResult:
                               why=f"{exc.why}; {state}",
                               next=f"fix the cause and restore again; what the database held "
                                    f"before is in {pre.path}") from None
-    checks = compare(manifest.tables, _digests(db))
+    checks = compare(manifest.tables, _digests(db, manifest.digest))
     if not all(c.ok for c in checks):
         raise OperationFailed(f"{db.display()} does not hold the dump's data after the restore",
                               why=_differences(checks),

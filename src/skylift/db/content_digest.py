@@ -1,11 +1,16 @@
 """Content digests of a database: per table, its row count and a sha256 over its rows.
 
 A backup's manifest holds these digests, and verify/restore recompute them on the restored
-copy: equal digests mean the same rows. Rows are read in primary-key order as the driver
-returns them (no SQLAlchemy type processing, so a digest reflects what is stored), and each
-value is normalised so that the same data gives the same digest after a dump and a restore on
-the same dialect: booleans count as 0/1, datetimes are rendered in UTC, decimals lose trailing
-zeros, binary values are hex, NULL stays distinct from every string.
+copy, with the method the manifest names: equal digests mean the same rows.
+
+- ROWS_SHA256 (every dialect): skylift reads the rows in primary-key order as the driver
+  returns them (no SQLAlchemy type processing, so a digest reflects what is stored), and each
+  value is normalised so that the same data gives the same digest after a dump and a restore
+  on the same dialect: booleans count as 0/1, datetimes are rendered in UTC, decimals lose
+  trailing zeros, binary values are hex, NULL stays distinct from every string.
+- SERVER_SHA256 (MariaDB): the server hashes each row itself (SHA2 of its quoted values) and
+  the sha256 of the sorted row hashes comes back; no row crosses the wire. Reading every row
+  through the driver was most of a MariaDB backup's time (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ _BATCH = 2000
 # few seconds, so its content may differ between a dump and the digests read beside it. Such a
 # table must exist after a restore; its rows are not compared.
 VOLATILE_TABLES = frozenset({"mn_heartbeat"})
+
+ROWS_SHA256 = "rows-sha256"
+SERVER_SHA256 = "server-sha256"
+DIGEST_METHODS = (ROWS_SHA256, SERVER_SHA256)
 
 
 @dataclass(frozen=True)
@@ -102,12 +111,41 @@ def table_digest(conn: Connection, table: str, columns: list[str], pk: list[str]
     return TableDigest(rows=count, sha256=digest.hexdigest())
 
 
-def database_digests(conn: Connection) -> dict[str, TableDigest]:
-    """Digest every table of the connection's default schema, by table name."""
+def digest_method(conn: Connection) -> str:
+    """The cheapest sound method on this connection's dialect: the server's own on MariaDB."""
+    return SERVER_SHA256 if conn.dialect.name in ("mysql", "mariadb") else ROWS_SHA256
+
+
+def server_table_digest(conn: Connection, table: str, columns: list[str]) -> TableDigest:
+    """Digest one MariaDB table on the server: SHA2 of each row's quoted values (bytes, so no
+    collation can refuse the concatenation; QUOTE keeps NULL apart from the string 'NULL'),
+    then the sha256 of those hashes in sorted order (no key needed)."""
+    quote = conn.dialect.identifier_preparer.quote
+    values = ", ".join(f"QUOTE(CAST({quote(c)} AS BINARY))" for c in columns)
+    sql = (f"SELECT COUNT(*), SHA2(COALESCE(GROUP_CONCAT(h ORDER BY h SEPARATOR ''), ''), 256) "
+           f"FROM (SELECT SHA2(CONCAT_WS(',', {values}), 256) AS h FROM {quote(table)}) AS r")
+    count, sha = conn.exec_driver_sql(sql).one()
+    return TableDigest(rows=int(count), sha256=str(sha))
+
+
+def database_digests(conn: Connection, method: str | None = None) -> dict[str, TableDigest]:
+    """Digest every table of the connection's default schema, by table name, with this method
+    (default: digest_method's for the dialect)."""
+    method = method or digest_method(conn)
+    if method not in DIGEST_METHODS:
+        raise ValueError(f"unknown digest method {method!r}")
+    if method == SERVER_SHA256:
+        if conn.dialect.name not in ("mysql", "mariadb"):
+            raise ValueError(f"digest method {method} is MariaDB's, not {conn.dialect.name}'s")
+        # every row hash is 64 bytes; the default limit (1 MB) would cut a table at 16,384 rows
+        conn.exec_driver_sql("SET SESSION group_concat_max_len = 18446744073709551615")
     insp = sa.inspect(conn)
     digests: dict[str, TableDigest] = {}
     for table in sorted(insp.get_table_names()):
         columns = [c["name"] for c in insp.get_columns(table)]
+        if method == SERVER_SHA256:
+            digests[table] = server_table_digest(conn, table, columns)
+            continue
         pk = list(insp.get_pk_constraint(table).get("constrained_columns") or [])
         digests[table] = table_digest(conn, table, columns, pk)
     return digests

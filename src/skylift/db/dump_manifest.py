@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from skylift import __version__
-from skylift.db.content_digest import VOLATILE_TABLES, TableDigest
+from skylift.db.content_digest import ROWS_SHA256, VOLATILE_TABLES, TableDigest
 from skylift.errors import BackupError
 from skylift.files import write_json
 
@@ -38,6 +38,9 @@ class Manifest:
     dump_bytes: int = 0
     skylift_version: str = __version__
     format: int = FORMAT
+    # how the table digests were made (skylift.db.content_digest); a manifest written before
+    # the field existed was made by reading the rows
+    digest: str = ROWS_SHA256
 
     def to_dict(self) -> dict:
         data = asdict(self)

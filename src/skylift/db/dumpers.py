@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from skylift.db.content_digest import (VOLATILE_TABLES, TableDigest, database_digests,
-                                      read_revision, server_checksums)
+                                      digest_method, read_revision, server_checksums)
 from skylift.db.engine import Database
 from skylift.files import create_private
 from skylift.errors import BackupError, DatabaseError, OperationFailed
@@ -122,11 +122,12 @@ def sweep(folder: Path) -> list[Path]:
 
 
 class Snapshot:
-    """What a dump saw: the digests of every table and the Alembic revision."""
+    """What a dump saw: the digests of every table (and their method) and the Alembic revision."""
 
     def __init__(self, tables: dict[str, TableDigest], revision: str | None,
-                 release: str | None) -> None:
+                 release: str | None, method: str) -> None:
         self.tables, self.revision, self.release = tables, revision, release
+        self.method = method
 
 
 def _tool(*names: str) -> str:
@@ -221,7 +222,8 @@ def _sqlite_engine(path: Path) -> sa.Engine:
 
 def _snapshot_of(conn) -> Snapshot:
     revision, release = read_revision(conn)
-    return Snapshot(database_digests(conn), revision, release)
+    method = digest_method(conn)
+    return Snapshot(database_digests(conn, method), revision, release, method)
 
 
 def dump_sqlite(db: Database, sink: BinaryIO, work_dir: Path) -> Snapshot:

@@ -6,8 +6,9 @@
 Background threads: one API sampler per API probe (GET an MN path every api_interval s on a
 new connection: ok, 503 "upgrade in progress", refused, timeout, or another status; e.g. the
 health call beside a user's call, which maintenance answers 503), the VM prober (rounds of
-skylift.agent.hypervisor.probe on every VM's endpoint with bounded concurrency: answered with
-the same boot id, lost, or a new boot id) and, when agents are given, the placement checker
+skylift.agent.hypervisor.probe on every VM's endpoint, each round spread over vm_interval
+seconds, with bounded concurrency: answered with the same boot id, lost, or a new boot id; the
+longest time a VM went without an answer is the resolution of "none lost") and, when agents are given, the placement checker
 (a VM seen Running on two hosts at once was started twice; a VM started again on a new
 endpoint is probed there from then on). Everything goes to a timeline of JSON lines (t, kind,
 target, result); stop() writes summary.json and returns the summary: per API probe the answers
@@ -36,6 +37,7 @@ from skylift.errors import SkyliftError
 from skylift.pki.trust import AgentTrust
 
 API_PATH = "/v1/zones"  # a real API call: maintenance mode answers it with 503
+VM_TICK_SECONDS = 0.05  # a round's probes go out in slices this far apart
 
 
 @dataclass
@@ -87,6 +89,8 @@ class Summary:
     vm_rounds: int = 0
     vm_probes_sent: int = 0
     vm_probes_lost: int = 0
+    # the longest time any VM went without an answer: the resolution "0 lost" was measured at
+    vm_longest_gap_seconds: float = 0.0
     boot_id_changes: list[str] = field(default_factory=list)
     started_twice: list[str] = field(default_factory=list)
 
@@ -248,29 +252,50 @@ class Probes:
 
     # --- the VMs -----------------------------------------------------------------------------
     def _vm_loop(self) -> None:
+        """Rounds over every VM, each round's probes spread evenly over vm_interval seconds.
+
+        Paced, not as fast as the machine allows: a prober that takes every free cycle makes
+        whatever it watches look slower the faster that gets (CPU freed by the watched work
+        goes to more probes). A round that cannot keep the pace runs as fast as it can."""
         s = self.summary
         changed: set[str] = set()
+        last_answer = {vm.uuid: time.time() for vm in self.vms}  # watching began: a gap opens
+        ticks = max(1, min(len(self.vms), round(self.vm_interval / VM_TICK_SECONDS)))
+        size = -(-len(self.vms) // ticks)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="probe-vm") as pool:
             while not self._stop.is_set():
                 began = time.time()
-                answers = list(pool.map(lambda vm: probe(vm.endpoint, self.vm_timeout), self.vms))
-                lost = 0
-                for vm, boot_id in zip(self.vms, answers):
-                    s.vm_probes_sent += 1
-                    if boot_id is None:
-                        lost += 1
-                        s.vm_probes_lost += 1
-                        self._record("vm", vm.uuid, "lost", host=vm.host)
-                    elif boot_id != vm.boot_id:
-                        self._record("vm", vm.uuid, "boot-id-changed", host=vm.host,
-                                     was=vm.boot_id, now=boot_id)
-                        if vm.uuid not in changed:
-                            changed.add(vm.uuid)
-                            s.boot_id_changes.append(vm.uuid)
+                lost = sent = 0
+                for i in range(0, len(self.vms), size):
+                    chunk = self.vms[i:i + size]
+                    answers = pool.map(lambda vm: probe(vm.endpoint, self.vm_timeout), chunk)
+                    for vm, boot_id in zip(chunk, answers):
+                        sent += 1
+                        s.vm_probes_sent += 1
+                        if boot_id is None:
+                            lost += 1
+                            s.vm_probes_lost += 1
+                            self._record("vm", vm.uuid, "lost", host=vm.host)
+                            continue
+                        now = time.time()
+                        s.vm_longest_gap_seconds = max(s.vm_longest_gap_seconds,
+                                                       round(now - last_answer[vm.uuid], 3))
+                        last_answer[vm.uuid] = now
+                        if boot_id != vm.boot_id:
+                            self._record("vm", vm.uuid, "boot-id-changed", host=vm.host,
+                                         was=vm.boot_id, now=boot_id)
+                            if vm.uuid not in changed:
+                                changed.add(vm.uuid)
+                                s.boot_id_changes.append(vm.uuid)
+                    due = began + self.vm_interval * (i + len(chunk)) / len(self.vms)
+                    if self._stop.wait(max(0.0, due - time.time())):
+                        break
                 s.vm_rounds += 1
-                self._record("vm-round", f"{len(self.vms)} VMs", "ok" if not lost else "lost",
+                self._record("vm-round", f"{sent} VMs", "ok" if not lost else "lost",
                              lost=lost, seconds=round(time.time() - began, 3))
-                self._stop.wait(max(0.0, self.vm_interval - (time.time() - began)))
+        end = time.time()  # a VM unanswered since its last answer: its gap runs to the end
+        s.vm_longest_gap_seconds = max([s.vm_longest_gap_seconds]
+                                       + [round(end - t, 3) for t in last_answer.values()])
 
     def _placement_loop(self) -> None:
         twice: set[str] = set()
@@ -319,6 +344,7 @@ def measured(summary: Summary) -> list[Measured]:
                  [f"API probe {name}: refused connections / 503 answers / longest gap s",
                   f"{api.refused} / {api.answers_503} / {api.longest_gap_seconds}"]]
     rows += [["VM probes sent / lost", f"{summary.vm_probes_sent} / {summary.vm_probes_lost}"],
+             ["VM longest time without an answer s", summary.vm_longest_gap_seconds],
              ["VM boot id changes", len(summary.boot_id_changes)],
              ["VMs seen running twice", len(summary.started_twice)]]
     out = [Measured("Availability, as the probes saw it", ["measure", "value"], rows,
