@@ -12,4 +12,11 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# A run killed part-way (a session cut off, a CI timeout) leaves lab namespaces and nftables
+# tables in the kernel, where the next run's hosts would hang cut off. The run that holds the
+# test lock (kept through pytest by fd 9) sweeps them first; one started beside it does not.
+exec 9>/run/lock/skylift-tests.lock
+if flock -n 9; then
+  .venv/bin/python -m skylift.lab.sweep | sed 's/^/tests: swept what killed lab runs left: /'
+fi
 exec .venv/bin/python -m pytest "$@"

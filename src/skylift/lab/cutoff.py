@@ -98,12 +98,27 @@ def _failed(what: str, result: subprocess.CompletedProcess) -> LabError:
                     else "look at `nft list ruleset`")
 
 
-def _table_exists(table: str) -> bool:
+def _tables() -> list[str]:
     result = _nft(["-j", "list", "tables", "inet"])
     if result.returncode != 0:
         raise _failed("could not list the nftables tables", result)
-    return any(item.get("table", {}).get("name") == table
-               for item in json.loads(result.stdout or '{"nftables": []}')["nftables"])
+    return [item["table"]["name"]
+            for item in json.loads(result.stdout or '{"nftables": []}')["nftables"]
+            if "table" in item]
+
+
+def _table_exists(table: str) -> bool:
+    return table in _tables()
+
+
+def remove_every_lab_table() -> list[str]:
+    """Delete every lab's table (skylift_lab_*), whatever lab made it; the names removed."""
+    gone = []
+    for table in _tables():
+        if table.startswith("skylift_lab_"):
+            if _nft(["delete", "table", "inet", table]).returncode == 0:
+                gone.append(table)
+    return gone
 
 
 def cut_off(lab: str, addresses: Iterable[str]) -> int:

@@ -351,6 +351,20 @@ def _leftovers(lab_block: int) -> list[str]:
     return names
 
 
+def lab_blocks_present() -> list[int]:
+    """Every lab block that has a namespace, veth or bridge on this machine (by name)."""
+    if shutil.which("ip") is None:
+        return []
+    try:
+        names = [ns["name"] for ns in _ip_json(["netns", "list"])]
+    except LabError:  # no /run/netns yet
+        names = []
+    names += [link["ifname"].split("@")[0] for link in _ip_json(["link", "show"])]
+    found = {int(m.group(1)) for m in map(re.compile(r"^skyl(\d+)(?:[nv]\d+|br)$").match, names)
+             if m and 2 <= int(m.group(1)) <= 99}
+    return sorted(found)
+
+
 def lab_network_exists(lab_block: int) -> bool:
     """Whether anything of lab block `lab_block`'s network exists (by name); never on a
     machine without iproute2 (nothing could have made it)."""
