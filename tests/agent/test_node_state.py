@@ -70,6 +70,35 @@ def test_sim_daemon_crash_is_a_host_crash(make_node):
         drv.get(VM2)
 
 
+def test_a_sim_daemon_too_busy_to_answer_is_waited_for_never_replaced(make_node, monkeypatch):
+    """As an agent waits for a slow libvirtd: a second daemon would take the socket over and
+    know every VM as Stopped (a proof then finds thousands of VMs "no longer running")."""
+    import os
+    import signal
+
+    from skylift.agent.hypervisor import sim
+    from skylift.agent.store import read_json
+    from skylift.errors import HypervisorError
+
+    root = make_node()
+    drv = get_driver("sim", root)
+    vm = drv.create(VM1, "one")
+    daemon = read_json(root / sim.PIDFILE)
+    assert {"pid", "start"} <= set(daemon)
+    monkeypatch.setattr(sim, "REQUEST_TIMEOUT", 0.5)
+    os.kill(daemon["pid"], signal.SIGSTOP)  # alive, answering nothing
+    try:
+        with pytest.raises(HypervisorError, match="did not answer list") as err:
+            drv.list()
+        assert "its daemon runs" in err.value.why
+        assert get_driver("sim", root) is not None  # a new driver does not start another
+    finally:
+        os.kill(daemon["pid"], signal.SIGCONT)
+    assert read_json(root / sim.PIDFILE)["pid"] == daemon["pid"]
+    (again,) = drv.list()
+    assert (again.state, again.boot_id) == ("Running", vm.boot_id)
+
+
 def test_process_vm_killed_hard_shows_stopped(make_node):
     import os
     import signal

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from skylift.agent.hypervisor.base import HypervisorDriver, VmState
 from skylift.agent.hypervisor.daemon import spawn_daemon
-from skylift.processes import pid_alive, terminate
+from skylift.processes import ProcessId, pid_alive, terminate
 from skylift.agent.hypervisor.simaddr import PIDFILE, daemon_root, simd_address
 from skylift.agent.ids import check_uuid
 from skylift.agent.store import read_json
@@ -37,7 +37,13 @@ class SimDriver(HypervisorDriver):
             check_uuid(req["uuid"])
         try:
             resp = _request(self.node_root, {**req, "node": str(self.node_root)})
-        except OSError:
+        except OSError as exc:
+            if simd_alive(self.node_root):
+                # busy, not dead: a libvirtd slow to answer is waited for, never replaced (a
+                # second daemon would take over the socket knowing every VM as Stopped)
+                raise HypervisorError(f"the sim hypervisor did not answer {req.get('op')}",
+                                      why=f"{type(exc).__name__}: {exc}; its daemon runs",
+                                      next="ask again; see simd.log in the node root") from None
             # the hypervisor itself died (a host crash): start a new one, its VMs are Stopped
             ensure_simd(self.node_root)
             resp = _request(self.node_root, {**req, "node": str(self.node_root)})
@@ -75,9 +81,12 @@ class SimDriver(HypervisorDriver):
         return [VmState(**vm) for vm in self._call({"op": "list"})["vms"]]
 
 
-def _request(node_root: Path, req: dict, timeout: float = 10.0) -> dict:
+REQUEST_TIMEOUT = 10.0  # seconds a request waits for the daemon's answer
+
+
+def _request(node_root: Path, req: dict, timeout: float | None = None) -> dict:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
+        sock.settimeout(REQUEST_TIMEOUT if timeout is None else timeout)
         sock.connect(simd_address(node_root))
         sock.sendall(json.dumps(req).encode() + b"\n")
         data = b""
@@ -97,15 +106,27 @@ def simd_running(node_root: Path) -> bool:
         return False
 
 
+def simd_alive(node_root: Path) -> bool:
+    """Whether the daemon the node's pidfile names still runs (by pid and start time), answering
+    or not: how busy it is never makes it dead."""
+    info = read_json(daemon_root(node_root) / PIDFILE)
+    if not info or not info.get("pid"):
+        return False
+    if "start" in info:
+        return ProcessId.from_dict(info).alive()
+    return pid_alive(info["pid"], "simd")  # a pidfile of a daemon before start times
+
+
 def ensure_simd(node_root: Path) -> None:
-    """Start the node's sim daemon (or the shared one it points at) unless one answers."""
+    """Start the node's sim daemon (or the shared one it points at) unless one runs."""
     node_root = daemon_root(node_root)
-    if simd_running(node_root):
+    if simd_alive(node_root) or simd_running(node_root):
         return
     node_root.mkdir(parents=True, exist_ok=True)
     with open(node_root / ".simd.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not simd_running(node_root):  # another starter may have won the race
+        # another starter may have won the race
+        if not (simd_alive(node_root) or simd_running(node_root)):
             spawn_daemon(SIMD_MODULE, ["--node-root", str(node_root)], node_root / "simd.log")
 
 

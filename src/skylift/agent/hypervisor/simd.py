@@ -26,6 +26,7 @@ import uuid as uuidlib
 from pathlib import Path
 
 from skylift.agent.hypervisor.daemon import daemonize_and_ready
+from skylift.processes import ProcessId
 from skylift.agent.hypervisor.simaddr import (PIDFILE, SHARED_FILE, SOCKET_NAME, daemon_root,
                                               simd_address)
 from skylift.agent.ids import UUID_RULE, is_uuid, safe_child
@@ -181,7 +182,8 @@ async def _serve(node_root: Path, ready) -> None:
     if not address.startswith("\0"):
         Path(address).unlink(missing_ok=True)  # a stale socket of a dead daemon
     server = await asyncio.start_unix_server(client, path=address, limit=1 << 20)
-    write_json(node_root / PIDFILE, {"pid": os.getpid(), "address": address.replace("\0", "@")})
+    me = ProcessId.of(os.getpid())  # pid and start time: a reused pid is never taken for it
+    write_json(node_root / PIDFILE, {**me.to_dict(), "address": address.replace("\0", "@")})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
