@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from skylift.agent.client import AsyncAgentClient
-from skylift.mn.agent_streams import loop_transport
+from skylift.mn.agent_http import AgentTransport
 from skylift.pki.trust import AgentTrust
 
 POOL_SHARDS = 64
@@ -18,9 +18,10 @@ MAX_POOL_SHARDS = 4096
 class AgentPool:
     """Async agent clients sharing a set of connection pools.
 
-    httpcore scans its whole pool on every request (and each idle connection's check costs a
-    getpeername and a poll): one pool of 10,000 agents' keep-alive connections made a storm
-    quadratic. One shard per 4 agents keeps pooling and each scan short. Shards are cheap to
+    A pool of 10,000 agents' keep-alive connections in one client made a storm quadratic
+    under httpcore, which scanned its whole pool on every request; the shards (one per 4
+    agents) stayed when its transport went (skylift.mn.agent_http): each keeps at most
+    max_concurrency idle connections, as many as callers talk to at once. Shards are cheap to
     make because they share one TLS context (the cloud's: its CA and the MN's client
     certificate, loaded once) and skip proxy lookups in the environment: agents are reached
     directly on the management network, never through an HTTP proxy."""
@@ -37,12 +38,11 @@ class AgentPool:
         """Make the pools (sized for about this many agents), if not made yet."""
         if self._shards is None:
             tls = self.trust.context if self.trust else httpx.create_ssl_context()
-            limits = httpx.Limits(max_connections=self.max_concurrency,
-                                  max_keepalive_connections=256)
             shards = min(MAX_POOL_SHARDS, max(POOL_SHARDS, agents // 4))
             self._shards = [httpx.AsyncClient(timeout=self.timeout, trust_env=False,
-                                              transport=loop_transport(verify=tls,
-                                                                       limits=limits))
+                                              transport=AgentTransport(
+                                                  verify=tls,
+                                                  max_keepalive=self.max_concurrency))
                             for _ in range(shards)]
 
     @property
