@@ -15,17 +15,35 @@ import json
 import shutil
 
 from skylift.lab.cutoff import remove_every_lab_table
+from skylift.lab.errors import LabError
 from skylift.lab.netns import lab_blocks_present, remove_lab_network
 
 
 def sweep() -> dict:
-    """Remove every lab table and lab network on this machine; what was removed."""
-    tables = remove_every_lab_table() if shutil.which("nft") else []
-    networks = [remove_lab_network(block) for block in lab_blocks_present()]
-    return {"nft_tables": tables,
-            "lab_blocks": [n["block"] for n in networks],
-            "namespaces": [ns for n in networks for ns in n["namespaces"]],
-            "killed": [pid for n in networks for pid in n["killed"]]}
+    """Remove every lab table and lab network on this machine; what was removed, and under
+    "errors" what could not be (the rest is swept all the same)."""
+    errors: list[str] = []
+    tables: list[str] = []
+    networks: list[dict] = []
+    try:
+        tables = remove_every_lab_table() if shutil.which("nft") else []
+    except LabError as exc:
+        errors.append(exc.what)
+    try:
+        blocks = lab_blocks_present()
+    except LabError as exc:
+        errors.append(exc.what)
+        blocks = []
+    for block in blocks:
+        try:
+            networks.append(remove_lab_network(block))
+        except LabError as exc:
+            errors.append(exc.what)
+    out = {"nft_tables": tables,
+           "lab_blocks": [n["block"] for n in networks],
+           "namespaces": [ns for n in networks for ns in n["namespaces"]],
+           "killed": [pid for n in networks for pid in n["killed"]]}
+    return {**out, "errors": errors} if errors else out
 
 
 if __name__ == "__main__":
