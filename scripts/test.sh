@@ -15,8 +15,10 @@ fi
 # A run killed part-way (a session cut off, a CI timeout) leaves lab namespaces and nftables
 # tables in the kernel, where the next run's hosts would hang cut off. The run that holds the
 # test lock (kept through pytest by fd 9) sweeps them first; one started beside it does not.
-exec 9>/run/lock/skylift-tests.lock
-if flock -n 9; then
+lock_dir=/run/lock
+[ -d "$lock_dir" ] || lock_dir=/tmp
+exec 9>"$lock_dir/skylift-tests.lock"
+if command -v flock >/dev/null && flock -n 9; then
   .venv/bin/python -m skylift.lab.sweep | sed 's/^/tests: swept what killed lab runs left: /' \
     || echo "tests: the sweep of lab leftovers failed (above); the tests run all the same"
 fi
