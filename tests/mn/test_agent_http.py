@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from skylift.agent.hypervisor import kill_node_vms
 from skylift.agent.launch import free_port, restart_agent, start_agent, stop_agent
 from skylift.agent.node import init_node
 from skylift.errors import AgentUnreachable
@@ -47,6 +48,7 @@ def test_a_connection_the_agent_closed_is_not_used_again(tmp_path):
         for handle in started:
             if handle.alive():
                 stop_agent(handle)
+        kill_node_vms(root)  # and the node's sim daemon, which outlives its agents
 
 
 def test_a_silent_agent_times_out_and_nobody_listening_is_said_at_once():

@@ -8,7 +8,8 @@ new connection: ok, 503 "upgrade in progress", refused, timeout, or another stat
 health call beside a user's call, which maintenance answers 503), the VM prober (rounds of
 skylift.agent.hypervisor.probe on every VM's endpoint, each round spread over vm_interval
 seconds, with bounded concurrency: answered with the same boot id, lost, or a new boot id; the
-longest time a VM went without an answer is the resolution of "none lost") and, when agents are given, the placement checker
+longest time a VM went without an answer is the resolution of "none lost") and, when agents
+are given, the placement checker
 (a VM seen Running on two hosts at once was started twice; a VM started again on a new
 endpoint is probed there from then on). Everything goes to a timeline of JSON lines (t, kind,
 target, result); stop() writes summary.json and returns the summary: per API probe the answers
@@ -271,22 +272,7 @@ class Probes:
                     answers = pool.map(lambda vm: probe(vm.endpoint, self.vm_timeout), chunk)
                     for vm, boot_id in zip(chunk, answers):
                         sent += 1
-                        s.vm_probes_sent += 1
-                        if boot_id is None:
-                            lost += 1
-                            s.vm_probes_lost += 1
-                            self._record("vm", vm.uuid, "lost", host=vm.host)
-                            continue
-                        now = time.time()
-                        s.vm_longest_gap_seconds = max(s.vm_longest_gap_seconds,
-                                                       round(now - last_answer[vm.uuid], 3))
-                        last_answer[vm.uuid] = now
-                        if boot_id != vm.boot_id:
-                            self._record("vm", vm.uuid, "boot-id-changed", host=vm.host,
-                                         was=vm.boot_id, now=boot_id)
-                            if vm.uuid not in changed:
-                                changed.add(vm.uuid)
-                                s.boot_id_changes.append(vm.uuid)
+                        lost += not self._vm_answered(vm, boot_id, last_answer, changed)
                     due = began + self.vm_interval * (i + len(chunk)) / len(self.vms)
                     if self._stop.wait(max(0.0, due - time.time())):
                         break
@@ -296,6 +282,27 @@ class Probes:
         end = time.time()  # a VM unanswered since its last answer: its gap runs to the end
         s.vm_longest_gap_seconds = max([s.vm_longest_gap_seconds]
                                        + [round(end - t, 3) for t in last_answer.values()])
+
+    def _vm_answered(self, vm: VmTarget, boot_id: str | None, last_answer: dict[str, float],
+                     changed: set[str]) -> bool:
+        """Count one probe of vm and record what it found; whether the VM answered."""
+        s = self.summary
+        s.vm_probes_sent += 1
+        if boot_id is None:
+            s.vm_probes_lost += 1
+            self._record("vm", vm.uuid, "lost", host=vm.host)
+            return False
+        now = time.time()
+        s.vm_longest_gap_seconds = max(s.vm_longest_gap_seconds,
+                                       round(now - last_answer[vm.uuid], 3))
+        last_answer[vm.uuid] = now
+        if boot_id != vm.boot_id:
+            self._record("vm", vm.uuid, "boot-id-changed", host=vm.host, was=vm.boot_id,
+                         now=boot_id)
+            if vm.uuid not in changed:
+                changed.add(vm.uuid)
+                s.boot_id_changes.append(vm.uuid)
+        return True
 
     def _placement_loop(self) -> None:
         twice: set[str] = set()
