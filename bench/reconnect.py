@@ -49,6 +49,10 @@ from skylift.lab.rollout import (NODE_ROOT, point_at_farm, reconnect_farm, seed_
 from skylift.mn.agent_pool import AgentPool
 from skylift.pki.trust import AgentTrust
 
+# what an MN process has loaded before any storm: no import is counted as a node's CPU
+import skylift.mn.connections  # noqa: F401
+import skylift.transport.ssh  # noqa: F401
+
 NEW, OLD = "4.3.12", "3.7.1"
 HOTFIX = "4.3.12.1"  # a build of the newest release's agent, for agents that upgrade themselves
 
@@ -67,7 +71,7 @@ def setup() -> None:
 async def versions(farm, trust=None) -> dict[str, int]:
     """How many agents report each version, read as the MN reads them (its pools, its trust)."""
     pool = AgentPool(max_concurrency=200, timeout=30.0, token=None, trust=trust)
-    pool.open(len(farm.addresses))
+    pool.open()
     sem = asyncio.Semaphore(200)
 
     async def one(addr):

@@ -101,7 +101,7 @@ def test_vms_outlive_the_farm(farm_factory, tmp_path):
 async def _tls_versions(farm, addresses, trust) -> list[str]:
     """Every agent's version, read as the MN reads them (its sharded pools, its trust)."""
     pool = AgentPool(max_concurrency=100, timeout=30.0, token=None, trust=trust)
-    pool.open(len(addresses))
+    pool.open()
     sem = asyncio.Semaphore(100)
 
     async def one(addr):
@@ -160,7 +160,7 @@ def test_agents_that_upgrade_themselves_are_rolled_out_without_ssh(farm_factory,
 
 async def _boot_ids(farm, trust) -> dict[str, str]:
     pool = AgentPool(max_concurrency=100, timeout=30.0, token=None, trust=trust)
-    pool.open(len(farm.addresses))
+    pool.open()
     try:
         async def one(addr):
             return (await pool.client(addr, addr, lambda: farm.url(addr)).boot_id())

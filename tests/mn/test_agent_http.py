@@ -18,7 +18,7 @@ from skylift.mn.agent_pool import AgentPool
 
 
 def _client(pool: AgentPool, url: str):
-    pool.open(1)
+    pool.open()
     return pool.client(url, url, lambda: url)
 
 

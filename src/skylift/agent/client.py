@@ -165,14 +165,16 @@ def async_http_pool(max_connections: int = 200, timeout: float = 10.0,
 
 
 class AsyncAgentClient:
-    """The async twin of AgentClient, for one agent, over a (shared) httpx.AsyncClient.
+    """The async twin of AgentClient, for one agent, over a shared client of many agents:
+    an httpx.AsyncClient, or the MN's own (skylift.mn.agent_http.AgentHttp), which answers
+    `request` the same way.
 
     Errors are the same: the agent's own skylift errors, or AgentError when it cannot be
     reached. A client made without `http` owns its pool and closes it in aclose().
     """
 
     def __init__(self, target, token: str | None = None, timeout: float = 10.0,
-                 http: httpx.AsyncClient | None = None,
+                 http=None,
                  connect_timeout: float | None = None,
                  trust: AgentTrust | None = None) -> None:
         """connect_timeout: give up sooner on an agent whose address does not answer at all

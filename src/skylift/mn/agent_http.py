@@ -1,31 +1,49 @@
-"""The MN's HTTP/1.1 to its agents: an httpx transport on the event loop's own streams.
+"""The MN's HTTP/1.1 to its agents: a small client on the event loop's own streams.
 
 What the MN asks an agent is small JSON over one kept-alive connection per agent, thousands
 of agents at once. httpcore (under httpx) spent most of the MN's CPU around each request in a
 reconnect storm: its pool's bookkeeping, h11's state machine, a cancel scope per read and
-write (docs/benchmarks.md, "Agent rollout"). This transport writes the request as bytes and
-reads the answer with the loop's stream reader (TLS in C under uvloop), and keeps idle
-connections per agent. httpx's client stays above it (URLs, headers, JSON, timeouts), and
-errors are httpx's own, raised as httpcore's would be: an SSL failure stays the cause of the
-ConnectError, which is how the agent client tells a wrong scheme from an agent that is down.
+write; with a transport of our own under httpx, httpx's client layer (URL objects, request
+and response models, the cookie jar) was the largest cost left above the TLS handshakes
+(docs/benchmarks.md, "Agent rollout"). AgentHttp writes the request as bytes and reads the
+answer with the loop's stream reader (TLS in C under uvloop), and keeps idle connections per
+agent. It answers AsyncAgentClient's `request` as httpx.AsyncClient would, and its errors are
+httpx's own types: an SSL failure stays the cause of the ConnectError, which is how the agent
+client tells a wrong scheme from an agent that is down.
 
 Only what agents answer is spoken: HTTP/1.1, Content-Length, chunked, or a body to the
-close; no proxies, no HTTP/2, no upgrade, no 100-continue.
+close; no proxies, no HTTP/2, no upgrade, no 100-continue, no redirects, no cookies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json as jsonlib
 import select
 import ssl
 import time
+from urllib.parse import urlsplit
 
 import httpx
 
 READ_LIMIT = 1 << 20  # a stream reader's buffer; agents' answers are small
 IDLE_SECONDS = 4.0  # an agent (uvicorn) closes a connection idle for 5 s: reuse only younger
 NO_BODY = {204, 304}
+
+
+class AgentResponse:
+    """An agent's answer: what AsyncAgentClient reads of an httpx.Response."""
+
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]],
+                 content: bytes) -> None:
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    def json(self):
+        """The body as JSON (ValueError when it is not)."""
+        return jsonlib.loads(self.content)
 
 
 class _Connection:
@@ -55,32 +73,42 @@ class _Connection:
 
 
 @contextlib.contextmanager
-def _mapped(timeout_error: type[httpx.TimeoutException], other: type[httpx.TransportError],
-            request: httpx.Request):
+def _mapped(timeout_error: type[httpx.TimeoutException], other: type[httpx.TransportError]):
     try:
         yield
     except TimeoutError as exc:
-        raise timeout_error(str(exc) or "timed out", request=request) from exc
+        raise timeout_error(str(exc) or "timed out") from exc
     except asyncio.IncompleteReadError as exc:
         raise httpx.RemoteProtocolError("Server disconnected without sending a complete "
-                                        "response.", request=request) from exc
+                                        "response.") from exc
     except asyncio.LimitOverrunError as exc:
-        raise httpx.RemoteProtocolError("the answer's head is too long",
-                                        request=request) from exc
+        raise httpx.RemoteProtocolError("the answer's head is too long") from exc
     except (OSError, EOFError, ssl.SSLError) as exc:  # SSLError is an OSError; said for clarity
-        raise other(str(exc) or type(exc).__name__, request=request) from exc
+        raise other(str(exc) or type(exc).__name__) from exc
     except ValueError as exc:  # a status line, header or chunk size that is not HTTP
-        raise httpx.RemoteProtocolError(f"not an HTTP answer: {exc}", request=request) from exc
+        raise httpx.RemoteProtocolError(f"not an HTTP answer: {exc}") from exc
 
 
-def _head(request: httpx.Request, body: bytes) -> bytes:
-    lines = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
-    has_length = False
-    for name, value in request.headers.raw:
-        has_length = has_length or name.lower() == b"content-length"
-        lines.append(name + b": " + value)
-    if body and not has_length:
-        lines.append(b"Content-Length: %d" % len(body))
+def _target(url: str) -> tuple[tuple[str, str, int], bytes, bytes]:
+    """(scheme, host, port), the Host header's value and the request target of a URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise httpx.UnsupportedProtocol(f"not an agent's URL: {url!r}")
+    port = parts.port or (443 if scheme == "https" else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (scheme, parts.hostname, port), parts.netloc.encode(), path.encode()
+
+
+def _head(method: str, netloc: bytes, path: bytes, headers: dict[str, str] | None,
+          body: bytes) -> bytes:
+    lines = [b"%s %s HTTP/1.1" % (method.encode(), path), b"Host: " + netloc]
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}".encode())
+    if body:
+        lines += [b"Content-Type: application/json", b"Content-Length: %d" % len(body)]
+    elif method in ("POST", "PUT", "PATCH"):
+        lines.append(b"Content-Length: 0")
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
@@ -104,19 +132,31 @@ async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[bytes, by
     return await reader.read(), True
 
 
-class AgentTransport(httpx.AsyncBaseTransport):
-    """Keep-alive HTTP/1.1 connections to agents, idle ones kept per agent."""
+def _timeouts(timeout) -> tuple[float | None, float | None, float | None]:
+    """(connect, write, read) of an httpx.Timeout, or one number for all three."""
+    if timeout is None or isinstance(timeout, (int, float)):
+        return timeout, timeout, timeout
+    return timeout.connect, timeout.write, timeout.read
 
-    def __init__(self, *, verify: ssl.SSLContext, max_keepalive: int = 256) -> None:
-        self.context, self.max_keepalive = verify, max_keepalive
+
+class AgentHttp:
+    """Keep-alive HTTP/1.1 connections to many agents, idle ones kept per agent.
+
+    request() is the part of httpx.AsyncClient's that AsyncAgentClient uses: absolute URLs,
+    headers, a JSON body and a timeout; it returns an AgentResponse."""
+
+    def __init__(self, *, verify: ssl.SSLContext | None, max_keepalive: int = 256,
+                 timeout: float = 10.0) -> None:
+        self.context, self.max_keepalive, self.timeout = verify, max_keepalive, timeout
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._idle_count = 0
 
-    async def _connect(self, request: httpx.Request, key: tuple[str, str, int],
-                       timeout: float | None) -> _Connection:
+    async def _connect(self, key: tuple[str, str, int], timeout: float | None) -> _Connection:
         scheme, host, port = key
         tls = self.context if scheme == "https" else None
-        with _mapped(httpx.ConnectTimeout, httpx.ConnectError, request):
+        if scheme == "https" and tls is None:
+            raise httpx.ConnectError(f"no TLS context to reach {host}:{port} over https")
+        with _mapped(httpx.ConnectTimeout, httpx.ConnectError):
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
                     host, port, ssl=tls, server_hostname=host if tls else None,
@@ -141,50 +181,51 @@ class AgentTransport(httpx.AsyncBaseTransport):
         self._idle.setdefault(key, []).append(conn)
         self._idle_count += 1
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        key = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
-        timeouts = request.extensions.get("timeout", {})
-        body = await request.aread()
-        head = _head(request, body)
+    async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                      timeout=None, json=None) -> AgentResponse:
+        """Send one request to the agent at url and read its whole answer."""
+        key, netloc, path = _target(url)
+        connect, write, read = _timeouts(self.timeout if timeout is None else timeout)
+        body = (jsonlib.dumps(json, separators=(",", ":")).encode()
+                if json is not None else b"")
+        data = _head(method, netloc, path, headers, body) + body
         conn = self._take_idle(key)
         if conn is None:
-            conn = await self._connect(request, key, timeouts.get("connect"))
+            conn = await self._connect(key, connect)
         try:
-            status, headers, content, closes = await self._exchange(conn, request, head + body,
-                                                                    timeouts)
+            status, answer_headers, content, closes = await self._exchange(
+                conn, method, data, write, read)
         except BaseException:
             conn.writer.transport.abort()
             raise
-        if closes or request.headers.get("connection", "").lower() == "close":
+        if closes:
             conn.close()
         else:
             self._keep(key, conn)
-        return httpx.Response(status, headers=headers, content=content,
-                              extensions={"http_version": b"HTTP/1.1"})
+        return AgentResponse(status, answer_headers, content)
 
-    async def _exchange(self, conn: _Connection, request: httpx.Request, data: bytes,
-                        timeouts: dict) -> tuple[int, list, bytes, bool]:
-        with _mapped(httpx.WriteTimeout, httpx.WriteError, request):
+    async def _exchange(self, conn: _Connection, method: str, data: bytes,
+                        write: float | None, read: float | None
+                        ) -> tuple[int, list, bytes, bool]:
+        with _mapped(httpx.WriteTimeout, httpx.WriteError):
             conn.writer.write(data)
-            async with asyncio.timeout(timeouts.get("write")):
+            async with asyncio.timeout(write):
                 await conn.writer.drain()
-        with _mapped(httpx.ReadTimeout, httpx.ReadError, request):
-            async with asyncio.timeout(timeouts.get("read")):
+        with _mapped(httpx.ReadTimeout, httpx.ReadError):
+            async with asyncio.timeout(read):
                 try:
                     raw = await conn.reader.readuntil(b"\r\n\r\n")
                 except asyncio.IncompleteReadError as exc:
                     if not exc.partial:  # hung up before a byte: what a TLS agent does to HTTP
                         raise httpx.RemoteProtocolError(
-                            "Server disconnected without sending a response.",
-                            request=request) from None
+                            "Server disconnected without sending a response.") from None
                     raise
                 status_line, *lines = raw[:-4].split(b"\r\n")
                 version, status = status_line.split(b" ", 2)[:2]
                 headers = [(name.strip(), value.strip())
                            for name, _, value in (line.partition(b":") for line in lines)]
                 code = int(status)
-                if request.method == "HEAD" or code in NO_BODY or 100 <= code < 200:
+                if method == "HEAD" or code in NO_BODY or 100 <= code < 200:
                     content, closes = b"", False
                 else:
                     content, closes = await _read_body(conn.reader, headers)
@@ -193,6 +234,7 @@ class AgentTransport(httpx.AsyncBaseTransport):
         return code, headers, content, closes
 
     async def aclose(self) -> None:
+        """Close every idle connection."""
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()

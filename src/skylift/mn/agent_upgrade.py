@@ -62,6 +62,7 @@ class RepoCatalog:
         self._dirs: dict[str | None, Path | None] = {}
         self._checked: set[Path] = set()  # package files whose digest matched the index
         self._serves_any: bool | None = None
+        self._serves: dict[str, bool] = {}
 
     def _load(self, os: str | None) -> None:
         if os in self._index:
@@ -87,11 +88,14 @@ class RepoCatalog:
         return self._serves_any
 
     def serves(self, os: str | None) -> bool:
-        """Whether the repository has a repo of this very OS release."""
+        """Whether the repository has a repo of this very OS release (looked up once, as its
+        index is: every connect asks)."""
         if self.repo is None or not os:
             return False
-        cur = self.repo.current_dir(os)
-        return bool(cur and (cur / "repodata" / "index.json").is_file())
+        if os not in self._serves:
+            cur = self.repo.current_dir(os)
+            self._serves[os] = bool(cur and (cur / "repodata" / "index.json").is_file())
+        return self._serves[os]
 
     def index(self, os: str | None) -> RepoIndex | None:
         """The index of the repo serving this OS release (None when there is none)."""

@@ -120,7 +120,7 @@ class ConnectionManager:
         wait=False returns at once and lets the storm run behind (the API can serve
         meanwhile: operations on hosts still Connecting are refused)."""
         await asyncio.to_thread(self._read_settings)
-        self.pool.open(len(self.resources))
+        self.pool.open()
         self._loops.append(asyncio.create_task(self._flush_loop(), name="cm-flush"))
         self.convergence.open()  # what the storm cannot connect is retried on a backoff
         self._loops.append(asyncio.create_task(self.convergence.run(), name="cm-converge"))
@@ -348,7 +348,7 @@ class ConnectionManager:
         started = time.perf_counter()
         if not self.pool.is_open or not self.resources:
             await asyncio.to_thread(self._read_settings)
-            self.pool.open(len(self.resources))
+            self.pool.open()
         self.catalog = RepoCatalog(self.repo_root)  # the repo may have been refreshed
         resources = self.owned()
         for res in resources:

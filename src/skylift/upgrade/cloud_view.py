@@ -148,7 +148,7 @@ def read_cloud(facts: CloudFacts, *, concurrency: int = 100, token: str | None =
         # the MN's sharded pools: one pool of every agent's connection is scanned whole on
         # each request, which made reading 1,004 agents spend 65 % of its CPU in the scan
         pool = AgentPool(max_concurrency=concurrency, timeout=15.0, token=token, trust=trust)
-        pool.open(len(views))
+        pool.open()
         try:
             await fan_out(views, lambda v: _read_agent(
                 pool.client(v.uuid, v.address, lambda: v.address), v, one_request),
