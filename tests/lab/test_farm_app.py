@@ -55,3 +55,28 @@ def test_each_farm_host_answers_as_an_agent_of_its_own_node(tmp_path):
         assert {k: r.status_code for k, r in got[addr].items()} == \
             {k: 401 if k == "bad token" else 503 for k in got[addr]}
 
+
+
+def test_a_restarted_farm_host_serves_the_certificate_its_node_root_holds_now(tmp_path):
+    from skylift.pki.trust import AgentTrust
+
+    trust = AgentTrust.of_home(tmp_path / "mn-home")
+    root = tmp_path / "node"
+    prepare_node_root(root, "uuid-0", "host", "c74", host_packages("4.3.12", "c74"),
+                      tmp_path / "sim")
+    host = load_host(ADDRESSES[0], root)
+    assert host.tls_context() is None and not host.serves_tls  # deployed without one
+
+    trust.issue(ADDRESSES[0], root, durable=False)
+    assert host.tls_context() is None  # a certificate is taken when the agent starts
+    host.restart_agent()
+    first = host.tls_context()
+    assert first is not None and host.serves_tls
+
+    host.restart_agent()  # files unchanged: the same context serves on
+    assert host.tls_context() is first
+
+    trust.issue(ADDRESSES[0], root, durable=False)  # a rotated certificate
+    host.restart_agent()
+    rotated = host.tls_context()
+    assert rotated is not None and rotated is not first  # loaded from the new files

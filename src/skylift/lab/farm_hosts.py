@@ -27,7 +27,7 @@ class FarmHost:
 
     __slots__ = ("address", "node_root", "uuid", "role", "os_release", "agent_version",
                  "agent_boot_id", "started_at", "restarts", "up", "connections", "_driver",
-                 "tls_files", "_tls")
+                 "tls_files", "_tls", "_tls_stamp")
     driver_name = "sim"  # what the agent's version document reports, without making the driver
     restarts_itself = True  # the farm restarts a host's agent in-process (restart_soon)
 
@@ -42,6 +42,7 @@ class FarmHost:
         self.up = True
         self.connections: set = set()  # open HTTP connections of this host's agent
         self._driver = None
+        self._tls, self._tls_stamp = None, None
         self.start_agent()
 
     def start_agent(self) -> None:
@@ -52,7 +53,13 @@ class FarmHost:
         # as a real agent loads NODE_ROOT/tls when it starts (on its own CPU, before anyone
         # connects): with a certificate, TLS only
         self.tls_files = node_tls_files(self.node_root)
-        self._tls = server_context(*self.tls_files) if self.tls_files else None
+        stamp = _stamp(self.tls_files)
+        if stamp != self._tls_stamp:
+            # a context is loaded anew only from files that changed: parsing a key and a CA
+            # costs ~1 ms, which a real agent spends on its own node, while the farm's
+            # thousands of hosts share the bench machine's two cores with the MN
+            self._tls = server_context(*self.tls_files) if self.tls_files else None
+            self._tls_stamp = stamp
 
     @property
     def serves_tls(self) -> bool:
@@ -85,6 +92,14 @@ class FarmHost:
 
             self._driver = SimDriver(self.node_root, self.address)
         return self._driver
+
+
+def _stamp(files: tuple[Path, ...] | None) -> tuple | None:
+    """What tells a file set changed: each file's inode, size and modification time."""
+    if files is None:
+        return None
+    stats = [f.stat() for f in files]
+    return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
 
 
 def host_packages(release_version: str, os_release: str) -> dict[str, str]:
