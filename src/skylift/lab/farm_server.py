@@ -122,9 +122,8 @@ class FarmGate(asyncio.Protocol):
         if tls is None:
             self.inner = self.make_http()
         else:
-            self.inner = sslproto.SSLProtocol(asyncio.get_running_loop(), self.make_http(), tls,
-                                              None, server_side=True,
-                                              ssl_handshake_timeout=10.0)
+            self.inner = _ssl_protocol()(asyncio.get_running_loop(), self.make_http(), tls,
+                                         None, server_side=True, ssl_handshake_timeout=10.0)
             self.buffered = True
         self.inner.connection_made(transport)
 
@@ -148,6 +147,16 @@ class FarmGate(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.inner is not None:
             self.inner.resume_writing()
+
+
+def _ssl_protocol():
+    """The TLS protocol of the running loop: uvloop's (in C) under uvloop, asyncio's else."""
+    loop = asyncio.get_running_loop()
+    if type(loop).__module__.startswith("uvloop"):
+        from uvloop.loop import SSLProtocol
+
+        return SSLProtocol
+    return sslproto.SSLProtocol
 
 
 def load_hosts(spec: dict, base_dir: Path) -> dict[str, FarmHost]:
