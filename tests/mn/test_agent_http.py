@@ -157,3 +157,29 @@ def test_an_answer_that_is_not_http_is_an_unreachable_agent_not_a_crash():
             server.close()
 
     assert "RemoteProtocolError" in asyncio.run(scenario()).why
+
+
+def test_an_answer_that_arrives_in_pieces_is_read_whole():
+    answer = (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+              b'6\r\n{"two"\r\n3\r\n: 2\r\n1\r\n}\r\n0\r\n\r\n')
+
+    async def dribble(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        for i in range(0, len(answer), 5):  # the head and every chunk split across writes
+            writer.write(answer[i:i + 5])
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        await reader.read()  # the client keeps the connection: wait for it to close
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_server(dribble, "127.0.0.1", 0)
+        pool = AgentPool(max_concurrency=4, timeout=5.0, token=None)
+        try:
+            return await _client(pool, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+                                 ).version()
+        finally:
+            await pool.close()
+            server.close()
+
+    assert asyncio.run(scenario()) == {"two": 2}

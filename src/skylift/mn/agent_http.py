@@ -5,9 +5,9 @@ of agents at once. httpcore (under httpx) spent most of the MN's CPU around each
 reconnect storm: its pool's bookkeeping, h11's state machine, a cancel scope per read and
 write; with a transport of our own under httpx, httpx's client layer (URL objects, request
 and response models, the cookie jar) was the largest cost left above the TLS handshakes
-(docs/benchmarks.md, "Agent rollout"). AgentHttp writes the request as bytes and reads the
-answer with the loop's stream reader (TLS in C under uvloop), and keeps idle connections per
-agent. It answers AsyncAgentClient's `request` as httpx.AsyncClient would, and its errors are
+(docs/benchmarks.md, "Agent rollout"). AgentHttp writes the request as bytes and parses the
+answer from what a protocol of its own has received (TLS in C under uvloop; no stream reader
+and writer per connection), and keeps idle connections per agent. It answers AsyncAgentClient's `request` as httpx.AsyncClient would, and its errors are
 httpx's own types: an SSL failure stays the cause of the ConnectError, which is how the agent
 client tells a wrong scheme from an agent that is down.
 
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-READ_LIMIT = 1 << 20  # a stream reader's buffer; agents' answers are small
+READ_LIMIT = 1 << 20  # the longest head of an answer taken; agents' answers are small
 IDLE_SECONDS = 4.0  # an agent (uvicorn) closes a connection idle for 5 s: reuse only younger
 NO_BODY = {204, 304}
 
@@ -46,21 +46,55 @@ class AgentResponse:
         return jsonlib.loads(self.content)
 
 
-class _Connection:
-    __slots__ = ("reader", "writer", "idle_since")
+class _Connection(asyncio.Protocol):
+    """One connection to an agent: what arrived on it, and whether it ended."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    __slots__ = ("transport", "buffer", "ended", "error", "waiter", "idle_since")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.ended = False  # the agent closed its side (EOF) or the connection was lost
+        self.error: BaseException | None = None  # why it was lost, when not cleanly
+        self.waiter: asyncio.Future | None = None
         self.idle_since = 0.0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        self._wake()
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.ended, self.error = True, exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def arrival(self) -> None:
+        """Wait until more bytes arrive or the connection ends."""
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
 
     def usable(self) -> bool:
         """Whether an idle connection can carry the next request: young enough, and nothing
         arrived on it meanwhile (an agent's close shows as EOF or readable bytes)."""
         if time.monotonic() - self.idle_since > IDLE_SECONDS:
             return False
-        if self.reader.at_eof() or self.reader.exception() or self.writer.transport.is_closing():
+        if self.ended or self.buffer or self.transport.is_closing():
             return False
-        sock = self.writer.get_extra_info("socket")
+        sock = self.transport.get_extra_info("socket")
         fd = sock.fileno() if sock is not None else -1
         if fd < 0:
             return False
@@ -69,7 +103,7 @@ class _Connection:
         return not poll.poll(0)
 
     def close(self) -> None:
-        self.writer.close()
+        self.transport.close()
 
 
 @contextlib.contextmanager
@@ -78,11 +112,6 @@ def _mapped(timeout_error: type[httpx.TimeoutException], other: type[httpx.Trans
         yield
     except TimeoutError as exc:
         raise timeout_error(str(exc) or "timed out") from exc
-    except asyncio.IncompleteReadError as exc:
-        raise httpx.RemoteProtocolError("Server disconnected without sending a complete "
-                                        "response.") from exc
-    except asyncio.LimitOverrunError as exc:
-        raise httpx.RemoteProtocolError("the answer's head is too long") from exc
     except (OSError, EOFError, ssl.SSLError) as exc:  # SSLError is an OSError; said for clarity
         raise other(str(exc) or type(exc).__name__) from exc
     except ValueError as exc:  # a status line, header or chunk size that is not HTTP
@@ -112,31 +141,60 @@ def _head(method: str, netloc: bytes, path: bytes, headers: dict[str, str] | Non
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[bytes, bytes]]
-                     ) -> tuple[bytes, bool]:
-    """The body as the headers frame it, and whether it ended with the connection."""
+def _parse(buf: bytearray, method: str, ended: bool):
+    """(status, headers, body, closes, bytes used) of a whole answer at the start of buf, or
+    None while more is to come. ValueError when it is not HTTP."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buf) > READ_LIMIT:
+            raise ValueError("the answer's head is too long")
+        return None
+    status_line, *lines = bytes(buf[:end]).split(b"\r\n")
+    version, status = status_line.split(b" ", 2)[:2]
+    code = int(status)
+    headers = [(name.strip(), value.strip())
+               for name, _, value in (line.partition(b":") for line in lines)]
+    closes = version != b"HTTP/1.1" or any(
+        k.lower() == b"connection" and v.lower() == b"close" for k, v in headers)
+    pos = end + 4
+    if method == "HEAD" or code in NO_BODY or 100 <= code < 200:
+        return code, headers, b"", closes, pos
     values = {k.lower(): v for k, v in headers}
     if b"chunked" in values.get(b"transfer-encoding", b"").lower():
         parts = []
         while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return None
+            size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip(), 16)
+            pos = eol + 2
             if size == 0:
-                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                    pass
-                return b"".join(parts), False
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
+                while True:  # trailers, to the blank line
+                    eol = buf.find(b"\r\n", pos)
+                    if eol < 0:
+                        return None
+                    blank, pos = eol == pos, eol + 2
+                    if blank:
+                        return code, headers, b"".join(parts), closes, pos
+            if len(buf) < pos + size + 2:
+                return None
+            parts.append(bytes(buf[pos:pos + size]))
+            pos += size + 2
     if b"content-length" in values:
-        return await reader.readexactly(int(values[b"content-length"])), False
-    return await reader.read(), True
+        length = int(values[b"content-length"])
+        if len(buf) < pos + length:
+            return None
+        return code, headers, bytes(buf[pos:pos + length]), closes, pos + length
+    if not ended:  # a body that ends with the connection
+        return None
+    return code, headers, bytes(buf[pos:]), True, len(buf)
 
 
-def _timeouts(timeout) -> tuple[float | None, float | None, float | None]:
-    """(connect, write, read) of an httpx.Timeout, or one number for all three."""
+def _timeouts(timeout) -> tuple[float | None, float | None]:
+    """(connect, answer) of an httpx.Timeout (its read timeout), or one number for both."""
     if timeout is None or isinstance(timeout, (int, float)):
-        return timeout, timeout, timeout
-    return timeout.connect, timeout.write, timeout.read
+        return timeout, timeout
+    return timeout.connect, timeout.read
 
 
 class AgentHttp:
@@ -156,12 +214,13 @@ class AgentHttp:
         tls = self.context if scheme == "https" else None
         if scheme == "https" and tls is None:
             raise httpx.ConnectError(f"no TLS context to reach {host}:{port} over https")
+        loop = asyncio.get_running_loop()
         with _mapped(httpx.ConnectTimeout, httpx.ConnectError):
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=tls, server_hostname=host if tls else None,
-                    ssl_handshake_timeout=timeout if tls else None, limit=READ_LIMIT)
-        return _Connection(reader, writer)
+                _, conn = await loop.create_connection(
+                    _Connection, host, port, ssl=tls, server_hostname=host if tls else None,
+                    ssl_handshake_timeout=timeout if tls else None)
+        return conn
 
     def _take_idle(self, key) -> _Connection | None:
         idle = self._idle.get(key)
@@ -185,7 +244,7 @@ class AgentHttp:
                       timeout=None, json=None) -> AgentResponse:
         """Send one request to the agent at url and read its whole answer."""
         key, netloc, path = _target(url)
-        connect, write, read = _timeouts(self.timeout if timeout is None else timeout)
+        connect, read = _timeouts(self.timeout if timeout is None else timeout)
         body = (jsonlib.dumps(json, separators=(",", ":")).encode()
                 if json is not None else b"")
         data = _head(method, netloc, path, headers, body) + body
@@ -194,9 +253,9 @@ class AgentHttp:
             conn = await self._connect(key, connect)
         try:
             status, answer_headers, content, closes = await self._exchange(
-                conn, method, data, write, read)
+                conn, method, data, read)
         except BaseException:
-            conn.writer.transport.abort()
+            conn.transport.abort()
             raise
         if closes:
             conn.close()
@@ -205,33 +264,29 @@ class AgentHttp:
         return AgentResponse(status, answer_headers, content)
 
     async def _exchange(self, conn: _Connection, method: str, data: bytes,
-                        write: float | None, read: float | None
-                        ) -> tuple[int, list, bytes, bool]:
+                        read: float | None) -> tuple[int, list, bytes, bool]:
+        # a request is a few hundred bytes: the transport buffers it, and the answer's
+        # timeout covers its sending too
         with _mapped(httpx.WriteTimeout, httpx.WriteError):
-            conn.writer.write(data)
-            async with asyncio.timeout(write):
-                await conn.writer.drain()
+            conn.transport.write(data)
         with _mapped(httpx.ReadTimeout, httpx.ReadError):
             async with asyncio.timeout(read):
-                try:
-                    raw = await conn.reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError as exc:
-                    if not exc.partial:  # hung up before a byte: what a TLS agent does to HTTP
+                while True:
+                    answer = _parse(conn.buffer, method, conn.ended)
+                    if answer is not None:
+                        break
+                    if conn.ended:
+                        if conn.error is not None:
+                            raise conn.error
                         raise httpx.RemoteProtocolError(
-                            "Server disconnected without sending a response.") from None
-                    raise
-                status_line, *lines = raw[:-4].split(b"\r\n")
-                version, status = status_line.split(b" ", 2)[:2]
-                headers = [(name.strip(), value.strip())
-                           for name, _, value in (line.partition(b":") for line in lines)]
-                code = int(status)
-                if method == "HEAD" or code in NO_BODY or 100 <= code < 200:
-                    content, closes = b"", False
-                else:
-                    content, closes = await _read_body(conn.reader, headers)
-        closes = closes or version != b"HTTP/1.1" or any(
-            k.lower() == b"connection" and v.lower() == b"close" for k, v in headers)
-        return code, headers, content, closes
+                            "Server disconnected without sending a complete response."
+                            if conn.buffer else
+                            # hung up before a byte: what a TLS agent does to plain HTTP
+                            "Server disconnected without sending a response.")
+                    await conn.arrival()
+        code, headers, content, closes, used = answer
+        del conn.buffer[:used]
+        return code, headers, content, closes or bool(conn.buffer)
 
     async def aclose(self) -> None:
         """Close every idle connection."""

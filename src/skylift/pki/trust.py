@@ -15,6 +15,7 @@ lab) shares them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import ssl
@@ -128,6 +129,7 @@ class AgentTrust:
         return creds
 
 
+@functools.lru_cache(maxsize=1 << 16)  # asked on every request to an agent, of a few thousand
 def _canonical(address: str) -> str:
     """The address as a pin's file name: one spelling per address, never a path."""
     return str(ipaddress.ip_address(address.strip("[]")))
