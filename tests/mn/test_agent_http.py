@@ -183,3 +183,36 @@ def test_an_answer_that_arrives_in_pieces_is_read_whole():
             server.close()
 
     assert asyncio.run(scenario()) == {"two": 2}
+
+
+def test_at_the_cap_the_connection_idle_longest_goes_and_the_newest_is_kept():
+    from skylift.mn.agent_http import AgentHttp
+
+    answer = b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}'
+    accepted: dict[int, int] = {}
+
+    async def scenario():
+        servers = []
+        for _ in range(3):
+            async def serve(reader, writer, index=len(servers)):
+                accepted[index] = accepted.get(index, 0) + 1
+                try:
+                    while True:
+                        await reader.readuntil(b"\r\n\r\n")
+                        writer.write(answer)
+                        await writer.drain()
+                except asyncio.IncompleteReadError:
+                    writer.close()
+            servers.append(await asyncio.start_server(serve, "127.0.0.1", 0))
+        urls = [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}/v1/health" for s in servers]
+        http = AgentHttp(verify=None, max_keepalive=2, timeout=5.0)
+        try:
+            for i in (0, 1, 2, 2, 1, 0):  # 0 is evicted when 2 is kept; 1 and 2 reused
+                assert (await http.request("GET", urls[i])).json() == {}
+        finally:
+            await http.aclose()
+            for server in servers:
+                server.close()
+
+    asyncio.run(scenario())
+    assert accepted == {0: 2, 1: 1, 2: 1}

@@ -207,7 +207,7 @@ class AgentHttp:
                  timeout: float = 10.0) -> None:
         self.context, self.max_keepalive, self.timeout = verify, max_keepalive, timeout
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._idle_count = 0
+        self._order: dict[_Connection, tuple[str, str, int]] = {}  # idle ones, oldest first
 
     async def _connect(self, key: tuple[str, str, int], timeout: float | None) -> _Connection:
         scheme, host, port = key
@@ -226,19 +226,31 @@ class AgentHttp:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            self._idle_count -= 1
+            del self._order[conn]
             if conn.usable():
                 return conn
             conn.close()
         return None
 
     def _keep(self, key, conn: _Connection) -> None:
-        if self._idle_count >= self.max_keepalive:
+        """Keep conn idle for the agent's next request; at the cap, the connection idle the
+        longest goes (the likeliest to be stale: an agent asked once in a storm keeps its
+        connection until it is asked again, and the next request of the agent just answered
+        is the likeliest to come)."""
+        if self.max_keepalive <= 0:
             conn.close()
             return
+        if len(self._order) >= self.max_keepalive:
+            oldest, old_key = next(iter(self._order.items()))
+            del self._order[oldest]
+            idle = self._idle[old_key]
+            idle.remove(oldest)
+            if not idle:
+                del self._idle[old_key]
+            oldest.close()
         conn.idle_since = time.monotonic()
         self._idle.setdefault(key, []).append(conn)
-        self._idle_count += 1
+        self._order[conn] = key
 
     async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                       timeout=None, json=None) -> AgentResponse:
@@ -290,8 +302,7 @@ class AgentHttp:
 
     async def aclose(self) -> None:
         """Close every idle connection."""
-        for conns in self._idle.values():
-            for conn in conns:
-                conn.close()
+        for conn in self._order:
+            conn.close()
         self._idle.clear()
-        self._idle_count = 0
+        self._order.clear()
