@@ -216,3 +216,14 @@ def test_at_the_cap_the_connection_idle_longest_goes_and_the_newest_is_kept():
 
     asyncio.run(scenario())
     assert accepted == {0: 2, 1: 1, 2: 1}
+
+
+def test_a_length_that_is_not_digits_is_not_http():
+    from skylift.mn.agent_http import _parse
+
+    for head in (b"Content-Length: -5", b"Content-Length: +2", b"Transfer-Encoding: chunked"):
+        body = b"-1\r\n\r\n" if b"chunked" in head else b"{}"
+        with pytest.raises(ValueError):
+            _parse(bytearray(b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + body), "GET", True)
+    whole = _parse(bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"), "GET", False)
+    assert whole == (200, [(b"Content-Length", b"2")], b"{}", False, 40)

@@ -30,6 +30,7 @@ import httpx
 READ_LIMIT = 1 << 20  # the longest head of an answer taken; agents' answers are small
 IDLE_SECONDS = 4.0  # an agent (uvicorn) closes a connection idle for 5 s: reuse only younger
 NO_BODY = {204, 304}
+DIGITS = {10: frozenset(b"0123456789"), 16: frozenset(b"0123456789abcdefABCDEF")}
 
 
 class AgentResponse:
@@ -141,6 +142,14 @@ def _head(method: str, netloc: bytes, path: bytes, headers: dict[str, str] | Non
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
+def _length(text: bytes, base: int) -> int:
+    """A body's or a chunk's length; ValueError unless it is digits of the base."""
+    text = text.strip()
+    if not text or not set(text) <= DIGITS[base]:  # int() would take "-5", "+5" and "1_0"
+        raise ValueError(f"not a length: {text[:20]!r}")
+    return int(text, base)
+
+
 def _parse(buf: bytearray, method: str, ended: bool):
     """(status, headers, body, closes, bytes used) of a whole answer at the start of buf, or
     None while more is to come. ValueError when it is not HTTP."""
@@ -166,7 +175,7 @@ def _parse(buf: bytearray, method: str, ended: bool):
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
                 return None
-            size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip(), 16)
+            size = _length(bytes(buf[pos:eol]).split(b";", 1)[0], 16)
             pos = eol + 2
             if size == 0:
                 while True:  # trailers, to the blank line
@@ -181,7 +190,7 @@ def _parse(buf: bytearray, method: str, ended: bool):
             parts.append(bytes(buf[pos:pos + size]))
             pos += size + 2
     if b"content-length" in values:
-        length = int(values[b"content-length"])
+        length = _length(values[b"content-length"], 10)
         if len(buf) < pos + length:
             return None
         return code, headers, bytes(buf[pos:pos + length]), closes, pos + length
