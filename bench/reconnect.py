@@ -154,38 +154,20 @@ def skylift_run(n: int, base: Path, upgrade: bool, mn_loop: str = "asyncio",
 
 def handshake_floor(base: Path, n: int = 500) -> dict:
     """CPU of one mutual-TLS handshake on each side, the cloud's own contexts (the MN's client
-    context, an agent's server context), run in memory: no socket, no HTTP, no event loop.
-    An upgraded agent restarts, so it costs at least two: the old agent's and the new one's."""
-    import ssl
-
-    from skylift.pki.trust import install_node_tls, node_tls_files, server_context
+    context, an agent's server context), run in memory: no socket, no HTTP, no event loop
+    (bench/tls_stacks.py). An upgraded agent restarts, so it costs at least two: the old
+    agent's and the new one's."""
+    from tls_stacks import cloud_tls, stdlib_floor
 
     work = base / "floor"
     shutil.rmtree(work, ignore_errors=True)
-    trust = AgentTrust.of_home(work / "mn-home")
-    install_node_tls(work / "node", trust.issue("127.80.0.1"), durable=False)
-    server = server_context(*node_tls_files(work / "node"))
-    spent = [0.0, 0.0]
-    for _ in range(n):
-        bios = [ssl.MemoryBIO() for _ in range(4)]
-        ends = [trust.context.wrap_bio(bios[0], bios[1], server_hostname="127.80.0.1"),
-                server.wrap_bio(bios[2], bios[3], server_side=True)]
-        done = [False, False]
-        while not all(done):
-            for side in (0, 1):
-                started = time.process_time()
-                if not done[side]:
-                    try:
-                        ends[side].do_handshake()
-                        done[side] = True
-                    except ssl.SSLWantReadError:
-                        pass
-                spent[side] += time.process_time() - started
-                out = bios[1].read() if side == 0 else bios[3].read()
-                (bios[2] if side == 0 else bios[0]).write(out)
-    shutil.rmtree(work, ignore_errors=True)
-    return {"mn_ms": 1000 * spent[0] / n, "agent_ms": 1000 * spent[1] / n,
-            "protocol": ends[0].version()}
+    try:
+        trust, _, server = cloud_tls(work)
+        protocol: list[str] = []
+        mn_ms, agent_ms = stdlib_floor(trust, server, n, protocol)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"mn_ms": mn_ms, "agent_ms": agent_ms, "protocol": protocol[0]}
 
 
 def ansible_run(n: int, base: Path, forks: int) -> dict:

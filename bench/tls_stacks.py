@@ -42,11 +42,26 @@ def pump(ends, step, out_of, into, n: int) -> list[float]:
     return [1000 * s / n for s in spent]
 
 
-def stdlib_floor(trust: AgentTrust, server: ssl.SSLContext, n: int) -> list[float]:
+def cloud_tls(work: Path) -> tuple[AgentTrust, tuple[Path, Path, Path], ssl.SSLContext]:
+    """The cloud's trust (CA, the MN's client context), an agent's TLS files and its server
+    context, made in work."""
+    trust = AgentTrust.of_home(work / "mn-home")
+    install_node_tls(work / "node", trust.issue(ADDRESS), durable=False)
+    files = node_tls_files(work / "node")
+    return trust, files, server_context(*files)
+
+
+def stdlib_floor(trust: AgentTrust, server: ssl.SSLContext, n: int,
+                 protocol: list | None = None) -> list[float]:
+    """CPU ms per handshake of each side on the standard library's ssl; the protocol the
+    handshakes agreed is appended to `protocol` when given."""
+    last: list = []
+
     def ends():
         bios = [ssl.MemoryBIO() for _ in range(4)]
-        return (trust.context.wrap_bio(bios[0], bios[1], server_hostname=ADDRESS),
-                server.wrap_bio(bios[2], bios[3], server_side=True), bios)
+        last[:] = [trust.context.wrap_bio(bios[0], bios[1], server_hostname=ADDRESS),
+                   server.wrap_bio(bios[2], bios[3], server_side=True), bios]
+        return last
 
     def step(end) -> bool:
         try:
@@ -61,7 +76,10 @@ def stdlib_floor(trust: AgentTrust, server: ssl.SSLContext, n: int) -> list[floa
     def into(pair, side, data):
         pair[2][0 if side == 0 else 2].write(data)
 
-    return pump(ends, step, out_of, into, n)
+    spent = pump(ends, step, out_of, into, n)
+    if protocol is not None:
+        protocol.append(last[0].version())
+    return spent
 
 
 def pyopenssl_floor(folder: Path, files: tuple[Path, Path, Path], n: int) -> list[float]:
@@ -121,10 +139,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="skylift-tls-"))
     try:
-        trust = AgentTrust.of_home(work / "mn-home")
-        install_node_tls(work / "node", trust.issue(ADDRESS), durable=False)
-        files = node_tls_files(work / "node")
-        server = server_context(*files)
+        trust, files, server = cloud_tls(work)
         rows = {"stdlib": [], "pyopenssl": []}
         for _ in range(args.rounds):  # interleaved, so a busy moment hits both
             rows["stdlib"].append(stdlib_floor(trust, server, args.handshakes))
