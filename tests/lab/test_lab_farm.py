@@ -131,7 +131,9 @@ def test_reconnect_of_1000_farm_hosts_upgrades_every_agent_onto_tls(farm_factory
     replies = asyncio.run(_tls_versions(farm, farm.addresses, trust))
     assert replies == ["4.3.12"] * len(nodes)
     for addr in farm.addresses[:5]:  # and now obeys no one without the MN's certificate
-        with pytest.raises(httpx.RemoteProtocolError):
+        # a TLS server hangs up on plain HTTP: a close, or a reset when the request's body
+        # was still unread (a race of the kernel's); the MN reads both as the wrong scheme
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             httpx.post(farm.url(addr) + "/v1/packages", timeout=5,
                        json={"name": "qemu-kvm", "version": "0.0.1-evil"})
     print(f"\nreconnect + upgrade of {len(nodes)} farm hosts: {report.seconds:.1f}s",
