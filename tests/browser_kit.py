@@ -16,6 +16,7 @@ from unittest import mock
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.selenium_manager import SeleniumManager
 from selenium.webdriver.support import expected_conditions as EC
@@ -114,13 +115,32 @@ WAIT_SECONDS = 30
 def wait_for(driver, predicate_or_css: Union[str, Callable], timeout: float = WAIT_SECONDS):
     """Wait up to timeout s: for a CSS selector, until its element is visible (the element is
     returned); for a callable, until predicate(driver) is truthy (its value is returned).
-    Raises selenium's TimeoutException otherwise.
+    Raises selenium's TimeoutException otherwise, saying what the page showed then.
     """
     wait = WebDriverWait(driver, timeout)
     if isinstance(predicate_or_css, str):
-        return wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, predicate_or_css)),
-                          f"no visible element {predicate_or_css!r} after {timeout} s")
-    return wait.until(predicate_or_css, f"{predicate_or_css!r} not true after {timeout} s")
+        condition = EC.visibility_of_element_located((By.CSS_SELECTOR, predicate_or_css))
+        message = f"no visible element {predicate_or_css!r} after {timeout} s"
+    else:
+        condition, message = predicate_or_css, f"{predicate_or_css!r} not true after {timeout} s"
+    try:
+        return wait.until(condition, message)
+    except TimeoutException as exc:
+        exc.msg = f"{exc.msg}; {page_state(driver)}"
+        raise
+
+
+def page_state(driver, limit: int = 600) -> str:
+    """What a person would see of the page (its address, visible text) and what its console
+    logged: the evidence a timed-out wait reports, since the page is gone after the test."""
+    try:
+        url = driver.current_url
+        shown = " ".join(driver.execute_script("return document.body.innerText;").split())
+        logged = [f"{e.get('level')}: {e.get('message')}" for e in driver.get_log("browser")]
+    except WebDriverException as exc:  # the browser itself is what failed
+        return f"the page could not be read: {exc.msg}"
+    return (f"page {url} shows: {shown[:limit]!r}; console: "
+            + (" | ".join(logged)[-limit:] if logged else "nothing"))
 
 
 def trusting(*pem_files) -> tuple[str, ...]:

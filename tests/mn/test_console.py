@@ -98,6 +98,28 @@ def test_sign_in_shows_the_overview_and_sign_out_forgets_the_token(browser, clou
     assert not script_errors(browser)
 
 
+def test_a_reload_while_the_mn_does_not_answer_waits_for_it_and_keeps_the_header(page, cloud):
+    """A page reloaded while its MN is away (between two releases) asks again until it answers,
+    saying why it waits; it does not show a page without its header's links."""
+    page.execute_cdp_cmd("Network.enable", {})
+    try:
+        # the browser refuses the request, as when nothing listens on the MN's port
+        page.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/v1/session"]})
+        page.refresh()
+        waiting = wait_for(page, "#session-wait .error")
+        assert "does not answer" in waiting.find_element(By.CSS_SELECTOR, ".what").text
+        assert not page.find_element(By.ID, "nav").is_displayed()
+        assert page.execute_script("return sessionStorage.getItem('skylift-token')")  # kept
+        page.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        wait_for(page, "#overview section")
+        assert page.find_element(By.ID, "nav").is_displayed()
+        assert page.find_element(By.ID, "who").text == "admin"
+    finally:
+        page.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        page.execute_cdp_cmd("Network.disable", {})
+    assert not script_errors(page)
+
+
 def test_the_overview_shows_what_the_api_counts(page, cloud):
     mn, client = cloud
     api = client.get("/v1/overview").json()

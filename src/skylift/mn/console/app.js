@@ -61,14 +61,15 @@ function signInView(view, message) {
     SK.h("button", { type: "submit", class: "primary" }, "Sign in"), out);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    let who;
     try {
-      await SK.signIn(input.value.trim());
+      who = await SK.signIn(input.value.trim());
     } catch (err) {
       out.replaceChildren(SK.errorBox(err));
       input.select();
       return;
     }
-    await signedIn();
+    await signedIn(who);
     show();
   });
   view.replaceChildren(form);
@@ -76,13 +77,21 @@ function signInView(view, message) {
 }
 
 // Who the token is decides the pages: the admin sees them all, an account its VMs and volumes.
-async function signedIn() {
-  try {
-    SK.who = await SK.api("/v1/session");
-  } catch (err) {
-    SK.who = null;  // a 401 signed out (SK.onSignedOut); anything else: shown on the pages
-    return;
+// `who` is the answer signing in already had; without it (a reload) the MN is asked, and asked
+// again while it does not answer (it may be between two releases): a page without its header's
+// links would strand the operator. A 401 signs out instead (SK.onSignedOut).
+async function signedIn(who) {
+  const view = document.getElementById("view");
+  while (!who) {
+    try {
+      who = await SK.api("/v1/session");
+    } catch (err) {
+      if (!SK.token()) return;
+      view.replaceChildren(SK.h("div", { id: "session-wait" }, SK.errorBox(err)));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
   }
+  SK.who = who;
   for (const a of document.querySelectorAll("#nav a")) {
     a.hidden = !routes().includes(a.getAttribute("href").slice(2));
   }
