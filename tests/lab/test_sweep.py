@@ -47,3 +47,20 @@ def test_a_killed_labs_namespaces_processes_and_cut_off_table_are_swept(tmp_path
         again = sweep()  # nothing of this lab is left to sweep
         assert BLOCK not in again["lab_blocks"]
         assert cutoff.table_name(lab) not in again["nft_tables"]
+
+
+def test_a_usage_mistake_sweeps_nothing_and_exits_2(tmp_path):
+    with block_lock(BLOCK):
+        netns.remove_lab_network(BLOCK)
+        net = LabNetwork(BLOCK, tmp_path)
+        (node,) = net.create(["host-1"])
+        try:
+            done = subprocess.run([sys.executable, "-m", "skylift.lab.sweep", "--all"],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 2
+            assert "usage: python -m skylift.lab.sweep" in done.stderr
+            assert "unrecognized arguments: --all" in done.stderr
+            assert done.stdout == ""
+            assert netns.lab_network_exists(BLOCK)  # nothing was swept
+        finally:
+            netns.remove_lab_network(BLOCK)

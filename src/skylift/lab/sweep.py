@@ -11,8 +11,10 @@ that holds the test lock (scripts/test.sh):
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import sys
 
 from skylift.lab.cutoff import remove_every_lab_table
 from skylift.lab.errors import LabError
@@ -46,5 +48,17 @@ def sweep() -> dict:
     return {**out, "errors": errors} if errors else out
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """Sweep, and print what was swept as one JSON document; a usage mistake sweeps nothing
+    and exits 2 (argparse)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m skylift.lab.sweep",
+        description="Remove every lab's nftables table, namespaces, veths, bridge and the "
+                    "processes in them; print what was removed as JSON. It takes no arguments.")
+    parser.parse_args(argv)
     print(json.dumps(sweep()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
