@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from skylift.agent import packages as pkgs
@@ -19,8 +21,8 @@ from skylift.agent.launch import free_port
 from skylift.agent.service import ServiceSpec, configure, start, status, stop
 from skylift.errors import PackageDigestMismatch, Refused
 from skylift.lab.rollout import with_agent_build
-from skylift.mn.agent_upgrade import wait_for_version
 from skylift.pki.trust import AgentTrust, install_node_tls
+from skylift.processes import pid_alive
 from skylift.release.agent_code import agent_package_bytes, code_digest_of_package
 from skylift.release.build import os_image_content
 from tests_support import bootstrap
@@ -57,13 +59,31 @@ def publish_hotfix(tmp_path: Path) -> dict:
     return next(p for p in index["packages"] if p["version"] == HOTFIX)
 
 
+async def poll_versions(url: str, trust: AgentTrust, stop: asyncio.Event) -> list[tuple]:
+    """GET /v1/version on a new connection each time until stop: when each client connected
+    and what it was answered (a version, or the error it met)."""
+    seen: list[tuple] = []
+    async with httpx.AsyncClient(verify=trust.context, timeout=5.0, trust_env=False,
+                                 limits=httpx.Limits(max_keepalive_connections=0)) as http:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                answer = (await http.get(url + "/v1/version")).json()["agent_version"]
+            except httpx.HTTPError as exc:
+                answer = type(exc).__name__
+            seen.append((started, answer))
+            await asyncio.sleep(0.005)
+    return seen
+
+
 def test_an_agent_upgrades_itself_on_one_order_and_its_vm_keeps_running(tmp_path,
                                                                          served_node):
     root, port, trust = served_node
     entry = publish_hotfix(tmp_path)
+    url = f"https://127.0.0.1:{port}"
 
     async def scenario():
-        async with AsyncAgentClient(f"https://127.0.0.1:{port}", trust=trust) as agent:
+        async with AsyncAgentClient(url, trust=trust) as agent:
             before = await agent.version()
             assert (before["agent_version"], before["self_upgrade"]) == ("4.3.12", True)
             assert agent.schemes.over_tls()
@@ -74,19 +94,32 @@ def test_an_agent_upgrades_itself_on_one_order_and_its_vm_keeps_running(tmp_path
                 await agent.upgrade_self(HOTFIX, "0" * 64)
             assert "MN's repository" in bad.value.why
             assert current_version(root) == "4.3.12" and status(root)["pid"] == first["pid"]
+            stop = asyncio.Event()
+            poller = asyncio.create_task(poll_versions(url, trust, stop))
             done = await agent.upgrade_self(HOTFIX, entry["sha256"])
-            assert done["restarting"] and done["previous"] == "4.3.12"
-            assert done["code"]["sha256"] == entry["sha256"]
-            after = await wait_for_version(agent, HOTFIX, timeout=60)
-            return first, vm, after, await agent.get_vm(vm["uuid"])
+            answered = time.monotonic()
+            await asyncio.sleep(1.0)  # and a while after the old agent answered
+            stop.set()
+            return first, vm, done, answered, await poller, await agent.get_vm(vm["uuid"])
 
-    first, vm, after, vm_after = asyncio.run(scenario())
-    assert after["code"]["digest"] == code_digest_of_package(agent_package_bytes(HOTFIX))
+    first, vm, done, answered, seen, vm_after = asyncio.run(scenario())
+    # the old agent answered with the new one's document: it serves already, no restart
+    assert done["restarting"] is False and done["previous"] == "4.3.12"
+    assert done["code"]["sha256"] == entry["sha256"]
+    successor = done["successor"]
+    assert successor["agent_version"] == HOTFIX
+    assert successor["code"]["digest"] == code_digest_of_package(agent_package_bytes(HOTFIX))
     assert current_version(root) == HOTFIX
     assert pkgs.read_packages(root)["skylift-agent"] == HOTFIX
     now = status(root)
-    assert now["running"] and now["pid"] != first["pid"]  # a new agent process
-    assert vm_after["boot_id"] == vm["boot_id"]  # the agent restarted, the VM did not
+    assert now["running"] and now["pid"] == successor["pid"] != first["pid"]
+    assert not pid_alive(first["pid"])  # the old agent ended once it had answered
+    # every client that connected meanwhile was answered, never refused: the port did not
+    # stop accepting; by the old agent or the new one while both served, and once the old
+    # one had answered the order, only by the new one
+    assert {answer for _, answer in seen} == {"4.3.12", HOTFIX}, seen
+    assert {answer for at, answer in seen if at > answered} == {HOTFIX}, seen
+    assert vm_after["boot_id"] == vm["boot_id"]  # the agent was replaced, the VM was not
 
 
 def test_an_order_over_plain_http_is_refused_and_changes_nothing(make_node, agents):

@@ -13,7 +13,9 @@ from skylift.agent.hypervisor import probe
 from skylift.db.engine import Database
 from skylift.lab.farm import find_farm, start_farm, stop_farm
 from skylift.lab.rollout import point_at_farm, reconnect_farm, seed_for_farm, write_mn_repo
+from skylift.mn import agent_upgrade
 from skylift.mn.agent_pool import AgentPool
+from skylift.mn.agent_upgrade import wait_for_version
 from skylift.pki.trust import AgentTrust
 from skylift.transport.ssh import SshPool, SshTarget
 
@@ -140,7 +142,8 @@ def test_reconnect_of_1000_farm_hosts_upgrades_every_agent_onto_tls(farm_factory
           file=sys.stderr)
 
 
-def test_agents_that_upgrade_themselves_are_rolled_out_without_ssh(farm_factory, tmp_path):
+def test_agents_that_upgrade_themselves_are_rolled_out_without_ssh(farm_factory, tmp_path,
+                                                                    monkeypatch):
     db = Database.from_string(f"sqlite:///{tmp_path / 'cloud.db'}")
     trust = AgentTrust.of_home(tmp_path / "mn-home")
     nodes = seed_for_farm(db, 200, agent_version="4.3.12")
@@ -151,9 +154,19 @@ def test_agents_that_upgrade_themselves_are_rolled_out_without_ssh(farm_factory,
     point_at_farm(db, farm, nodes)
     before = asyncio.run(_boot_ids(farm, trust))
     repo = write_mn_repo(tmp_path / "mn", agent_build="4.3.12.1")
+    waited = []  # agents the MN had to reach again after their restart
+
+    async def restarted(client, want, timeout):
+        waited.append(client.base_url)
+        return await wait_for_version(client, want, timeout)
+
+    monkeypatch.setattr(agent_upgrade, "wait_for_version", restarted)
     # no SSH to any node in this storm: an agent not upgrading itself would fail it
     report = asyncio.run(reconnect_farm(db, farm, repo, trust=trust, over_ssh=False))
     assert report.failures == {}
+    # each handed its socket over and answered the order with its successor's version: the
+    # MN connected once per agent, not again to a restarted one
+    assert waited == []
     assert report.connected == report.agents_upgraded == len(nodes)
     assert asyncio.run(_tls_versions(farm, farm.addresses, trust)) == ["4.3.12.1"] * len(nodes)
     after = asyncio.run(_boot_ids(farm, trust))

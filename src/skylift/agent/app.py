@@ -14,6 +14,7 @@ any driver or store sees it; those check again behind the API.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import time
 import uuid as uuidlib
@@ -33,15 +34,19 @@ from skylift.agent import packages as pkgs
 from skylift.agent import self_upgrade
 from skylift.agent import volumes as vols
 from skylift.agent.code import public_code
+from skylift.agent.handover import HandoverFailed, Listener
 from skylift.agent.hypervisor import HypervisorDriver, get_driver
 from skylift.agent.ids import (PACKAGE_NAME_PATTERN, PACKAGE_VERSION_PATTERN, RULES,
                                UUID_PATTERN, UUID_RULE)
 from skylift.agent.node import read_node
 from skylift.agent.service import spec_path
+from skylift.units import systemd_running
 from skylift.pki.trust import node_tls_files
 from skylift.agent.wire import INVENTORY_ROUTE, TOKEN_HEADER, UPGRADE_ROUTE
 from skylift.errors import NoSuchVm, Refused, SkyliftError, UsageError
 from skylift.lineage import answers_inventory
+
+log = logging.getLogger(__name__)
 
 # a uuid as the MN and the lab make them (uuid.uuid4().hex), in a body or in a path
 Uuid = Annotated[str, Field(pattern=UUID_PATTERN, description=UUID_RULE)]
@@ -105,6 +110,12 @@ class ServedNode(Protocol):
 
     def restart_soon(self) -> object: ...
 
+    def hand_over(self) -> dict | None:
+        """Start the agent now installed on this one's listening socket and return its
+        version document once it serves; None when this agent can only restart."""
+
+    def exit_after_answer(self) -> object: ...
+
 
 # The node a request is for; raises HTTPException when none answers there.
 NodeLookup = Callable[[Request], ServedNode]
@@ -134,6 +145,7 @@ class LocalNode:
         self.serves_tls = node_tls_files(self.node_root) is not None
         # run by the node's agent service, it can ask that service to restart it
         self.restarts_itself = spec_path(self.node_root).is_file()
+        self.listener: Listener | None = None  # set by skylift.agent.server when it serves
 
     def driver(self) -> HypervisorDriver:
         return self._driver
@@ -141,6 +153,21 @@ class LocalNode:
     def restart_soon(self) -> None:
         """Restart this agent onto the code now installed (after its answer is sent)."""
         self_upgrade.restart_service_detached(self.node_root)
+
+    def hand_over(self) -> dict | None:
+        """Hand this agent's socket to the agent now installed (skylift.agent.handover): only
+        a detached service agent serving its own socket can; one whose successor did not
+        come up restarts instead, as before."""
+        if self.listener is None or not self.restarts_itself or systemd_running():
+            return None
+        try:
+            return self_upgrade.hand_over_to_installed(self.node_root, self.listener)
+        except HandoverFailed as exc:
+            log.warning("agent handover failed, restarting instead: %s (%s)", exc.what, exc.why)
+            return None
+
+    def exit_after_answer(self) -> None:
+        self.listener.exit_when_idle()
 
 
 def health_doc(node: ServedNode) -> dict:
@@ -165,8 +192,10 @@ def create_app(node_root: Path, driver: str = "sim", host: str = "127.0.0.1",
                token: str | None = None) -> FastAPI:
     """The agent app for one node root; the node must have been initialised (node.json)."""
     node = LocalNode(node_root, driver, host)
-    return agent_app(lambda request: node, token=token, title=f"skylift agent ({node.role})",
-                     version=node.agent_version)
+    app = agent_app(lambda request: node, token=token, title=f"skylift agent ({node.role})",
+                    version=node.agent_version)
+    app.state.node = node
+    return app
 
 
 def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "skylift agent",
@@ -291,11 +320,17 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
 
     @app.post(UPGRADE_ROUTE, dependencies=auth, status_code=202)
     def upgrade_itself(request: Request, req: SelfUpgrade) -> JSONResponse:
-        """Install skylift-agent req.version, answer, then restart onto it."""
+        """Install skylift-agent req.version; hand the socket over to it and answer with its
+        version document (200), or answer and then restart onto it (202)."""
         node = node_of(request)
         done = self_upgrade.upgrade_self(node, req.version, req.sha256, request.url.scheme)
-        # "close": the restart ends this connection anyway; a client that kept it would send
-        # its next request into it, only to be hung up on
+        successor = node.hand_over()
+        # "close": this agent ends after answering; a client that kept the connection would
+        # send its next request into it, only to be hung up on
+        if successor is not None:
+            return JSONResponse({**done, "restarting": False, "successor": successor},
+                                headers={"Connection": "close"},
+                                background=BackgroundTask(node.exit_after_answer))
         return JSONResponse(done, status_code=202, headers={"Connection": "close"},
                             background=BackgroundTask(node.restart_soon))
 

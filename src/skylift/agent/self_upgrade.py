@@ -5,7 +5,9 @@ it serves mutual TLS (the order can then only come from a client the cloud's CA 
 never from whoever reaches its port), and it can restart itself (a configured agent service,
 or the lab's farm). It installs the skylift-agent version it is told from its own repository
 (NODE_ROOT/repo.json: downloaded, size and SHA-256 checked against the repository's index and
-against the MN's own digest of the package), answers, and only then restarts onto it.
+against the MN's own digest of the package). Then it hands its listening socket to the new
+agent and answers with the new agent's version document (skylift.agent.handover), or, where
+it cannot (under systemd), answers and only then restarts onto it.
 
 One authenticated request per node instead of an SSH session with a key exchange, a
 channel and a command chain (docs/benchmarks.md). Agents that cannot are upgraded over SSH
@@ -18,6 +20,8 @@ import subprocess
 from pathlib import Path
 
 from skylift.agent import packages as pkgs
+from skylift.agent.handover import HandoverFailed, hand_over
+from skylift.agent.store import read_json, write_json
 from skylift.errors import Refused
 from skylift.lineage import upgrades_itself
 
@@ -46,6 +50,23 @@ def upgrade_self(node, version: str, sha256: str | None, scheme: str) -> dict:
                       next="upgrade it over SSH (the MN does so for such agents)")
     done = pkgs.install_package(node.node_root, pkgs.AGENT_PACKAGE, version, sha256=sha256)
     return {**done, "restarting": True}
+
+
+def hand_over_to_installed(node_root: Path, listener) -> dict:
+    """Start the agent service's command (the code now installed) on this agent's socket
+    (skylift.agent.handover); its version document once it serves. HandoverFailed else."""
+    from skylift.agent.launch import agent_env
+    from skylift.agent.server import AGENT_FILE
+    from skylift.agent.service import agent_unit, read_spec
+
+    root = Path(node_root)
+    argv = list(agent_unit(root, read_spec(root)).argv)
+    mine = read_json(root / AGENT_FILE)
+    try:
+        return hand_over(listener, argv, agent_env(), root / "agent.log")
+    except HandoverFailed:
+        write_json(root / AGENT_FILE, mine)  # the successor that failed may have taken it
+        raise
 
 
 def restart_service_detached(node_root: Path) -> None:

@@ -3,7 +3,9 @@
 A farm host is a node root (node.json, packages.json, sim.json pointing at the farm's shared
 sim hypervisor) plus, in the farm process, the state a running agent would hold: its boot id,
 start time and the skylift-agent version it "started" with. Restarting a farm host's agent
-renews those and drops its open connections, exactly what a real agent restart shows the MN.
+renews those and drops its open connections, exactly what a real agent restart shows the MN;
+a self-upgrade hands over as a detached real agent does (skylift.agent.handover): the new
+agent's state from the answer on, the old agent's connections closed once it answered.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import os
 import ssl
 import time
 import uuid as uuidlib
+from functools import lru_cache
 from pathlib import Path
 
+import anyio
+
 from skylift.agent import packages as pkgs
+from skylift.agent.app import boot_doc, node_boot_id, version_doc
 from skylift.agent.hypervisor.simaddr import SHARED_FILE
 from skylift.agent.node import NODE_FILE, read_node
 from skylift.lineage import release
@@ -27,7 +33,7 @@ class FarmHost:
 
     __slots__ = ("address", "node_root", "uuid", "role", "os_release", "agent_version",
                  "agent_boot_id", "started_at", "restarts", "up", "connections", "_driver",
-                 "tls_files", "_tls", "_tls_stamp")
+                 "tls_files", "_tls", "_tls_stamp", "_leaving")
     driver_name = "sim"  # what the agent's version document reports, without making the driver
     restarts_itself = True  # the farm restarts a host's agent in-process (restart_soon)
 
@@ -41,6 +47,7 @@ class FarmHost:
         self.restarts = 0
         self.up = True
         self.connections: set = set()  # open HTTP connections of this host's agent
+        self._leaving: set = set()  # those of an agent that handed over, closed once it answered
         self._driver = None
         self._tls, self._tls_stamp = None, None
         self.start_agent()
@@ -69,6 +76,28 @@ class FarmHost:
         """What an agent's self-upgrade restart does, on the farm's loop (its transports)."""
         self.restart_agent()
 
+    def hand_over(self) -> dict:
+        """What a detached agent's handover does (skylift.agent.handover): the agent now
+        installed serves from here on, new connections are its own, and the old agent's end
+        after its answer (exit_after_answer). Called from the route's worker thread; the
+        host's state changes on the farm's loop."""
+        return anyio.from_thread.run(self._hand_over)
+
+    async def _hand_over(self) -> dict:
+        self._leaving = self.connections
+        self.connections = set()
+        self.start_agent()
+        self.restarts += 1
+        return {**version_doc(self), **boot_doc(self, os.getpid(), _kernel_boot_id())}
+
+    async def exit_after_answer(self) -> None:
+        """The old agent ends: its connections close (the order's, once answered, too)."""
+        leaving, self._leaving = self._leaving, set()
+        for proto in leaving:
+            transport = getattr(proto, "transport", None)
+            if transport is not None:
+                transport.close()
+
     def tls_context(self) -> ssl.SSLContext | None:
         """This host's agent's server context, or None while it has no certificate."""
         return self._tls
@@ -92,6 +121,11 @@ class FarmHost:
 
             self._driver = SimDriver(self.node_root, self.address)
         return self._driver
+
+
+@lru_cache(maxsize=1)
+def _kernel_boot_id() -> str:
+    return node_boot_id()
 
 
 def _stamp(files: tuple[Path, ...] | None) -> tuple | None:

@@ -5,7 +5,9 @@ On every connect the MN compares the agent's reported `agent_version` with the s
 package of its local repo; an older agent gets the package pushed and installed, then is
 restarted (its VMs keep running: they belong to the hypervisor). An agent that can
 (skylift.agent.self_upgrade: its release has it, it answered over mutual TLS) is instead
-ordered to install it from the MN's repository itself and restart: one request, no SSH. When the global setting
+ordered to install it from the MN's repository itself and restart: one request, no SSH. One
+that hands its socket to the new agent (skylift.agent.handover) answers with the new agent's
+version document, and the MN has no restarted agent to reach. When the global setting
 host.updatePkgWhenConnect is true, the host's libvirt and QEMU are brought to the repo's
 versions too, with the lineage's rule that an existing host never goes past QEMU 2.12
 (`lineage.UPGRADED_HOST_QEMU`): QEMU 4.2 is for new installs only.
@@ -337,11 +339,17 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
             index = catalog.index(os)
             pkg = index.find(AGENT, want)
             file = catalog.package_file(os, pkg)
-            if not (reply.get("self_upgrade") and client.schemes.over_tls()
-                    and await _ordered(client, pkg)):
+            answer = None
+            if reply.get("self_upgrade") and client.schemes.over_tls():
+                answer = await _ordered(client, pkg)
+            if answer is None:
                 touched = True
                 await _upgrade_over_transport(res, pkg, file, client, ops, trust)
-            outcome.reply = await wait_for_version(client, want, restart_timeout)
+            successor = (answer or {}).get("successor") or {}
+            if successor.get("agent_version") == want:  # handed over: it serves already
+                outcome.reply = successor
+            else:  # it restarts: reach the new agent
+                outcome.reply = await wait_for_version(client, want, restart_timeout)
             outcome.agent_upgraded_from = have or "unknown"
         if update_packages and res.kind == HOST and res.libvirt_auto_upgrade:
             updates = catalog.host_updates(os, outcome.reply.get("qemu"),
@@ -358,16 +366,16 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
     return outcome
 
 
-async def _ordered(client: AsyncAgentClient, pkg: PackageEntry) -> bool:
-    """Order an agent that can to upgrade itself (one request over mutual TLS, no SSH);
-    False when it refused or failed before restarting (it is then upgraded over SSH)."""
+async def _ordered(client: AsyncAgentClient, pkg: PackageEntry) -> dict | None:
+    """Order an agent that can to upgrade itself (one request over mutual TLS, no SSH); its
+    answer (with "successor", the new agent's version document, when it handed its socket
+    over), or None when it refused or failed before restarting (then it goes over SSH)."""
     try:
-        await client.upgrade_self(pkg.version, pkg.sha256)
+        return await client.upgrade_self(pkg.version, pkg.sha256)
     except SkyliftError as exc:
         log.warning("agent at %s did not take the upgrade order (%s): upgrading it over SSH",
                     client.base_url, exc.what)
-        return False
-    return True
+        return None
 
 
 async def _upgrade_over_transport(res: Resource, pkg: PackageEntry, file: Path | None,
