@@ -7,13 +7,12 @@ lifecycle helpers (launch.py) of a later process can find and stop it.
 from __future__ import annotations
 
 import os
-import ssl
 from pathlib import Path
 
 from skylift.agent.handover import Listener, announce, listening_socket, serve_announced
 from skylift.agent.node import check_role, init_node
 from skylift.agent.store import read_json, write_json
-from skylift.pki.trust import node_tls_files
+from skylift.pki.trust import node_tls_files, server_context
 from skylift.secrets import read_secret
 
 AGENT_FILE = "agent.json"
@@ -37,12 +36,12 @@ def serve(node_root: Path, role: str, port: int, host: str = "127.0.0.1", driver
     app = create_app(node_root, driver=driver, host=host, token=token)
     node = app.state.node
     tls = node_tls_files(node_root)
-    # with a certificate: TLS only, and only clients the cloud's CA signed for client use
-    ssl_options = {} if tls is None else {
-        "ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1]), "ssl_ca_certs": str(tls[2]),
-        "ssl_cert_reqs": ssl.CERT_REQUIRED}
     sock = listening_socket(host, port)  # inherited from the agent handing over, or bound
-    config = uvicorn.Config(app, log_level="warning", access_log=False, **ssl_options)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    config.load()
+    # with a certificate: TLS only, and only clients the cloud's CA signed for client use
+    # (the farm's agents serve the same context: skylift.lab.farm_hosts)
+    config.ssl = server_context(*tls) if tls is not None else None
     server = uvicorn.Server(config)
     node.listener = Listener(sock, server)
 
