@@ -165,8 +165,9 @@ def test_agents_that_upgrade_themselves_are_rolled_out_without_ssh(farm_factory,
     report = asyncio.run(reconnect_farm(db, farm, repo, trust=trust, over_ssh=False))
     assert report.failures == {}
     # each handed its socket over and answered the order with its successor's version: the
-    # MN connected once per agent, not again to a restarted one
+    # MN connected once per agent (one TLS handshake), not again to a restarted one
     assert waited == []
+    assert report.agent_connections == len(nodes)
     assert report.connected == report.agents_upgraded == len(nodes)
     assert asyncio.run(_tls_versions(farm, farm.addresses, trust)) == ["4.3.12.1"] * len(nodes)
     after = asyncio.run(_boot_ids(farm, trust))

@@ -217,6 +217,7 @@ class AgentHttp:
         self.context, self.max_keepalive, self.timeout = verify, max_keepalive, timeout
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._order: dict[_Connection, tuple[str, str, int]] = {}  # idle ones, oldest first
+        self.opened = 0  # connections made (each over TLS a handshake): what reuse saved
 
     async def _connect(self, key: tuple[str, str, int], timeout: float | None) -> _Connection:
         scheme, host, port = key
@@ -229,6 +230,7 @@ class AgentHttp:
                 _, conn = await loop.create_connection(
                     _Connection, host, port, ssl=tls, server_hostname=host if tls else None,
                     ssl_handshake_timeout=timeout if tls else None)
+        self.opened += 1
         return conn
 
     def _take_idle(self, key) -> _Connection | None:

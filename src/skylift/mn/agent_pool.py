@@ -30,6 +30,7 @@ class AgentPool:
         self.connect_timeout, self.trust = connect_timeout, trust
         self._http: AgentHttp | None = None
         self._clients: dict[str, tuple[str, AsyncAgentClient]] = {}
+        self._opened_before = 0  # by the clients closed so far
 
     def open(self) -> None:
         """Make the connection client, if not made yet."""
@@ -41,6 +42,11 @@ class AgentPool:
     @property
     def is_open(self) -> bool:
         return self._http is not None
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections made to agents since this pool was made (over TLS, handshakes)."""
+        return self._opened_before + (self._http.opened if self._http else 0)
 
     def client(self, key: str, address: str, url: Callable[[], str]) -> AsyncAgentClient:
         """The client for one agent (kept while its address stays the same)."""
@@ -58,4 +64,5 @@ class AgentPool:
         http, self._http = self._http, None
         self._clients.clear()
         if http is not None:
+            self._opened_before += http.opened
             await http.aclose()

@@ -359,6 +359,7 @@ class ConnectionManager:
             log.warning("connection states not written before the storm: %s",
                         str(exc).splitlines()[0])
         report = ReconnectReport(total=len(resources))
+        opened = self.pool.connections_opened
         progress = on_progress or self.on_progress
         done = 0
         reasons: dict[str, int] = {}  # failures by reason, as they happened
@@ -400,6 +401,7 @@ class ConnectionManager:
         finally:
             reporter.cancel()
         await self.flush()
+        report.agent_connections = self.pool.connections_opened - opened
         report.seconds = time.perf_counter() - started
         log.info("reconnected %d/%d resources in %.1fs (%d agents upgraded, %d failed%s)",
                  report.connected, report.total, report.seconds, report.agents_upgraded,

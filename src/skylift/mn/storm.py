@@ -18,6 +18,7 @@ class ReconnectReport:
     seconds: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)  # uuid -> what went wrong
     by_kind: dict[str, int] = field(default_factory=dict)
+    agent_connections: int = 0  # connections (TLS handshakes) the storm made to agents
 
     @property
     def failed(self) -> int:
@@ -32,6 +33,7 @@ class ReconnectReport:
                 "agents_upgraded": self.agents_upgraded,
                 "packages_updated": self.packages_updated, "seconds": round(self.seconds, 3),
                 "per_second": round(self.per_second, 1), "by_kind": self.by_kind,
+                "agent_connections": self.agent_connections,
                 "failures": self.failures}
 
 
