@@ -22,13 +22,12 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import asyncssh
-
 from skylift.agent import packages as pkgs
 from skylift.agent.tls import INSTALL as TLS_INSTALL
 from skylift.agent.tls import install_from_document
 from skylift.lab.farm_hosts import FarmHost
 from skylift.transport.known_hosts import host_pattern
+from skylift.transport.sshlib import asyncssh
 
 PACKAGES_MODULE = "skylift.agent.packages"
 # the ways an agent restart is asked for; a farm host's agent restarts in-process

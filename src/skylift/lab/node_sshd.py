@@ -26,12 +26,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncssh
-
 from skylift.lab.errors import LabError
 from skylift.lab.netns import LabNetwork, NsNode
 from skylift.processes import ProcessId, cmdline, stop
 from skylift.transport import known_hosts as kh
+from skylift.transport.sshlib import asyncssh
 
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd's privilege separation folder; it refuses to start without

@@ -44,9 +44,8 @@ def mn_ssh_key(home: Path) -> Path:
     """The MN's own SSH key (made once, 0600): how it reaches hosts added with a password."""
     path = home / "mn" / "ssh" / MN_KEY
     if not path.exists():
-        import asyncssh
-
         from skylift.files import write_atomic
+        from skylift.transport.sshlib import asyncssh
 
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = asyncssh.generate_private_key("ssh-ed25519", comment="skylift-mn")

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import asyncssh
-
 from skylift.errors import (ConfigError, HostKeyChanged, HostKeyUnknown, SkyliftError,
                             UsageError)
 from skylift.files import write_atomic
+from skylift.transport.sshlib import asyncssh
 
 STRICT = "strict"          # a node not in known_hosts is refused (StrictHostKeyChecking yes)
 ACCEPT_NEW = "accept-new"  # its first key is accepted and recorded (trust on first use)

@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Coroutine
 
-import asyncssh
-
 from skylift.errors import NodeLoginRefused, NodeUnreachable, TransportError
 from skylift.secrets import read_secret, redact
 from skylift.transport import known_hosts as kh
 from skylift.transport.base import Result, Transport
+from skylift.transport.sshlib import asyncssh
 
 PASSWORD_ENV = "SKYLIFT_SSH_PASSWORD"
 # Algorithm preferences: first the cheapest secure choices, then fallbacks a node's sshd may
