@@ -80,3 +80,52 @@ def test_a_restarted_farm_host_serves_the_certificate_its_node_root_holds_now(tm
     host.restart_agent()
     rotated = host.tls_context()
     assert rotated is not None and rotated is not first  # loaded from the new files
+
+
+def test_a_farm_hosts_upgrade_order_is_the_agents_own(tmp_path):
+    """The order is answered before FastAPI's routing (a rollout's hot path) with the agent's
+    own answer: refused over plain HTTP, its validation error (422) and token rule (401) as
+    the agent's app gives them, and over TLS the new agent's document, a handover."""
+    from skylift.pki.trust import AgentTrust
+
+    trust = AgentTrust.of_home(tmp_path / "mn-home")
+    root = tmp_path / "node"
+    prepare_node_root(root, "uuid-0", "host", "c74", host_packages("4.3.12", "c74"),
+                      tmp_path / "sim")
+    trust.issue(ADDRESSES[0], root, durable=False)
+    host = load_host(ADDRESSES[0], root)
+    farm = create_farm_app({ADDRESSES[0]: host}, token="tok")
+    order = {"version": "4.3.12.1"}
+
+    async def calls() -> dict:
+        out = {}
+        for scheme in ("http", "https"):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=farm),
+                                         base_url=f"{scheme}://{ADDRESSES[0]}:7070",
+                                         headers={"X-Skylift-Token": "tok"}) as http:
+                out[scheme] = {
+                    "bad token": await http.post("/v1/agent/upgrade", json=order,
+                                                 headers={"X-Skylift-Token": "no"}),
+                    "bad version": await http.post("/v1/agent/upgrade",
+                                                   json={"version": "4.3.12.1; rm -rf /"}),
+                    "order": await http.post("/v1/agent/upgrade", json=order),
+                    "version": await http.get("/v1/version"),
+                }
+        return out
+
+    got = asyncio.run(calls())
+    plain, tls = got["http"], got["https"]
+    assert plain["order"].status_code == 409 and plain["order"].json()["error"] == "Refused"
+    assert "mutual TLS" in plain["order"].json()["what"]
+    assert plain["version"].json()["agent_version"] == "4.3.12"  # the refusal changed nothing
+    for answers in (plain, tls):
+        assert answers["bad token"].status_code == 401
+        assert answers["bad version"].status_code == 422
+        assert "version" in answers["bad version"].json()["what"]
+    assert tls["order"].status_code == 200
+    answer = tls["order"].json()
+    assert (answer["restarting"], answer["previous"]) == (False, "4.3.12")
+    assert answer["successor"]["agent_version"] == "4.3.12.1"
+    assert answer["successor"]["agent_boot_id"] == host.agent_boot_id
+    assert tls["version"].json()["agent_version"] == "4.3.12.1"
+    assert host.restarts == 1

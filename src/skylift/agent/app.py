@@ -322,19 +322,25 @@ def agent_app(node_of: NodeLookup, *, token: str | None = None, title: str = "sk
     def upgrade_itself(request: Request, req: SelfUpgrade) -> JSONResponse:
         """Install skylift-agent req.version; hand the socket over to it and answer with its
         version document (200), or answer and then restart onto it (202)."""
-        node = node_of(request)
-        done = self_upgrade.upgrade_self(node, req.version, req.sha256, request.url.scheme)
-        successor = node.hand_over()
-        # "close": this agent ends after answering; a client that kept the connection would
-        # send its next request into it, only to be hung up on
-        if successor is not None:
-            return JSONResponse({**done, "restarting": False, "successor": successor},
-                                headers={"Connection": "close"},
-                                background=BackgroundTask(node.exit_after_answer))
-        return JSONResponse(done, status_code=202, headers={"Connection": "close"},
-                            background=BackgroundTask(node.restart_soon))
+        return take_upgrade_order(node_of(request), req, request.url.scheme)
 
     return app
+
+
+def take_upgrade_order(node: ServedNode, req: SelfUpgrade, scheme: str) -> JSONResponse:
+    """The answer to an upgrade order (skylift.agent.self_upgrade), the new agent installed:
+    200 with the new agent's document once it serves on this one's socket, or 202 and a
+    restart once answered."""
+    done = self_upgrade.upgrade_self(node, req.version, req.sha256, scheme)
+    successor = node.hand_over()
+    # "close": this agent ends after answering; a client that kept the connection would
+    # send its next request into it, only to be hung up on
+    if successor is not None:
+        return JSONResponse({**done, "restarting": False, "successor": successor},
+                            headers={"Connection": "close"},
+                            background=BackgroundTask(node.exit_after_answer))
+    return JSONResponse(done, status_code=202, headers={"Connection": "close"},
+                        background=BackgroundTask(node.restart_soon))
 
 
 def error_status(exc: SkyliftError) -> int:

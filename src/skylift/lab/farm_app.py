@@ -11,18 +11,24 @@ import json
 import os
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
-from skylift.agent.app import agent_app, boot_doc, health_doc, node_boot_id, version_doc
+from skylift.agent.app import (SelfUpgrade, agent_app, boot_doc, error_status, health_doc,
+                               node_boot_id, take_upgrade_order, version_doc)
+from skylift.agent.wire import UPGRADE_ROUTE
+from skylift.errors import SkyliftError
 from skylift.lab.farm_hosts import FarmHost
 
 
 def create_farm_app(hosts: dict[str, FarmHost], token: str | None = None):
     """One ASGI app answering as the agent of whichever farm host the client dialled.
 
-    GET health, version and boot-id (what a reconnect storm of thousands of hosts asks) are
-    answered before FastAPI's routing and validation, which cost more than the answer; the
-    documents are the agent's own, and a request with a wrong token falls through to the
-    agent's app for its 401.
+    GET health, version and boot-id (what a reconnect storm of thousands of hosts asks) and
+    the upgrade order of a rollout are answered before FastAPI's routing and thread pool,
+    which cost more than the answer: by the agent's own functions (its documents, its model
+    of the order, take_upgrade_order). A request with a wrong token, or an order that does not
+    validate, falls through to the agent's app for its 401 or 422.
     """
 
     def host_of(request: Request) -> FarmHost:
@@ -51,9 +57,49 @@ def create_farm_app(hosts: dict[str, FarmHost], token: str | None = None):
                                         (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
+        if (scope["type"] == "http" and scope["method"] == "POST"
+                and scope.get("path") == UPGRADE_ROUTE):
+            host = hosts.get((scope.get("server") or ("",))[0])
+            if host is not None and host.up and (want is None or _token_ok(scope, want)):
+                body = await _body(receive)
+                try:
+                    order = SelfUpgrade.model_validate_json(body)
+                except ValidationError:
+                    order = None
+                if order is not None:
+                    try:
+                        answer = take_upgrade_order(host, order, scope.get("scheme", "http"))
+                    except SkyliftError as exc:
+                        answer = JSONResponse(exc.to_dict(), status_code=error_status(exc))
+                    await answer(scope, receive, send)
+                    return
+                receive = _replay(body)
         await api(scope, receive, send)
 
     return app
+
+
+async def _body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes):
+    """A receive() that gives the app a body already read."""
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def _token_ok(scope, want: bytes) -> bool:

@@ -10,6 +10,7 @@ agent's state from the answer on, the old agent's connections closed once it ans
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -79,11 +80,18 @@ class FarmHost:
     def hand_over(self) -> dict:
         """What a detached agent's handover does (skylift.agent.handover): the agent now
         installed serves from here on, new connections are its own, and the old agent's end
-        after its answer (exit_after_answer). Called from the route's worker thread; the
-        host's state changes on the farm's loop."""
-        return anyio.from_thread.run(self._hand_over)
+        after its answer (exit_after_answer). The host's state changes on the farm's loop:
+        from the agent app's worker thread, it is run there."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread of the agent's app
+            return anyio.from_thread.run(self._hand_over)
+        return self._swap()
 
     async def _hand_over(self) -> dict:
+        return self._swap()
+
+    def _swap(self) -> dict:
         self._leaving = self.connections
         self.connections = set()
         self.start_agent()
