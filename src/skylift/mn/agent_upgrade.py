@@ -338,13 +338,14 @@ async def upgrade_on_connect(res: Resource, reply: dict, client: AsyncAgentClien
         if want and vkey(have) < vkey(want):
             index = catalog.index(os)
             pkg = index.find(AGENT, want)
-            file = catalog.package_file(os, pkg)
             answer = None
             if reply.get("self_upgrade") and client.schemes.over_tls():
+                # the agent downloads the package and checks it against pkg.sha256 itself
                 answer = await _ordered(client, pkg)
             if answer is None:
                 touched = True
-                await _upgrade_over_transport(res, pkg, file, client, ops, trust)
+                await _upgrade_over_transport(res, pkg, catalog.package_file(os, pkg), client,
+                                              ops, trust)
             successor = (answer or {}).get("successor") or {}
             if successor.get("agent_version") == want:  # handed over: it serves already
                 outcome.reply = successor
