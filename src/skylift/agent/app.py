@@ -34,7 +34,7 @@ from skylift.agent import packages as pkgs
 from skylift.agent import self_upgrade
 from skylift.agent import volumes as vols
 from skylift.agent.code import public_code
-from skylift.agent.handover import HandoverFailed, Listener
+from skylift.agent.handover import Listener
 from skylift.agent.hypervisor import HypervisorDriver, get_driver
 from skylift.agent.ids import (PACKAGE_NAME_PATTERN, PACKAGE_VERSION_PATTERN, RULES,
                                UUID_PATTERN, UUID_RULE)
@@ -162,7 +162,7 @@ class LocalNode:
             return None
         try:
             return self_upgrade.hand_over_to_installed(self.node_root, self.listener)
-        except HandoverFailed as exc:
+        except SkyliftError as exc:  # HandoverFailed, or a service without its spec
             log.warning("agent handover failed, restarting instead: %s (%s)", exc.what, exc.why)
             return None
 

@@ -122,7 +122,10 @@ def hand_over(listener: Listener, argv: list[str], env: dict[str, str], log_path
         raise
     finally:
         os.close(read_end)
-    listener.stop_accepting()
+    try:
+        listener.stop_accepting()
+    except (TimeoutError, RuntimeError):  # this agent's exit closes its copy all the same
+        pass
     return doc
 
 
