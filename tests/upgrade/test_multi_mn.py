@@ -236,8 +236,8 @@ def test_the_vip_holder_dies_mid_upgrade_and_the_new_holder_continues(at_home):
                  300, "the run to reach the repositories")
         ha_lab.kill_node(state, first["name"])
         proc.communicate()
-        new = wait_for(lambda: (h := ha_lab.holder(state)) and h["name"] != first["name"]
-                       and h, 60, "the VIP on another MN")
+        new = wait_for(lambda: ha_lab.holder(state, besides=first["name"]), 60,
+                       "the VIP on another MN")
 
         def resumed():
             done = skylift(state, "upgrade", "resume")

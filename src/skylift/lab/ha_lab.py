@@ -261,10 +261,12 @@ def _start_keepalived(state: dict, net: LabNetwork, node: NsNode) -> dict:
 
 
 # --- faults and repair ------------------------------------------------------------------------
-def holder(state: dict) -> dict | None:
-    """The MN entry whose node carries the VIP now (None: no node does)."""
+def holder(state: dict, besides: str | None = None) -> dict | None:
+    """The MN entry whose node carries the VIP now (None: no node does); with `besides`, a
+    node other than that one. A node killed while it held the VIP keeps the address on its
+    dead link (kill_node), so after a kill ask for the holder besides it."""
     net, nodes = network(state)
-    found = vip_holders(nodes, state["ha"]["vip"])
+    found = vip_holders([n for n in nodes if n.name != besides], state["ha"]["vip"])
     return next((m for m in state["ha"]["mns"] if found and m["name"] == found[0].name), None)
 
 
