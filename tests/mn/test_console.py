@@ -13,7 +13,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from browser_kit import wait_for
+from browser_kit import severe_console_errors, wait_for
 from console_kit import (bars, caption_total, click, column, go, open_console, script_errors,
                          sign_in, text)
 from mn_kit import db_url, running_mn, seeded_sqlite
@@ -118,6 +118,21 @@ def test_a_reload_while_the_mn_does_not_answer_waits_for_it_and_keeps_the_header
         page.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
         page.execute_cdp_cmd("Network.disable", {})
     assert not script_errors(page)
+
+
+def test_a_console_whose_token_is_gone_asks_the_mn_nothing_and_shows_sign_in(page, cloud):
+    """The MN counts calls without credentials against the caller's address (429 after ten a
+    minute): a console left without its token stops polling instead of locking its users out."""
+    severe_console_errors(page)  # forget what signing in logged
+    page.execute_script("sessionStorage.clear();")
+    error = wait_for(page, "#sign-in-error .error")  # the overview's next refresh noticed
+    assert "signed out" in error.find_element(By.CSS_SELECTOR, ".what").text
+    page.switch_to.active_element.send_keys("half-typed")
+    time.sleep(5.5)  # the overview refreshes every 5 s: a page still polling would show here
+    refused = [e for e in severe_console_errors(page) if " 401 " in e["message"]]
+    assert refused == []  # not one call reached the MN without a token
+    assert page.find_element(By.ID, "token").get_attribute("value") == "half-typed"
+    assert not page.find_element(By.ID, "nav").is_displayed()
 
 
 def test_the_overview_shows_what_the_api_counts(page, cloud):

@@ -32,9 +32,21 @@ SK.unreachable = (err) => new ApiError(0, {
 });
 
 // Call the API with the signed-in token; JSON in and out; throws ApiError.
+// Without a token it asks nothing: the MN counts every call without valid credentials
+// against the caller's address, and a console polling without one would lock out every
+// operator behind that address (429) within a minute.
 SK.api = async (path, options = {}) => {
+  if (!SK.token()) {
+    const err = new ApiError(401, {
+      what: "this console is signed out",
+      why: "its token is gone (signed out, or this tab's storage was cleared)",
+      next: "sign in again with the admin token or an account's token",
+    });
+    if (SK.onSignedOut) SK.onSignedOut(err);
+    throw err;
+  }
   const headers = Object.assign({ "Accept": "application/json" }, options.headers || {});
-  if (SK.token()) headers["Authorization"] = "Bearer " + SK.token();
+  headers["Authorization"] = "Bearer " + SK.token();
   const init = Object.assign({}, options, { headers, cache: "no-store" });
   if (options.json !== undefined) {
     init.method = init.method || "POST";

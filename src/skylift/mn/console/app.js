@@ -27,9 +27,14 @@ function pageHandle() {
   return handle;
 }
 
-async function show() {
+// Stop the page shown: its polling ends (a signed-out page must not keep calling the MN).
+function leave() {
   for (const t of current.timers) clearInterval(t);
   current.left = true;
+}
+
+async function show() {
+  leave();
   const view = document.getElementById("view");
   if (!SK.token()) {
     signInView(view);
@@ -101,8 +106,11 @@ async function signedIn(who) {
 }
 
 SK.onSignedOut = (err) => {
+  const already = !SK.who && document.getElementById("sign-in");
+  leave();
   SK.forgetToken();
   SK.who = null;
+  if (already) return;  // a second poll's answer must not wipe what is being typed
   signInView(document.getElementById("view"), err);
 };
 
