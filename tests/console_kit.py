@@ -14,11 +14,11 @@ from browser_kit import WAIT_SECONDS, severe_console_errors, wait_for
 
 def open_console(driver, url: str) -> None:
     """A fresh console at url: signed out, nothing left of an earlier test in this tab."""
-    # storage is per origin: clear it on a page of the MN that runs no console, so no page of
-    # an earlier test starts polling with its token and is then left without one
+    # storage is per origin: clear it on a page of the MN that runs no console (a new
+    # document, so nothing of the last page still runs), so no page of an earlier test starts
+    # polling with its token and is then left without one
     driver.get(url + "/v1/version")
     driver.execute_script("sessionStorage.clear(); localStorage.clear();")
-    driver.get("about:blank")  # a new document: nothing of the last page still running
     driver.get(url + "/#/overview")
     severe_console_errors(driver)  # drop what an earlier test left in the log
     wait_for(driver, "#token")
